@@ -1,0 +1,3 @@
+from longdiv.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""Writes what a run did into its run folder: per-problem predictions and a `run.json` record."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from longdiv.stats import wilson
+
+PACKAGES = ("torch", "lightning", "transformers", "torchmetrics", "jsonargparse", "wandb", "mathematics-dataset")
+
+
+def _gather(obj):
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        parts = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, obj)
+        return [x for part in parts for x in part]
+    return obj
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+class RunRecord(L.Callback):
+    """Times fit and test, writes `predictions.jsonl` after test and `run.json` after fit and after test.
+
+    Args:
+        config: The resolved run config (a plain dict), stored in the record; the CLI passes it.
+    """
+
+    def __init__(self, config: dict | None = None):
+        self.config = config or {}
+        self.record: dict = {}
+        self._start = 0.0
+
+    def _folder(self, trainer) -> Path:
+        folder = Path(trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def on_fit_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_fit_end(self, trainer, pl_module):
+        self.record["fit_seconds"] = round(time.perf_counter() - self._start, 1)
+        self._write(trainer, pl_module, "fit")
+
+    def on_test_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_test_end(self, trainer, pl_module):
+        self.record["eval_seconds"] = round(time.perf_counter() - self._start, 1)
+        records = sorted(_gather(pl_module.records), key=lambda r: r["index"])
+        if trainer.is_global_zero:
+            with (self._folder(trainer) / "predictions.jsonl").open("w") as f:
+                for r in records:
+                    f.write(json.dumps(r) + "\n")
+        correct = sum(r["correct"] for r in records)
+        low, high = wilson(correct, len(records))
+        self.record |= dict(
+            accuracy=correct / max(1, len(records)), correct=correct, n_eval=len(records), wilson_low=low,
+            wilson_high=high, parse_failures=sum(r["parsed"] is None for r in records),
+        )
+        self._write(trainer, pl_module, "test")
+
+    def _write(self, trainer, pl_module, stage: str) -> None:
+        data = trainer.datamodule
+        lengths = [len(e) for e in data.train_examples]
+        self.record |= dict(
+            stage=stage,
+            format=data.hparams.format,
+            num_demos=len(data.train_examples),
+            data_seed=data.hparams.data_seed,
+            data_hash=data.hash,
+            removed_overlap=data.removed_overlap,
+            n_val=len(data.eval_examples.get("val", [])),
+            n_test=len(data.eval_examples.get("test", [])),
+            mean_tokens=sum(lengths) / max(1, len(lengths)),
+            max_tokens=max(lengths, default=0),
+            model=pl_module.hparams.model,
+            metrics={k: float(v) for k, v in trainer.callback_metrics.items()},
+            versions=versions(),
+            git_commit=git_commit(),
+            config=self.config,
+            run_dir=str(self._folder(trainer)),
+        )
+        if trainer.is_global_zero:
+            path = self._folder(trainer) / "run.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.record, indent=2, default=str))
+            os.replace(tmp, path)

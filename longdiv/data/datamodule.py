@@ -1,0 +1,266 @@
+"""The LightningDataModule: draws problems, renders demonstrations, tokenizes and batches them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from longdiv.data import formats
+from longdiv.data.problems import Problem, generate, read_file
+from longdiv.models.loading import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Example:
+    problem: Problem
+    prompt_ids: list[int]
+    completion_ids: list[int]  # ends with EOS
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids) + len(self.completion_ids)
+
+
+def collate_train(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pads on the right. Labels come from lengths: -100 on the prompt and padding, token ids on the completion
+    and its EOS, so a pad id that equals EOS never hides the EOS that must be learned."""
+    width = max(map(len, examples))
+    input_ids = torch.full((len(examples), width), pad_id)
+    labels = torch.full((len(examples), width), -100)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        ids = ex.prompt_ids + ex.completion_ids
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, len(ex.prompt_ids) : len(ids)] = torch.tensor(ex.completion_ids)
+        attention_mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pads prompts on the left so that generation continues every row from the same position."""
+    width = max(len(ex.prompt_ids) for _, ex in examples)
+    input_ids = torch.full((len(examples), width), pad_id)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, (_, ex) in enumerate(examples):
+        input_ids[row, width - len(ex.prompt_ids) :] = torch.tensor(ex.prompt_ids)
+        attention_mask[row, width - len(ex.prompt_ids) :] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "index": torch.tensor([i for i, _ in examples]),
+        # A generation budget from the reference trace's length: enough room to be right, bounded when wrong.
+        "max_new_tokens": torch.tensor(2 * max(len(ex.completion_ids) for _, ex in examples) + 8),
+    }
+
+
+class BucketSampler(Sampler[int]):
+    """Training order in which neighbouring examples have similar lengths, so batches carry little padding.
+
+    Each epoch (set by Lightning through `set_epoch`) shuffles the examples, sorts windows of 16 batches by length, cuts them into batches and shuffles
+    the batches. Under several processes, each rank takes every world-th batch; ranks pad with repeated batches
+    so that all take the same number of steps.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.lengths, self.batch_size, self.seed, self.rank, self.world = lengths, batch_size, seed, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        window = 16 * self.batch_size
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start : start + window], key=self.lengths.__getitem__)
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        per_rank = -(-len(batches) // self.world)
+        batches += batches[: per_rank * self.world - len(batches)]
+        return batches[self.rank :: self.world]
+
+    def __iter__(self):
+        for batch in self.batches():
+            yield from batch
+
+    def __len__(self) -> int:
+        return sum(map(len, self.batches()))
+
+
+def data_hash(train: list[Example], evals: dict[str, list[Problem]]) -> str:
+    """A fingerprint of every demonstration (as token ids) and every evaluation problem."""
+    digest = hashlib.sha256()
+    for ex in train:
+        digest.update(repr((ex.prompt_ids, ex.completion_ids)).encode())
+    for name in sorted(evals):
+        digest.update(name.encode() + repr([p.key for p in evals[name]]).encode())
+    return digest.hexdigest()[:16]
+
+
+class DivisionData(L.LightningDataModule):
+    def __init__(
+        self,
+        format: str = "sub",
+        num_demos: int = 200,
+        data_seed: int = 0,
+        train_file: str | None = None,
+        train_split: str = "train",
+        num_val: int = 100,
+        val_file: str | None = None,
+        num_test: int = 500,
+        test_file: str | None = None,
+        eval_split: str = "interpolate",
+        tokenizer_name: str = "tiny",
+        max_length: int | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 32,
+    ):
+        """Division demonstrations for training and problems for evaluation.
+
+        Args:
+            format: Demonstration format, by registry name (see `longdiv.data.formats`).
+            num_demos: Training demonstrations. Taken from `train_file` (a seeded sample when the file has more)
+                or drawn from the generator's `train_split`.
+            data_seed: Seeds which problems are drawn; separate from the training seed.
+            train_file: A problems file (`question|answer` lines or the DeepMind layout) to train on.
+            train_split: Generator split for training problems when there is no `train_file`.
+            num_val: Validation problems drawn from the generator's `eval_split` (ignored with `val_file`).
+            val_file: A problems file to validate on, used whole.
+            num_test: Test problems drawn from the generator's `eval_split` (ignored with `test_file`).
+            test_file: A problems file to test on, used whole.
+            eval_split: Generator split for validation and test problems.
+            tokenizer_name: Tokenizer name; linked from the model's name by the CLI.
+            max_length: The model's context in tokens; demonstrations longer than it are an error.
+            batch_size: Training batch size.
+            eval_batch_size: Problems generated together in evaluation.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.format = formats.get_format(format)
+        problems = []
+        if num_demos < 1:
+            problems.append(f"num_demos is {num_demos}; it must be at least 1")
+        for name in ("train_file", "val_file", "test_file"):
+            if getattr(self.hparams, name) is not None:
+                if not Path(getattr(self.hparams, name)).is_file():
+                    problems.append(f"{name} {getattr(self.hparams, name)!r} does not exist; pass an existing file")
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.tokenizer = None
+        self.train_examples: list[Example] = []
+        self.eval_examples: dict[str, list[Example]] = {}
+        self.removed_overlap = 0
+        self.hash = None
+
+    # Problems ------------------------------------------------------------------------------------------------
+    def train_problems(self) -> list[Problem]:
+        hp = self.hparams
+        if hp.train_file is None:
+            return generate(hp.train_split, hp.num_demos, hp.data_seed)
+        pool = read_file(hp.train_file)
+        if hp.num_demos > len(pool):
+            raise ValueError(
+                f"num_demos is {hp.num_demos} but {hp.train_file} holds {len(pool)} problems; lower num_demos or "
+                "train from the generator (drop train_file)"
+            )
+        if hp.num_demos == len(pool):
+            return pool
+        return random.Random(hp.data_seed).sample(pool, hp.num_demos)
+
+    def eval_problems(self, stage: str) -> list[Problem]:
+        hp = self.hparams
+        path = hp.val_file if stage == "val" else hp.test_file
+        if path is not None:
+            return read_file(path)
+        count = hp.num_val if stage == "val" else hp.num_test
+        # Distinct streams per stage, and distinct from any training draw with the same data_seed.
+        return generate(hp.eval_split, count, hp.data_seed * 7919 + (1 if stage == "val" else 2) + 10**6)
+
+    # Tokens --------------------------------------------------------------------------------------------------
+    def encode(self, problem: Problem) -> Example:
+        prompt, completion = self.format.render(problem)
+        tok = self.tokenizer
+        prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        completion_ids = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        return Example(problem, prompt_ids, completion_ids)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return
+        hp = self.hparams
+        self.tokenizer = load_tokenizer(hp.tokenizer_name)
+        train = self.train_problems()
+        seen = {p.key for p in train}
+        if len(seen) < len(train):
+            log.warning("training problems hold %d duplicates", len(train) - len(seen))
+        evals = {}
+        for name in ("val", "test"):
+            problems = self.eval_problems(name)
+            kept = [p for p in problems if p.key not in seen]
+            self.removed_overlap += len(problems) - len(kept)
+            if len(kept) < len(problems):
+                log.warning("removed %d %s problems that are also training problems", len(problems) - len(kept), name)
+            if not kept:
+                raise ValueError(f"every {name} problem is also a training problem; evaluate on other problems")
+            evals[name] = kept
+        self.train_examples = [self.encode(p) for p in train]
+        self.eval_examples = {name: [self.encode(p) for p in ps] for name, ps in evals.items()}
+        limit = hp.max_length or getattr(self.tokenizer, "model_max_length", None)
+        if limit:
+            longest = max(self.train_examples + [e for es in self.eval_examples.values() for e in es], key=len)
+            if len(longest) > limit:
+                raise ValueError(
+                    f"a {hp.format} demonstration is {len(longest)} tokens ({longest.problem.question!r}) but the "
+                    f"model's context is {limit}; choose a shorter format or a model with a longer context"
+                )
+        self.hash = data_hash(self.train_examples, evals)
+        log.info("data hash %s, %d demos, removed %d overlapping", self.hash, len(train), self.removed_overlap)
+
+    # Loaders -------------------------------------------------------------------------------------------------
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank_world()
+        pad = self.tokenizer.pad_token_id
+        sampler = BucketSampler(
+            [len(e) for e in self.train_examples], self.hparams.batch_size, self.hparams.data_seed, rank, world
+        )
+        return DataLoader(
+            self.train_examples,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            collate_fn=partial(collate_train, pad_id=pad),
+        )
+
+    def _eval_loader(self, name: str) -> DataLoader:
+        """Each rank takes its own share of the problems, with no padding, so every problem counts exactly once.
+        Problems are ordered by prompt length so that a batch generates rows of similar length."""
+        rank, world = self._rank_world()
+        examples = self.eval_examples[name]
+        order = sorted(range(len(examples)), key=lambda i: (len(examples[i].prompt_ids), i))[rank::world]
+        pad = self.tokenizer.pad_token_id
+        return DataLoader(
+            [(i, examples[i]) for i in order],
+            batch_size=self.hparams.eval_batch_size,
+            collate_fn=partial(collate_eval, pad_id=pad),
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

@@ -1,0 +1,92 @@
+"""`sub`: long division by repeated subtraction, every digit computed from neighbours at fixed offsets.
+
+The prompt is the question, the dividend's digits tagged with step labels, and a start line. Each line of the
+trace has W = len(divisor) + 1 cells, least significant first. A cell is three characters: the divisor's digit,
+the running value's digit, and a separator that says whether a borrow goes into the next cell ('-') or not
+('.'). The last separator of a subtraction line is therefore the sign of the result. Lines start with a step
+label (bring down that label's digit: the value becomes 10 * kept + digit) or '-' (subtract the divisor once).
+A step subtracts until the result goes negative; the last non-negative value is kept. After the last digit, '='
+repeats the kept value's digits (still least significant first); that is the remainder.
+
+93 mod 59 (W = 3, divisor digits 9 5 0):
+
+    What is the remainder when 93 is divided by 59?     <- prompt
+    p9q3
+    =90.50.00.
+    p99.50.00.                                          <- completion: bring down 9, value 9
+    -90.55-09-                                          9 - 59 < 0: keep 9
+    q93.59.00.                                          bring down 3, value 93
+    -94-53.00.                                          93 - 59 = 34
+    -95-57-09-                                          34 - 59 < 0: keep 34
+    =430                                                remainder 34
+
+Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
+just before it, the divisor digit inside the same cell), which is what a small model with relative position
+embeddings learns from few examples. The quotient digit is never chosen by comparison: it is the number of
+subtractions before the sign flips. The only look-up at a distance is the dividend digit, found by its label.
+"""
+
+from __future__ import annotations
+
+import re
+
+from longdiv.data.formats import register
+from longdiv.data.problems import Problem
+
+LABELS = "pqrstuvwxyzabcdefghijklmno"  # one letter per dividend digit, a single token each
+ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
+
+
+def digits_lsf(value: int, width: int) -> list[int]:
+    """The `width` lowest digits of `value`, least significant first."""
+    return [(value // 10**i) % 10 for i in range(width)]
+
+
+def trace(problem: Problem) -> list[tuple[str, int, list[str]]]:
+    """The lines of the completion as (head, value, separators), value being what the line shows."""
+    m = problem.divisor
+    width = len(str(m)) + 1
+    lines = []
+    kept = 0
+    for label, digit in zip(LABELS, str(problem.dividend)):
+        kept = 10 * kept + int(digit)
+        lines.append((label, kept, ["."] * width))
+        value = kept
+        while True:
+            seps, borrow = [], 0
+            for a, b in zip(digits_lsf(value, width), digits_lsf(m, width)):
+                borrow = int(a - b - borrow < 0)
+                seps.append("-" if borrow else ".")
+            value -= m
+            lines.append(("-", value % 10**width, seps))
+            if value < 0:
+                break
+            kept = value
+    return lines
+
+
+def render_line(head: str, value: int, seps: list[str], divisor: int) -> str:
+    width = len(seps)
+    return head + "".join(f"{d}{v}{s}" for d, v, s in zip(digits_lsf(divisor, width), digits_lsf(value, width), seps))
+
+
+class Sub:
+    name = "sub"
+
+    def render(self, problem: Problem) -> tuple[str, str]:
+        if len(str(problem.dividend)) > len(LABELS):
+            raise ValueError(f"format sub: dividend {problem.dividend} has more than {len(LABELS)} digits")
+        m = problem.divisor
+        width = len(str(m)) + 1
+        labels = "".join(f"{label}{d}" for label, d in zip(LABELS, str(problem.dividend)))
+        prompt = f"{problem.question}\n{labels}\n{render_line('=', 0, ['.'] * width, m)}\n"
+        body = [render_line(head, value, seps, m) for head, value, seps in trace(problem)]
+        answer = "".join(str(d) for d in digits_lsf(problem.remainder, width))
+        return prompt, "\n".join([*body, f"={answer}"]) + "\n"
+
+    def parse(self, text: str) -> int | None:
+        match = ANSWER_RE.search(text)
+        return int(match[1][::-1]) if match else None
+
+
+register(Sub())

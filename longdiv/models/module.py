@@ -1,0 +1,149 @@
+"""The LightningModule: a causal LM trained on demonstrations and evaluated by generating and parsing."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric, SumMetric
+
+from longdiv.data import formats
+from longdiv.data.verify import KINDS, verify
+from longdiv.models import loading
+
+
+def completion_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
+    """Mean next-token cross-entropy over completion tokens only.
+
+    The backbone runs on every position, but the vocabulary projection (49K columns for SmolLM2) runs only where a
+    label exists, so no logits are ever made for prompt or pad positions.
+    """
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), targets[keep])
+
+
+class DivisionLM(L.LightningModule):
+    def __init__(
+        self,
+        model: str = "tiny",
+        tokenizer: str | None = None,
+        config_overrides: dict | None = None,
+        format: str = "sub",
+        lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.05,
+    ):
+        """A causal LM fine-tuned on division demonstrations.
+
+        Args:
+            model: Model name: `smollm2` (offline), `tiny`, `scratch:<arch>`, or a hub id / local folder.
+            tokenizer: Tokenizer name when it differs from the model's (`char` for random-init tests).
+            config_overrides: Architecture changes for random-init models, e.g. `{hidden_size: 32}`.
+            format: Demonstration format used to parse generations; linked from the data's format by the CLI.
+            lr: Peak AdamW learning rate.
+            weight_decay: AdamW weight decay.
+            warmup_ratio: Fraction of the optimizer steps spent warming the learning rate up from 0; the rest
+                decays it to 0 on a cosine.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.format = formats.get_format(format)
+        self.model, self.tokenizer = loading.load(model, tokenizer, config_overrides)
+        self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
+        self.records: list[dict] = []
+
+    @staticmethod
+    def _metrics() -> torch.nn.ModuleDict:
+        # Mean metrics keep (sum, count) and all-reduce both by sum, so accuracy over several processes equals
+        # the single-process figure exactly.
+        metrics = {"remainder_acc": MeanMetric(), "parse_fail_rate": MeanMetric()}
+        metrics |= {f"err_{kind}": SumMetric() for kind in KINDS}
+        return torch.nn.ModuleDict(metrics)
+
+    def training_step(self, batch, batch_idx):
+        loss = completion_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); lower "
+                "model.lr, try fp32 (--trainer.precision 32-true), or resume from the last checkpoint"
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask, max_new_tokens: int) -> list[str]:
+        """Greedy, batched, with the KV cache; returns the decoded continuation of each row up to its EOS."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit:
+            max_new_tokens = max(1, min(max_new_tokens, limit - input_ids.shape[1]))
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        return self.tokenizer.batch_decode(out[:, input_ids.shape[1] :], skip_special_tokens=True)
+
+    def _eval_step(self, batch, stage: str) -> None:
+        texts = self.generate(batch["input_ids"], batch["attention_mask"], int(batch["max_new_tokens"]))
+        examples = self.trainer.datamodule.eval_examples[stage]
+        metrics = self.stage_metrics[stage]
+        for index, text in zip(batch["index"].tolist(), texts):
+            problem = examples[index].problem
+            parsed = self.format.parse(text)
+            verdict = verify(self.hparams.format, problem, text)
+            metrics["remainder_acc"].update(float(parsed == problem.remainder))
+            metrics["parse_fail_rate"].update(float(parsed is None))
+            for kind in KINDS:
+                metrics[f"err_{kind}"].update(float(verdict.kind == kind))
+            if stage == "test":
+                self.records.append(
+                    dict(
+                        index=index, question=problem.question, dividend=problem.dividend, divisor=problem.divisor,
+                        expected=problem.remainder, generated=text, parsed=parsed,
+                        correct=parsed == problem.remainder, error_kind=verdict.kind, error_step=verdict.step,
+                    )
+                )
+
+    def _log_eval(self, stage: str) -> None:
+        for name, metric in self.stage_metrics[stage].items():
+            self.log(f"{stage}/{name}", metric, prog_bar=name == "remainder_acc")
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self):
+        self._log_eval("val")
+
+    def on_test_epoch_start(self):
+        self.records = []
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self):
+        self._log_eval("test")
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr,
+        )
+        total = max(1, self.trainer.estimated_stepping_batches)
+        warmup = int(self.hparams.warmup_ratio * total)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(1.0, progress))).item())
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
