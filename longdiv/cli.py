@@ -53,7 +53,8 @@ class LongDivCLI(LightningCLI):
     def before_instantiate_classes(self):
         cfg = self.config[self.subcommand]
         if cfg.trainer.default_root_dir is None:
-            run_dir = os.environ.get(RUN_DIR_ENV)
+            # Processes that DDP starts (LOCAL_RANK > 0) join the folder their launcher chose.
+            run_dir = os.environ.get(RUN_DIR_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
             if run_dir is None:
                 name = f"{cfg.model.model.replace('/', '_').replace(':', '_')}-{cfg.data.format}-n{cfg.data.num_demos}"
                 run_dir = str(Path(cfg.runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.subcommand}-{name}")

@@ -78,8 +78,10 @@ def parse_question(question: str, where: str = "question") -> Problem:
 
 def _checked(problem: Problem, answer: str, where: str) -> Problem:
     answer = answer.strip()
-    if not answer.isdigit():
+    if not (answer.isascii() and answer.isdigit()):  # str.isdigit alone accepts '²', which int() refuses
         raise ValueError(f"{where}: answer {answer[:40]!r} is not a non-negative integer; write the remainder")
+    if len(answer) > MAX_DIGITS:
+        raise ValueError(f"{where}: answer has more than {MAX_DIGITS} digits; write the remainder without padding")
     if int(answer) != problem.remainder:
         raise ValueError(
             f"{where}: answer {answer} is wrong, {problem.dividend} % {problem.divisor} = {problem.remainder}; "
@@ -121,12 +123,12 @@ def read_pipe_file(path: str | Path) -> list[Problem]:
 
 def read_deepmind_file(path: str | Path) -> list[Problem]:
     """Reads the DeepMind release layout: a question line, then its answer line."""
-    lines = [line for line in _read_lines(path) if line.strip()]
+    lines = [(number, line) for number, line in enumerate(_read_lines(path), start=1) if line.strip()]
     if len(lines) % 2:
         raise ValueError(f"{path}: odd number of non-blank lines; every question line needs an answer line after it")
     return [
-        _checked(parse_question(lines[i], f"{path} line {i + 1}"), lines[i + 1], f"{path} line {i + 2}")
-        for i in range(0, len(lines), 2)
+        _checked(parse_question(question, f"{path} line {q}"), answer, f"{path} line {a}")
+        for (q, question), (a, answer) in zip(lines[::2], lines[1::2])
     ]
 
 

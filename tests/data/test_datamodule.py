@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from longdiv.data.datamodule import BucketSampler, DivisionData, collate_eval, collate_train
+from longdiv.data.problems import Problem
+
+PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
+
+
+def make(**kw):
+    args = dict(num_demos=12, num_val=4, num_test=6, tokenizer_name="tiny", batch_size=4, eval_batch_size=3)
+    data = DivisionData(**(args | kw))
+    data.setup()
+    return data
+
+
+def test_loss_mask_comes_from_lengths_and_keeps_eos():
+    data = make()
+    ex = data.train_examples[:3]
+    batch = collate_train(ex, pad_id=data.tokenizer.pad_token_id)
+    eos = data.tokenizer.eos_token_id
+    assert data.tokenizer.pad_token_id == eos  # the case where a pad-id mask would hide the EOS to be learned
+    for row, e in enumerate(ex):
+        n_prompt, n = len(e.prompt_ids), len(e)
+        labels = batch["labels"][row]
+        assert (labels[:n_prompt] == -100).all() and (labels[n:] == -100).all()
+        assert labels[n - 1] == eos and labels[n_prompt:n].tolist() == e.completion_ids
+        assert batch["attention_mask"][row].sum() == n and batch["input_ids"][row, n - 1] == eos
+
+
+def test_eval_batches_pad_on_the_left():
+    data = make()
+    items = list(enumerate(data.eval_examples["test"][:3]))
+    batch = collate_eval(items, pad_id=data.tokenizer.pad_token_id)
+    for row, (_, e) in enumerate(items):
+        n = len(e.prompt_ids)
+        assert batch["input_ids"][row, -n:].tolist() == e.prompt_ids
+        assert batch["attention_mask"][row, -n:].all() and not batch["attention_mask"][row, :-n].any()
+
+
+def test_same_seed_same_bytes_other_seed_other_problems():
+    a, b, c = make(data_seed=3), make(data_seed=3), make(data_seed=4)
+    assert a.hash == b.hash and a.hash != c.hash
+    assert [e.problem for e in a.train_examples] == [e.problem for e in b.train_examples]
+
+
+def test_training_and_evaluation_share_no_problem(tmp_path, caplog):
+    train = [Problem.from_numbers(d, 7) for d in range(100, 112)]
+    path = tmp_path / "train.txt"
+    path.write_text("".join(f"{p.question}|{p.remainder}\n" for p in train))
+    evals = tmp_path / "eval.txt"  # 3 training problems and 2 new ones
+    evals.write_text("".join(f"{p.question}|{p.remainder}\n" for p in [*train[:3], *map(lambda d: Problem.from_numbers(d, 9), (50, 51))]))
+    with caplog.at_level("WARNING"):
+        data = make(train_file=str(path), val_file=str(evals), test_file=str(evals))
+    assert data.removed_overlap == 6
+    keys = {p.key for p in train}
+    assert all(e.problem.key not in keys for es in data.eval_examples.values() for e in es)
+    assert len(data.eval_examples["test"]) == 2 and "removed 3 test problems" in caplog.text
+
+
+def test_too_long_demonstration_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"model's context is 50; choose a shorter format"):
+        make(max_length=50)
+
+
+def test_num_demos_larger_than_file():
+    with pytest.raises(ValueError, match=r"num_demos is 300 but .*holds 200 problems; lower num_demos"):
+        make(num_demos=300, train_file=PAPER_TRAIN)
+
+
+def test_missing_file_and_unknown_format_are_named():
+    with pytest.raises(ValueError, match=r"test_file 'nope.txt' does not exist"):
+        DivisionData(test_file="nope.txt")
+    with pytest.raises(ValueError, match=r"format 'grid' is unknown; choose one of: .*sub"):
+        DivisionData(format="grid")
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_bucket_sampler_loses_and_duplicates_nothing(world):
+    lengths = [(i * 37) % 101 for i in range(50)]
+    shards = [BucketSampler(lengths, 4, seed=1, rank=r, world=world) for r in range(world)]
+    for s in shards:
+        s.set_epoch(2)
+    seen = [i for s in shards for i in s]
+    assert set(seen) == set(range(50))
+    batches = [b for s in shards for b in s.batches()]
+    # padding to equal steps per rank repeats whole batches, and only then
+    assert len(seen) - 50 == sum(map(len, batches)) - 50 < 4 * world
+    assert len({len(s.batches()) for s in shards}) == 1
+
+
+def test_bucketing_cuts_padding():
+    data = make(num_demos=64, batch_size=8)
+    loader = data.train_dataloader()
+    real = padded = 0
+    for batch in loader:
+        real += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
+    shuffled = torch.tensor([len(e) for e in data.train_examples])
+    naive = sum(int(chunk.max()) * len(chunk) for chunk in shuffled.split(8))
+    assert real / padded > shuffled.sum().item() / naive

@@ -1,0 +1,133 @@
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from longdiv.data.formats import format_names, get_format
+from longdiv.data.problems import Problem
+
+NAMES = format_names()
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def test_registry_holds_every_format():
+    assert set(NAMES) == {"direct", "sub", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
+    assert all(get_format(name).name == name for name in NAMES)
+
+
+def test_unknown_format_lists_the_valid_names():
+    with pytest.raises(ValueError, match="'nope'") as err:
+        get_format("nope")
+    assert all(name in str(err.value) for name in NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@PROPERTY
+@given(dividend=st.integers(0, 10**10), divisor=st.integers(1, 10**9))
+@example(dividend=5, divisor=59)
+@example(dividend=12345, divisor=1)
+@example(dividend=1000007, divisor=7)
+@example(dividend=70000007, divisor=7)
+@example(dividend=0, divisor=1)
+@example(dividend=0, divisor=999999999)
+@example(dividend=4539951598, divisor=346810911)
+@example(dividend=10**10, divisor=10**9)
+def test_parse_reads_back_the_rendered_remainder(name, dividend, divisor):
+    fmt = get_format(name)
+    problem = Problem.from_numbers(dividend, divisor)
+    prompt, completion = fmt.render(problem)
+    assert fmt.parse(completion) == problem.remainder
+    # The prompt claims nothing, so the model cannot copy the answer; the first claim is the completion's.
+    assert fmt.parse(prompt) is None
+    assert fmt.parse(prompt + completion) == problem.remainder
+    assert fmt.render(problem) == (prompt, completion)
+
+
+CLAIMISH = st.text(alphabet="=0123456789 \n{}finalremainders\u0663\u00b2-.")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=100, deadline=None)
+@given(text=st.one_of(st.text(), CLAIMISH))
+def test_parse_never_raises_on_arbitrary_text(name, text):
+    assert isinstance(get_format(name).parse(text), int | None)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "text",
+    ["", "\n", "=", "= ", "{ final remainder is }", "1" * 10_000, "=" + "1" * 10_000, "= " + "7" * 10_000 + "\n"],
+    ids=["empty", "newline", "bare-equals", "equals-space", "empty-claim", "10k-digits", "equals-10k", "direct-10k"],
+)
+def test_parse_survives_degenerate_text(name, text):
+    result = get_format(name).parse(text)
+    assert result is None or (isinstance(result, int) and result >= 0)
+
+
+def _claim(name: str, digits: str) -> str:
+    if name == "direct":
+        return f"= {digits}\n"
+    if name == "sub":
+        return f"={digits[::-1]}\n"
+    return f"{{ final remainder is {' '.join(digits)} }}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("length", [1, 2, 200, 201, 10_000])
+def test_parse_reads_whole_claims_of_at_most_200_digits(name, length):
+    digits = "4" + "0" * (length - 2) + "7" if length > 1 else "4"
+    expected = int(digits) if length <= 200 else None
+    assert get_format(name).parse(_claim(name, digits)) == expected
+    assert get_format(name).parse("noise\n" + _claim(name, digits) + "more noise") == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parse_takes_the_first_of_several_claims(name):
+    fmt = get_format(name)
+    first, second = Problem.from_numbers(93, 59), Problem.from_numbers(25736, 144)
+    text = fmt.render(first)[1] + fmt.render(second)[1] + fmt.render(Problem.from_numbers(10, 3))[1]
+    assert fmt.parse(text) == 34
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_render_depends_on_the_question_text_only_in_the_prompt(name):
+    fmt = get_format(name)
+    calculate = Problem(93, 59, "Calculate the remainder when 93 is divided by 59.")
+    what = Problem.from_numbers(93, 59)
+    assert fmt.render(calculate)[1] == fmt.render(what)[1]
+    assert fmt.render(calculate)[0] != fmt.render(what)[0]
+
+
+@pytest.mark.parametrize("name", ["sub", "direct"])
+def test_the_answer_is_in_the_completion_not_the_prompt(name):
+    fmt = get_format(name)
+    problem = Problem.from_numbers(93, 59)
+    prompt, completion = fmt.render(problem)
+    assert prompt.startswith(problem.question)
+    assert "34" not in prompt and "43" not in prompt  # direct writes 34, sub writes it least significant first
+    assert ("= 34" if name == "direct" else "=430") in completion
+
+
+def test_sub_matches_its_docstring_example():
+    prompt, completion = get_format("sub").render(Problem.from_numbers(93, 59))
+    assert prompt.splitlines() == ["What is the remainder when 93 is divided by 59?", "p9q3", "=90.50.00."]
+    assert completion.splitlines() == [
+        "p99.50.00.",
+        "-90.55-09-",
+        "q93.59.00.",
+        "-94-53.00.",
+        "-95-57-09-",
+        "=430",
+    ]
+    assert prompt.endswith("\n") and completion.endswith("\n")
+
+
+def test_direct_matches_its_docstring_example():
+    assert get_format("direct").render(Problem.from_numbers(93, 59)) == (
+        "What is the remainder when 93 is divided by 59?\n",
+        "= 34\n",
+    )
+
+
+def test_sub_refuses_dividends_longer_than_its_labels():
+    with pytest.raises(ValueError, match="more than 26 digits"):
+        get_format("sub").render(Problem.from_numbers(10**26, 7))

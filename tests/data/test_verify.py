@@ -1,0 +1,187 @@
+import pytest
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+
+from longdiv.data.formats import format_names, get_format
+from longdiv.data.formats.sub import LABELS
+from longdiv.data.problems import Problem
+from longdiv.data.verify import KINDS, Verdict, verify
+
+PROBLEMS = st.builds(Problem.from_numbers, st.integers(0, 10**10), st.integers(1, 10**9))
+PROPERTY = settings(max_examples=60, deadline=None)
+
+
+def sub_lines(problem: Problem) -> list[str]:
+    return get_format("sub").render(problem)[1].splitlines()
+
+
+def check(problem: Problem, lines: list[str]) -> Verdict:
+    return verify("sub", problem, "\n".join(lines) + "\n")
+
+
+def pick(data, indices: list[int], label: str) -> int:
+    assume(indices)
+    return data.draw(st.sampled_from(indices), label=label)
+
+
+def other_digit(data, digit: str) -> str:
+    return data.draw(st.sampled_from([d for d in "0123456789" if d != digit]), label="new digit")
+
+
+@PROPERTY
+@given(problem=PROBLEMS)
+@example(problem=Problem.from_numbers(93, 59))
+@example(problem=Problem.from_numbers(0, 1))
+@example(problem=Problem.from_numbers(70000007, 7))
+def test_sub_correct_trace_is_ok(problem):
+    completion = get_format("sub").render(problem)[1]
+    assert verify("sub", problem, completion) == Verdict()
+    assert verify("sub", problem, completion).ok
+    assert verify("sub", problem, completion.rstrip("\n")).ok
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_sub_wrong_subtraction_digit(problem, data):
+    lines = sub_lines(problem)
+    k = pick(data, [i for i, line in enumerate(lines) if line[0] == "-"], "line")
+    cell = data.draw(st.integers(0, (len(lines[k]) - 1) // 3 - 1), label="cell")
+    pos = 2 + 3 * cell  # the running value's digit of that cell
+    lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
+    assert check(problem, lines) == Verdict("subtraction", k)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_sub_wrong_brought_down_digit(problem, data):
+    lines = sub_lines(problem)
+    k = pick(data, [i for i, line in enumerate(lines) if line[0] in LABELS], "line")
+    lines[k] = lines[k][:2] + other_digit(data, lines[k][2]) + lines[k][3:]  # units digit = the digit brought down
+    assert check(problem, lines) == Verdict("bring_down", k)
+
+
+def _nonnegative(line: str) -> bool:
+    return line[0] == "-" and line[-1] == "."  # the last separator is the sign of the result
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+@example(problem=Problem.from_numbers(93, 59), data=None)
+def test_sub_missing_nonnegative_subtraction(problem, data):
+    """The next subtraction moves up into the gap: its value is one divisor too small for that line."""
+    lines = sub_lines(problem)
+    candidates = [i for i, line in enumerate(lines) if _nonnegative(line)]
+    k = candidates[0] if data is None else pick(data, candidates, "line")
+    del lines[k]
+    assert check(problem, lines) == Verdict("subtraction", k)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+@example(problem=Problem.from_numbers(93, 59), data=None)
+@example(problem=Problem.from_numbers(5, 7), data=None)
+def test_sub_stopping_before_the_result_goes_negative(problem, data):
+    """Dropping a step's last (negative) subtraction puts the next label, or the answer, where a '-' belongs."""
+    lines = sub_lines(problem)
+    candidates = [i for i, line in enumerate(lines) if line[0] == "-" and not _nonnegative(line)]
+    k = candidates[-1] if data is None else pick(data, candidates, "line")
+    del lines[k]
+    assert check(problem, lines) == Verdict("quotient_digit", k)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+@example(problem=Problem.from_numbers(93, 59), data=None)
+def test_sub_subtracting_after_the_result_went_negative(problem, data):
+    lines = sub_lines(problem)
+    candidates = [i for i, line in enumerate(lines) if line[0] == "-" and not _nonnegative(line)]
+    k = candidates[-1] if data is None else pick(data, candidates, "line")
+    lines.insert(k + 1, lines[k])
+    assert check(problem, lines) == Verdict("quotient_digit", k + 1)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_sub_wrong_final_answer(problem, data):
+    lines = sub_lines(problem)
+    wrong = data.draw(st.integers(0, 10 ** (len(lines[-1]) - 1) - 1).filter(lambda r: r != problem.remainder))
+    lines[-1] = "=" + str(wrong).zfill(len(lines[-1]) - 1)[::-1]
+    assert check(problem, lines) == Verdict("final_answer", len(lines) - 1)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_sub_truncated_trace(problem, data):
+    lines = sub_lines(problem)
+    keep = data.draw(st.integers(0, len(lines) - 1), label="lines kept")
+    assert check(problem, lines[:keep]) == Verdict("malformed", keep)
+    assert verify("sub", problem, "\n".join(lines[:keep])) == Verdict("malformed", keep)
+
+
+GARBAGE = {
+    "empty": lambda line: "",
+    "words": lambda line: "the remainder is 34",
+    "cut-short": lambda line: line[:-1],
+    "extra-cell": lambda line: line + "00.",
+    "bad-head": lambda line: "=" + line[1:],
+    "letter-in-cell": lambda line: line[:2] + "x" + line[3:],
+    "uppercase-head": lambda line: "P" + line[1:],
+    "plus-head": lambda line: "+" + line[1:],
+}
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data(), how=st.sampled_from(sorted(GARBAGE)))
+def test_sub_garbage_line(problem, data, how):
+    lines = sub_lines(problem)
+    k = data.draw(st.integers(0, len(lines) - 2), label="line")  # any step line; the answer line has its own kind
+    lines[k] = GARBAGE[how](lines[k])
+    assert check(problem, lines) == Verdict("malformed", k)
+
+
+@pytest.mark.parametrize("name", ["direct", "recchia-w"])
+@settings(max_examples=30, deadline=None)
+@given(problem=PROBLEMS)
+@example(problem=Problem.from_numbers(93, 59))
+@example(problem=Problem.from_numbers(0, 1))
+def test_coarse_verdicts(name, problem):
+    fmt = get_format(name)
+    completion = fmt.render(problem)[1]
+    right = str(problem.remainder)
+    wrong = str(problem.remainder + 1)
+    if name == "direct":
+        claim, wrong_claim = f"= {right}", f"= {wrong}"
+    else:
+        claim, wrong_claim = (f"{{ final remainder is {' '.join(r)} }}" for r in (right, wrong))
+    assert claim in completion
+    assert verify(name, problem, completion) == Verdict()
+    assert verify(name, problem, completion.replace(claim, wrong_claim)) == Verdict("final_answer", None)
+    assert verify(name, problem, completion.replace(claim, "")) == Verdict("malformed", None)
+    assert verify(name, problem, "") == Verdict("malformed", None)
+
+
+def _valid(verdict: Verdict, text: str) -> bool:
+    if verdict.ok:
+        return verdict.step is None
+    return verdict.kind in KINDS and (verdict.step is None or 0 <= verdict.step <= len(text.splitlines()))
+
+
+@pytest.mark.parametrize("name", format_names())
+@settings(max_examples=100, deadline=None)
+@given(problem=PROBLEMS, text=st.text())
+def test_verify_never_raises_on_arbitrary_text(name, problem, text):
+    assert _valid(verify(name, problem, text), text)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_verify_never_raises_on_a_mangled_sub_trace(problem, data):
+    completion = get_format("sub").render(problem)[1]
+    start = data.draw(st.integers(0, len(completion)), label="start")
+    end = data.draw(st.integers(start, len(completion)), label="end")
+    mangled = (
+        completion[:start] + data.draw(st.text(alphabet="-=.0123456789pqx\n\r"), label="insert") + completion[end:]
+    )
+    verdict = verify("sub", problem, mangled)
+    assert _valid(verdict, mangled)
+    assert verdict.ok == (mangled.splitlines()[: len(completion.splitlines())] == completion.splitlines())
