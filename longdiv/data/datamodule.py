@@ -57,8 +57,9 @@ def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, 
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "index": torch.tensor([i for i, _ in examples]),
-        # A generation budget from the reference trace's length: enough room to be right, bounded when wrong.
-        "max_new_tokens": torch.tensor(2 * max(len(ex.completion_ids) for _, ex in examples) + 8),
+        # A generation budget from the reference traces' lengths: room for every right trace (it has exactly the
+        # reference's tokens) and a little more, so a wrong trace that never stops costs a bounded time.
+        "max_new_tokens": torch.tensor(max(len(ex.completion_ids) for _, ex in examples) + 16),
     }
 
 
