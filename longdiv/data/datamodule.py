@@ -154,9 +154,8 @@ class DivisionData(L.LightningDataModule):
         if num_demos < 1:
             problems.append(f"num_demos is {num_demos}; it must be at least 1")
         for name in ("train_file", "val_file", "test_file"):
-            if getattr(self.hparams, name) is not None:
-                if not Path(getattr(self.hparams, name)).is_file():
-                    problems.append(f"{name} {getattr(self.hparams, name)!r} does not exist; pass an existing file")
+            if getattr(self.hparams, name) is not None and not Path(getattr(self.hparams, name)).is_file():
+                problems.append(f"{name} {getattr(self.hparams, name)!r} does not exist; pass an existing file")
         if problems:
             raise ValueError("; ".join(problems))
         self.tokenizer = None
