@@ -40,6 +40,7 @@ def test_neo125m_config_names_the_hub_model():
 
 def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8", "--data.num_test=5",
+          "--data.format=direct",
           f"--runs_dir={tmp_path}"])
     (run,) = tmp_path.iterdir()
     record = json.loads((run / "run.json").read_text())
@@ -55,7 +56,7 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     # `test --ckpt_path ... --data.test_file F` evaluates any file with the fitted weights
     problems = tmp_path / "mine.txt"
     problems.write_text("What is the remainder when 1234 is divided by 7?|2\nCalculate the remainder when 99 is divided by 10.|9\n")
-    main(["test", "--config", "configs/tiny.yaml", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+    main(["test", "--config", "configs/tiny.yaml", "--data.format=direct", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
           f"--data.test_file={problems}", f"--runs_dir={tmp_path}"])
     (tested,) = set(tmp_path.iterdir()) - {run, problems}
     lines = [json.loads(x) for x in (tested / "predictions.jsonl").read_text().splitlines()]

@@ -115,7 +115,11 @@ def smollm2_folder() -> Path:
 
 
 def _pretrained_path(name: str) -> str | Path:
-    return smollm2_folder() if name == OFFLINE else name
+    if name == OFFLINE:
+        return smollm2_folder()
+    if not (Path(name).exists() or "/" in name):  # neither a local folder nor an `owner/name` hub id
+        raise ValueError(f"model {name!r} is unknown; use {model_names()}")
+    return name
 
 
 def load_tokenizer(name: str):
@@ -165,10 +169,7 @@ def load_model(name: str, config_overrides: dict | None = None, vocab_size: int 
         return AutoModelForCausalLM.from_config(config)
     if config_overrides:
         raise ValueError(f"config_overrides apply to random-init models only; drop them for model {name!r}")
-    path = _pretrained_path(name)
-    if not (Path(str(path)).exists() or "/" in str(path)):
-        raise ValueError(f"model {name!r} is unknown; use {model_names()}")
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(_pretrained_path(name), dtype=torch.float32)
 
 
 def load(name: str, tokenizer: str | None = None, config_overrides: dict | None = None):
