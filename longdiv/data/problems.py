@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,7 +191,3 @@ def generate(split: str, count: int, seed: int) -> list[Problem]:
         random.setstate(py_state)
         np.random.set_state(np_state)
 
-
-def iter_digits_stats(problems: list[Problem]) -> Iterator[tuple[int, int]]:
-    for p in problems:
-        yield len(str(p.dividend)), len(str(p.divisor))
