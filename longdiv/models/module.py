@@ -10,6 +10,7 @@ from torchmetrics import MeanMetric, SumMetric
 from longdiv.data import formats
 from longdiv.data.verify import KINDS, verify
 from longdiv.models import loading
+from longdiv.models.decode import greedy_decode
 
 
 def completion_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
@@ -76,19 +77,12 @@ class DivisionLM(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int) -> list[str]:
-        """Greedy, batched, with the KV cache; returns the decoded continuation of each row up to its EOS."""
+        """Greedy, batched, with the KV cache; the decoded continuation of each row up to its EOS."""
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit:
             max_new_tokens = max(1, min(max_new_tokens, limit - input_ids.shape[1]))
-        out = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        return self.tokenizer.batch_decode(out[:, input_ids.shape[1] :], skip_special_tokens=True)
+        rows = greedy_decode(self.model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id)
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def _eval_step(self, batch, stage: str) -> None:
         texts = self.generate(batch["input_ids"], batch["attention_mask"], int(batch["max_new_tokens"]))

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from longdiv.models import loading
+from longdiv.models.decode import greedy_decode
+
+
+def reference(model, input_ids, attention_mask, max_new_tokens, eos_id):
+    """Plain `generate`, cut at each row's first EOS."""
+    out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                         do_sample=False, eos_token_id=eos_id, pad_token_id=eos_id)[:, input_ids.shape[1]:]
+    rows = []
+    for row in out.tolist():
+        rows.append(row[: row.index(eos_id)] if eos_id in row else row)
+    return rows
+
+
+def left_padded(prompts, pad_id):
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad_id)
+    mask = torch.zeros(len(prompts), width, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("arch", ["tiny", "scratch:smollm2-135m"])
+def test_greedy_decode_equals_generate_with_rows_finishing_early(arch):
+    torch.manual_seed(0)
+    overrides = None if arch == "tiny" else dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                                 num_attention_heads=4, num_key_value_heads=2)
+    model, _ = loading.load(arch, "char", overrides)
+    model.eval()
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, 90, (n,), generator=g).tolist() for n in (5, 9, 2, 7, 12, 3)]
+    ids, mask = left_padded(prompts, 0)
+    # A random model seldom picks a given EOS; use as EOS a token some rows write early, so rows finish at
+    # different steps and the batch shrinks while others keep writing.
+    free = reference(model, ids, mask, 20, eos_id=-1 % model.config.vocab_size)
+    eos = free[0][3]
+    want = reference(model, ids, mask, 20, eos)
+    got = greedy_decode(model, ids, mask, 20, eos)
+    assert got == want
+    lengths = {len(r) for r in got}
+    assert len(lengths) > 1 and max(lengths) == 20  # some rows stopped early, at least one ran to the budget
+    assert got == [greedy_decode(model, *left_padded([p], 0), 20, eos)[0] for p in prompts]
+
+
+def test_greedy_decode_respects_empty_budget():
+    model, _ = loading.load("tiny", None, None)
+    ids, mask = left_padded([[5, 6, 7]], 0)
+    assert greedy_decode(model, ids, mask, 0, 0) == [[]]
