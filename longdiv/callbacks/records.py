@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import time
 from importlib import metadata
@@ -45,6 +46,11 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def peak_rss_gb() -> float:
+    """The most resident memory this process has held so far (Linux reports kilobytes)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
 class RunRecord(L.Callback):
     """Times fit and test, writes `predictions.jsonl` after test and `run.json` after fit and after test.
 
@@ -67,6 +73,7 @@ class RunRecord(L.Callback):
 
     def on_fit_end(self, trainer, pl_module):
         self.record["fit_seconds"] = round(time.perf_counter() - self._start, 1)
+        self.record["fit_peak_rss_gb"] = peak_rss_gb()
         self._write(trainer, pl_module, "fit")
 
     def on_test_start(self, trainer, pl_module):
@@ -81,33 +88,33 @@ class RunRecord(L.Callback):
                     f.write(json.dumps(r) + "\n")
         correct = sum(r["correct"] for r in records)
         low, high = wilson(correct, len(records))
-        self.record |= dict(
-            accuracy=correct / max(1, len(records)), correct=correct, n_eval=len(records), wilson_low=low,
-            wilson_high=high, parse_failures=sum(r["parsed"] is None for r in records),
-        )
+        self.record |= {
+            "accuracy": correct / max(1, len(records)), "correct": correct, "n_eval": len(records), "wilson_low": low,
+            "wilson_high": high, "parse_failures": sum(r["parsed"] is None for r in records),
+        }
         self._write(trainer, pl_module, "test")
 
     def _write(self, trainer, pl_module, stage: str) -> None:
         data = trainer.datamodule
         lengths = [len(e) for e in data.train_examples]
-        self.record |= dict(
-            stage=stage,
-            format=data.hparams.format,
-            num_demos=len(data.train_examples),
-            data_seed=data.hparams.data_seed,
-            data_hash=data.hash,
-            removed_overlap=data.removed_overlap,
-            n_val=len(data.eval_examples.get("val", [])),
-            n_test=len(data.eval_examples.get("test", [])),
-            mean_tokens=sum(lengths) / max(1, len(lengths)),
-            max_tokens=max(lengths, default=0),
-            model=pl_module.hparams.model,
-            metrics={k: float(v) for k, v in trainer.callback_metrics.items()},
-            versions=versions(),
-            git_commit=git_commit(),
-            config=self.config,
-            run_dir=str(self._folder(trainer)),
-        )
+        self.record |= {
+            "stage": stage,
+            "format": data.hparams.format,
+            "num_demos": len(data.train_examples),
+            "data_seed": data.hparams.data_seed,
+            "data_hash": data.hash,
+            "removed_overlap": data.removed_overlap,
+            "n_val": len(data.eval_examples.get("val", [])),
+            "n_test": len(data.eval_examples.get("test", [])),
+            "mean_tokens": sum(lengths) / max(1, len(lengths)),
+            "max_tokens": max(lengths, default=0),
+            "model": pl_module.hparams.model,
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            "versions": versions(),
+            "git_commit": git_commit(),
+            "config": self.config,
+            "run_dir": str(self._folder(trainer)),
+        }
         if trainer.is_global_zero:
             path = self._folder(trainer) / "run.json"
             tmp = path.with_suffix(".tmp")

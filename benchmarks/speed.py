@@ -1,0 +1,282 @@
+"""Speed and memory of the offline SmolLM2 pipeline on this machine, written to reports/speed.json.
+
+    python benchmarks/speed.py --ckpt runs/<fit>/checkpoints/last.ckpt --fit_record runs/<fit>/run.json
+
+- decoding: our batched greedy loop against a per-problem `generate` loop on the same fine-tuned checkpoint, on
+  generated interpolate problems; the per-problem loop runs on every `--baseline_every`-th problem (it is slow),
+  and both must write the same text for those problems;
+- training: tokens/s of `Trainer.fit` against a bare PyTorch loop over the same batches with the same model,
+  optimizer and precision; MFU against the matrix-multiply peak of `gemm_peak.py`, measured in the same run;
+- memory: peak RSS and tokens/s per micro-batch size on the longest demonstrations (each in its own process),
+  and the peak RSS of a full N=200 fit from its run record;
+- data: generating, rendering and tokenizing 10,000 problems; model loading: first (GGUF) and cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import gemm_peak
+
+from longdiv.callbacks.records import peak_rss_gb
+from longdiv.data.datamodule import DivisionData, collate_train
+from longdiv.models.module import DivisionLM, completion_loss
+
+PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
+
+
+def data(num_test: int = 200, batch_size: int = 2, eval_batch_size: int = 50) -> DivisionData:
+    dm = DivisionData(format="sub", num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=num_test,
+                      tokenizer_name="smollm2", batch_size=batch_size, eval_batch_size=eval_batch_size)
+    dm.setup()
+    return dm
+
+
+# Decoding --------------------------------------------------------------------------------------------------------
+def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict) -> dict:
+    dm = data(eval_batch_size=eval_batch_size)
+    module = DivisionLM.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False).eval()
+    examples = dm.eval_examples["test"]
+    texts, budgets, generated = {}, {}, 0
+    start = time.perf_counter()
+    for batch in dm.test_dataloader():
+        budget = int(batch["max_new_tokens"])
+        for index, text in zip(batch["index"].tolist(), module.generate(batch["input_ids"], batch["attention_mask"],
+                                                                         budget)):
+            texts[index], budgets[index] = text, budget
+    batched_seconds = time.perf_counter() - start
+    generated = sum(len(module.tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts.values())
+
+    tok, model = module.tokenizer, module.model
+    subset = list(range(0, len(examples), baseline_every))
+    same, start = 0, time.perf_counter()
+    with torch.no_grad():
+        for index in subset:
+            ids = torch.tensor([examples[index].prompt_ids])
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budgets[index],
+                                 do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+            same += tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True) == texts[index]
+    single_seconds = time.perf_counter() - start
+    params = sum(p.numel() for p in model.parameters())
+    tokens_per_second = generated / batched_seconds
+    batched_rate, single_rate = len(examples) / batched_seconds, len(subset) / single_seconds
+    correct = sum(dm.format.parse(texts[i]) == examples[i].problem.remainder for i in texts)
+    return {
+        "decode_speedup": batched_rate / single_rate,
+        "decode_problems_per_second": batched_rate,
+        "decode_baseline_problems_per_second": single_rate,
+        "decode_problems": len(examples),
+        "decode_baseline_problems": len(subset),
+        "decode_identical": same,
+        "decode_eval_batch_size": eval_batch_size,
+        "decode_generated_tokens": generated,
+        "decode_tokens_per_second": tokens_per_second,
+        "decode_accuracy": correct / len(examples),
+        "decode_mfu_fp32": tokens_per_second * 2 * params / peaks["fp32"],
+        "decode_mfu_bf16": tokens_per_second * 2 * params / peaks["bf16"],
+    }
+
+
+# Training ----------------------------------------------------------------------------------------------------------
+class StepTimer(L.Callback):
+    """Wall time and real tokens of the micro-batches after the first `warmup`."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.tokens, self.seen, self.start, self.end = warmup, 0, 0, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.seen == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.seen >= self.warmup:
+            self.tokens += int(batch["attention_mask"].sum())
+            self.end = time.perf_counter()
+        self.seen += 1
+
+
+def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str, accumulate: int) -> tuple:
+    """Real tokens/s of `Trainer.fit`, and the model's parameter count."""
+    torch.manual_seed(0)
+    module = DivisionLM(model="smollm2", format="sub")
+    timer = StepTimer(warmup)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=1, limit_train_batches=micro_steps, precision=precision, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=0, accumulate_grad_batches=accumulate, callbacks=[timer],
+    )
+    trainer.fit(module, datamodule=dm)
+    return timer.tokens / (timer.end - timer.start), sum(p.numel() for p in module.model.parameters())
+
+
+def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int) -> float:
+    """The same batches, model, AdamW and loss in fp32, in a plain loop."""
+    torch.manual_seed(0)
+    module = DivisionLM(model="smollm2", format="sub")
+    model = module.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(0)
+    tokens, start = 0, None
+    for step, batch in enumerate(loader):
+        if step == micro_steps:
+            break
+        if step == warmup:
+            start = time.perf_counter()
+        loss = completion_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        (loss / accumulate).backward()
+        if (step + 1) % accumulate == 0:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if step >= warmup:
+            tokens += int(batch["attention_mask"].sum())
+    return tokens / (time.perf_counter() - start)
+
+
+def padding_efficiency(dm) -> float:
+    """Real tokens over padded tokens in one epoch of training batches."""
+    real = padded = 0
+    for batch in dm.train_dataloader():
+        real += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
+    return real / padded
+
+
+def probe(micro_batch: int, steps: int) -> dict:
+    """Runs in its own process: `steps` fp32 AdamW steps on the longest demonstrations, `micro_batch` at a time."""
+    dm = data(num_test=1)
+    module = DivisionLM(model="smollm2", format="sub")
+    model = module.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    longest = sorted(dm.train_examples, key=len, reverse=True)
+    pad = dm.tokenizer.pad_token_id
+    tokens, start = 0, None
+    for step in range(steps + 1):
+        if step == 1:
+            start = time.perf_counter()  # the first step pays for allocation and kernel choice
+        batch = collate_train(longest[step * micro_batch : (step + 1) * micro_batch], pad)
+        completion_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"]).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum()) if step else 0
+    return {"micro_batch": micro_batch, "tokens_per_second": tokens / (time.perf_counter() - start),
+                "peak_rss_gb": peak_rss_gb(), "longest_tokens": len(longest[0])}
+
+
+def in_subprocess(*args: str, env: dict | None = None) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True,
+                         env=os.environ | (env or {}))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# Data and loading ------------------------------------------------------------------------------------------------
+def synth_seconds(count: int) -> float:
+    start = time.perf_counter()
+    dm = DivisionData(format="sub", num_demos=count, train_split="interpolate", num_val=1, num_test=1,
+                      tokenizer_name="smollm2")
+    dm.setup()
+    assert len(dm.train_examples) == count
+    return time.perf_counter() - start
+
+
+def load_seconds() -> float:
+    """Runs in its own process, so that nothing is cached in memory: the seconds `load('smollm2')` takes."""
+    from longdiv.models.loading import load
+
+    start = time.perf_counter()
+    load("smollm2")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", help="fine-tuned checkpoint to decode with (default: newest smollm2 sub run)")
+    parser.add_argument("--fit_record", help="run.json of a full N=200 SmolLM2 fit, for fit_peak_rss_gb")
+    parser.add_argument("--baseline_every", type=int, default=10)
+    parser.add_argument("--eval_batch_size", type=int, default=50)
+    parser.add_argument("--micro_batch", type=int, default=2, help="training micro-batch (as in configs/smollm2)")
+    parser.add_argument("--accumulate", type=int, default=4)
+    parser.add_argument("--micro_steps", type=int, default=10)
+    parser.add_argument("--bf16_micro_steps", type=int, default=3)
+    parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
+    parser.add_argument("--only", nargs="*", help="sections to run: gemm load synth memory train bf16 decode")
+    parser.add_argument("--out", default="reports/speed.json")
+    parser.add_argument("--_probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._probe:
+        print(json.dumps(probe(args._probe, steps=2)))
+        return
+    if args._load:
+        print(json.dumps({"seconds": load_seconds()}))
+        return
+
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.is_file() else {}
+    sections = set(args.only or ["gemm", "load", "synth", "memory", "train", "bf16", "decode"])
+
+    def save():
+        report.update(machine=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
+                      torch=torch.__version__, cpu_flags_avx512_bf16="avx512_bf16" in Path("/proc/cpuinfo").read_text())
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+    if "gemm" in sections or "gemm" not in report:
+        report["gemm"] = gemm_peak.measure()
+        save()
+    peaks = {k: report["gemm"][k]["peak_flops"] for k in ("fp32", "bf16")}
+
+    if "load" in sections:
+        with tempfile.TemporaryDirectory() as cache:
+            first = in_subprocess("--_load", env={"LONGDIV_CACHE": cache})["seconds"]
+            cached = in_subprocess("--_load", env={"LONGDIV_CACHE": cache})["seconds"]
+        report.update(load_seconds_first=first, load_seconds_cached=cached)
+        save()
+    if "synth" in sections:
+        report["synth_seconds_10k"] = synth_seconds(10_000)
+        save()
+    if "memory" in sections:
+        report["memory_by_micro_batch"] = [in_subprocess("--_probe", str(b)) for b in args.probe_batches]
+        save()
+    if "train" in sections:
+        dm = data(num_test=1, batch_size=args.micro_batch)
+        fit, params = trainer_tokens_per_second(dm, args.micro_steps, 2, "32-true", args.accumulate)
+        bare = bare_tokens_per_second(dm, args.micro_steps, 2, args.accumulate)
+        report.update(
+            train_tokens_per_second_fit=fit, train_tokens_per_second_bare=bare, train_vs_bare=fit / bare,
+            train_micro_batch=args.micro_batch, train_accumulate=args.accumulate,
+            padding_efficiency=padding_efficiency(dm), mfu_fp32=fit * 6 * params / peaks["fp32"], params=params,
+        )
+        save()
+    if "bf16" in sections:
+        dm = data(num_test=1, batch_size=args.micro_batch)
+        fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 1, "bf16-mixed", args.accumulate)
+        report.update(train_tokens_per_second_fit_bf16=fit, mfu_bf16=fit * 6 * params / peaks["bf16"],
+                      bf16_vs_fp32=fit / report["train_tokens_per_second_fit"])
+        save()
+    if "decode" in sections:
+        ckpt = args.ckpt or str(max(Path("runs").glob("*smollm2-sub-n200/checkpoints/last.ckpt"),
+                                    key=lambda p: p.stat().st_mtime))
+        report.update(decode(ckpt, args.baseline_every, args.eval_batch_size, peaks), decode_checkpoint=ckpt)
+        save()
+    if args.fit_record:
+        record = json.loads(Path(args.fit_record).read_text())
+        report.update(fit_peak_rss_gb=record["fit_peak_rss_gb"], fit_record=args.fit_record)
+        save()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
