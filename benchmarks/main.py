@@ -5,19 +5,20 @@ generated interpolate problems, and write the headline figures to reports/main.j
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
-from longdiv.cli import main
+from longdiv.cli import RUN_DIR_ENV, main
 
-KEYS = ("accuracy", "n_eval", "correct", "wilson_low", "wilson_high", "fit_seconds", "eval_seconds", "mean_tokens",
-        "max_tokens", "format", "num_demos", "parse_failures", "data_hash", "run_dir", "metrics")
+KEYS = ("accuracy", "n_eval", "correct", "wilson_low", "wilson_high", "fit_seconds", "eval_seconds", "fit_peak_rss_gb",
+        "mean_tokens", "max_tokens", "format", "num_demos", "parse_failures", "data_hash", "run_dir", "metrics")
 
 if __name__ == "__main__":
     cli_args = ["fit", "--config", "configs/smollm2.yaml", *sys.argv[1:]]
 
     main(cli_args)
-    run_dir = max(Path("runs").glob("*"), key=lambda p: p.stat().st_mtime)
+    run_dir = Path(os.environ[RUN_DIR_ENV])  # the folder the CLI chose for this run
     record = json.loads((run_dir / "run.json").read_text())
     Path("reports").mkdir(exist_ok=True)
     report = {k: record.get(k) for k in KEYS} | {"command": "python -m longdiv " + " ".join(cli_args)}

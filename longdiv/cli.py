@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.cli import LightningCLI
 
+from longdiv.callbacks.checkpoint import AtomicCheckpointIO, LastCheckpoint, RandomState
 from longdiv.callbacks.records import RunRecord
+from longdiv.callbacks.samples import SampleTable
 from longdiv.data.datamodule import DivisionData
 from longdiv.models.module import DivisionLM
 
 RUN_DIR_ENV = "LONGDIV_RUN_DIR"  # shared with the processes that DDP starts, so that all ranks use one folder
+# The shared recipe, loaded as defaults under every --config. Found next to the package, not in the working folder.
+BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 def tokenizer_name(model: str, tokenizer: str | None) -> str:
@@ -28,8 +34,12 @@ def tokenizer_name(model: str, tokenizer: str | None) -> str:
 
 def wandb_offline() -> bool:
     """W&B syncs only when the user gave it a key or asked for online mode; otherwise it logs offline, so a run
-    never waits on a login prompt or the network."""
-    return not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "online"
+    never waits on a login prompt or the network. `WANDB_MODE=offline` keeps it offline even with a key, and
+    `WANDB_MODE=disabled` is left to W&B."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode in ("offline", "dryrun", "online", "disabled"):
+        return mode in ("offline", "dryrun")
+    return not os.environ.get("WANDB_API_KEY")
 
 
 class LongDivCLI(LightningCLI):
@@ -38,6 +48,11 @@ class LongDivCLI(LightningCLI):
         parser.link_arguments(("model.model", "model.tokenizer"), "data.tokenizer_name", compute_fn=tokenizer_name)
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the model when fit ends.")
         parser.add_argument("--runs_dir", type=str, default="runs", help="Folder that holds one folder per run.")
+        parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=None,
+                            help="Also save checkpoints/last.ckpt every this many optimizer steps, so that a killed "
+                            "run resumes mid-epoch; by default it is saved at epoch ends.")
+        parser.add_argument("--num_samples", type=int, default=8,
+                            help="Generations per evaluation in the sample table (file and W&B); 0 for none.")
         parser.set_defaults(
             {
                 "trainer.logger": {
@@ -52,6 +67,16 @@ class LongDivCLI(LightningCLI):
 
     def before_instantiate_classes(self):
         cfg = self.config[self.subcommand]
+        ckpt = cfg.get("ckpt_path")
+        if ckpt == "last" and cfg.trainer.default_root_dir is None:
+            raise ValueError("ckpt_path 'last' needs the run to resume: pass --ckpt_path "
+                             "runs/<run>/checkpoints/last.ckpt, or add --trainer.default_root_dir runs/<run>")
+        if self.subcommand == "fit" and ckpt and Path(ckpt).parent.name == "checkpoints":
+            # Resuming a fit continues its run folder, which holds the checkpoint.
+            cfg.trainer.default_root_dir = cfg.trainer.default_root_dir or str(Path(ckpt).parent.parent)
+        if "weights_only" in cfg and cfg.weights_only is None:
+            # A checkpoint holds tensors and plain settings: refuse any that would run code when loaded.
+            cfg.weights_only = True
         if cfg.trainer.default_root_dir is None:
             # Processes that DDP starts (LOCAL_RANK > 0) join the folder their launcher chose.
             run_dir = os.environ.get(RUN_DIR_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
@@ -69,11 +94,27 @@ class LongDivCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         cfg = self.config[self.subcommand]
         callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-        callbacks = [*callbacks, RunRecord(config=self.config_dict())]
+        callbacks = [*callbacks, RunRecord(config=self.config_dict()), SampleTable(cfg.num_samples)]
         if cfg.trainer.enable_checkpointing is not False:
-            callbacks.append(ModelCheckpoint(dirpath=Path(cfg.trainer.default_root_dir) / "checkpoints",
-                                             save_last=True, save_top_k=0))
-        return super().instantiate_trainer(callbacks=callbacks, **kwargs)
+            callbacks += [LastCheckpoint(Path(cfg.trainer.default_root_dir) / "checkpoints",
+                                         cfg.checkpoint_every_n_steps), RandomState()]
+        plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins = [*plugins, AtomicCheckpointIO()]
+        return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, **kwargs)
+
+    def _parse_ckpt_path(self):
+        # LightningCLI reads the model's settings from --ckpt_path with weights_only=True; say what a refusal means.
+        try:
+            super()._parse_ckpt_path()
+        except pickle.UnpicklingError as err:
+            path = self.config[self.config.subcommand].get("ckpt_path")
+            reason = str(err).split("WeightsUnpickler error: ")[-1].split(" was not an allowed")[0].split("\n")[0]
+            raise ValueError(
+                f"ckpt_path {path}: refused, loading it would run code ({reason}). A longdiv checkpoint holds only "
+                "tensors and plain settings; pass a checkpoint that longdiv wrote"
+            ) from None
 
     def config_dict(self) -> dict:
         """The resolved config of this run as plain data, for the run record."""
@@ -98,4 +139,5 @@ class LongDivCLI(LightningCLI):
 
 
 def main(args=None):
-    LongDivCLI(DivisionLM, DivisionData, args=args, save_config_kwargs={"overwrite": True})
+    LongDivCLI(DivisionLM, DivisionData, args=args, save_config_kwargs={"overwrite": True},
+               parser_kwargs={name: {"default_config_files": [str(BASE_CONFIG)]} for name in SUBCOMMANDS})

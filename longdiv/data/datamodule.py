@@ -11,10 +11,11 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
 
 from longdiv.data import formats
-from longdiv.data.problems import Problem, generate, read_file
+from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
 from longdiv.models.loading import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,23 @@ def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, 
 class BucketSampler(Sampler[int]):
     """Training order in which neighbouring examples have similar lengths, so batches carry little padding.
 
-    Each epoch (set by Lightning through `set_epoch`) shuffles the examples, sorts windows of 16 batches by length, cuts them into batches and shuffles
-    the batches. Under several processes, each rank takes every world-th batch; ranks pad with repeated batches
-    so that all take the same number of steps.
+    Each epoch (set by Lightning through `set_epoch`) shuffles the examples, sorts windows of 16 batches by length,
+    cuts them into batches and shuffles the batches. Under several processes, each rank takes every world-th
+    batch; ranks pad with repeated batches so that all take the same number of steps. `resume(epoch, skip)` makes
+    the next pass over that epoch start after its first `skip` indices.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, rank: int = 0, world: int = 1):
         self.lengths, self.batch_size, self.seed, self.rank, self.world = lengths, batch_size, seed, rank, world
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def resume(self, epoch: int, skip: int) -> None:
+        self.epoch, self._resume = epoch, (epoch, skip)
+
+    def skipped(self) -> int:
+        """How many indices the next pass skips: those taken before a resume point in the current epoch."""
+        return self._resume[1] if self._resume is not None and self._resume[0] == self.epoch else 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -93,11 +103,37 @@ class BucketSampler(Sampler[int]):
         return batches[self.rank :: self.world]
 
     def __iter__(self):
-        for batch in self.batches():
-            yield from batch
+        # Read when iteration starts, after Lightning's `set_epoch`: a resume point holds only for its own epoch.
+        skip, self._resume = self.skipped(), None
+        yield from [i for batch in self.batches() for i in batch][skip:]
 
     def __len__(self) -> int:
         return sum(map(len, self.batches()))
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader that Lightning can checkpoint mid-epoch: it counts the batches it has handed out this
+    epoch, and on resume its BucketSampler skips them, so the run continues with the batch it would have taken.
+
+    Lightning stores `state_dict()` in each checkpoint and calls `load_state_dict()` before the resumed epoch
+    starts, because the loader has both methods.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.served = 0
+
+    def __iter__(self):
+        self.served = self.sampler.skipped() // self.batch_size
+        for batch in super().__iter__():
+            self.served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self.served}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.sampler.resume(state_dict["epoch"], state_dict["batches"] * self.batch_size)
 
 
 def data_hash(train: list[Example], evals: dict[str, list[Problem]]) -> str:
@@ -123,6 +159,7 @@ class DivisionData(L.LightningDataModule):
         num_test: int = 500,
         test_file: str | None = None,
         eval_split: str = "interpolate",
+        test_dividend_digits: list[int] | None = None,
         tokenizer_name: str = "tiny",
         max_length: int | None = None,
         batch_size: int = 8,
@@ -142,6 +179,8 @@ class DivisionData(L.LightningDataModule):
             num_test: Test problems drawn from the generator's `eval_split` (ignored with `test_file`).
             test_file: A problems file to test on, used whole.
             eval_split: Generator split for validation and test problems.
+            test_dividend_digits: Dividend digit counts for generated test problems, e.g. [10, 11, 12], to test
+                length generalization: the test draw keeps its divisors and gets new dividends of these lengths.
             tokenizer_name: Tokenizer name; linked from the model's name by the CLI.
             max_length: The model's context in tokens; demonstrations longer than it are an error.
             batch_size: Training batch size.
@@ -163,6 +202,8 @@ class DivisionData(L.LightningDataModule):
         self.eval_examples: dict[str, list[Example]] = {}
         self.removed_overlap = 0
         self.hash = None
+        self._train_loader: ResumableLoader | None = None
+        self._loader_state: dict[str, int] | None = None
 
     # Problems ------------------------------------------------------------------------------------------------
     def train_problems(self) -> list[Problem]:
@@ -186,15 +227,21 @@ class DivisionData(L.LightningDataModule):
             return read_file(path)
         count = hp.num_val if stage == "val" else hp.num_test
         # Distinct streams per stage, and distinct from any training draw with the same data_seed.
-        return generate(hp.eval_split, count, hp.data_seed * 7919 + (1 if stage == "val" else 2) + 10**6)
+        seed = hp.data_seed * 7919 + (1 if stage == "val" else 2) + 10**6
+        if stage == "test" and hp.test_dividend_digits:
+            return with_dividend_digits(generate(hp.eval_split, count, seed), hp.test_dividend_digits, seed)
+        return generate(hp.eval_split, count, seed)
 
     # Tokens --------------------------------------------------------------------------------------------------
-    def encode(self, problem: Problem) -> Example:
-        prompt, completion = self.format.render(problem)
+    def encode(self, problems: list[Problem]) -> list[Example]:
+        """Renders and tokenizes, one tokenizer call for all prompts and one for all completions."""
+        if not problems:
+            return []
+        prompts, completions = zip(*map(self.format.render, problems))
         tok = self.tokenizer
-        prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        completion_ids = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        return Example(problem, prompt_ids, completion_ids)
+        prompt_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
+        completion_ids = tok(list(completions), add_special_tokens=False)["input_ids"]
+        return [Example(p, a, b + [tok.eos_token_id]) for p, a, b in zip(problems, prompt_ids, completion_ids)]
 
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is not None:
@@ -215,8 +262,8 @@ class DivisionData(L.LightningDataModule):
             if not kept:
                 raise ValueError(f"every {name} problem is also a training problem; evaluate on other problems")
             evals[name] = kept
-        self.train_examples = [self.encode(p) for p in train]
-        self.eval_examples = {name: [self.encode(p) for p in ps] for name, ps in evals.items()}
+        self.train_examples = self.encode(train)
+        self.eval_examples = {name: self.encode(ps) for name, ps in evals.items()}
         limit = hp.max_length or getattr(self.tokenizer, "model_max_length", None)
         if limit:
             longest = max(self.train_examples + [e for es in self.eval_examples.values() for e in es], key=len)
@@ -226,12 +273,20 @@ class DivisionData(L.LightningDataModule):
                     f"model's context is {limit}; choose a shorter format or a model with a longer context"
                 )
         self.hash = data_hash(self.train_examples, evals)
-        log.info("data hash %s, %d demos, removed %d overlapping", self.hash, len(train), self.removed_overlap)
+        rank_zero_info(f"data hash {self.hash}, {len(train)} demos, removed {self.removed_overlap} overlapping")
+        if self.trainer is not None:
+            for logger in self.trainer.loggers:
+                logger.log_hyperparams({"data_hash": self.hash, "removed_overlap": self.removed_overlap})
 
     # Loaders -------------------------------------------------------------------------------------------------
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _own_generator(self) -> torch.Generator:
+        # A DataLoader draws a seed whenever it starts a pass; from its own generator that draw leaves the global
+        # stream alone, so dropout after a resume or an extra validation pass draws what it would have.
+        return torch.Generator().manual_seed(self.hparams.data_seed)
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
@@ -239,12 +294,28 @@ class DivisionData(L.LightningDataModule):
         sampler = BucketSampler(
             [len(e) for e in self.train_examples], self.hparams.batch_size, self.hparams.data_seed, rank, world
         )
-        return DataLoader(
+        self._train_loader = ResumableLoader(
             self.train_examples,
             batch_size=self.hparams.batch_size,
             sampler=sampler,
             collate_fn=partial(collate_train, pad_id=pad),
+            generator=self._own_generator(),
         )
+        if self._loader_state is not None:
+            self._train_loader.load_state_dict(self._loader_state)
+            self._loader_state = None
+        return self._train_loader
+
+    # Checkpoints -----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands in its epoch, saved in each checkpoint."""
+        return self._train_loader.state_dict() if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        # Lightning restores the DataModule before it builds the fit's train loader, and the loader built next is
+        # the one the fit iterates. Lightning's own restore of loader state never reaches that loader when
+        # configure_optimizers counts steps (estimated_stepping_batches builds it before the loops are restored).
+        self._loader_state = state_dict or None
 
     def _eval_loader(self, name: str) -> DataLoader:
         """Each rank takes its own share of the problems, with no padding, so every problem counts exactly once.
@@ -257,6 +328,7 @@ class DivisionData(L.LightningDataModule):
             [(i, examples[i]) for i in order],
             batch_size=self.hparams.eval_batch_size,
             collate_fn=partial(collate_eval, pad_id=pad),
+            generator=self._own_generator(),
         )
 
     def val_dataloader(self) -> DataLoader:

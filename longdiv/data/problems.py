@@ -191,3 +191,23 @@ def generate(split: str, count: int, seed: int) -> list[Problem]:
         random.setstate(py_state)
         np.random.set_state(np_state)
 
+
+
+def with_dividend_digits(problems: list[Problem], digits: list[int], seed: int) -> list[Problem]:
+    """The same divisors with new dividends of the given digit counts, for testing length generalization.
+
+    Each problem keeps its divisor and gets a uniformly drawn dividend with a digit count taken in turn from
+    `digits`, so the divisors stay in the distribution a model was trained on while the dividends grow past it.
+
+    Args:
+        problems: Problems whose divisors to keep, e.g. a draw from the interpolate split.
+        digits: Dividend digit counts, each in 1..MAX_DIGITS, e.g. [10, 11, 12].
+        seed: Seeds the dividends.
+    """
+    if not digits or not all(1 <= d <= MAX_DIGITS for d in digits):
+        raise ValueError(f"dividend digits {digits} must be a non-empty list of counts in 1..{MAX_DIGITS}")
+    rng = random.Random(seed)
+    return [
+        Problem.from_numbers(rng.randrange(10 ** (d - 1) if d > 1 else 0, 10**d), p.divisor)
+        for p, d in zip(problems, (digits[i % len(digits)] for i in range(len(problems))))
+    ]

@@ -96,18 +96,21 @@ class DivisionLM(L.LightningModule):
             metrics["parse_fail_rate"].update(float(parsed is None))
             for kind in KINDS:
                 metrics[f"err_{kind}"].update(float(verdict.kind == kind))
-            if stage == "test":
-                self.records.append(
-                    dict(
-                        index=index, question=problem.question, dividend=problem.dividend, divisor=problem.divisor,
-                        expected=problem.remainder, generated=text, parsed=parsed,
-                        correct=parsed == problem.remainder, error_kind=verdict.kind, error_step=verdict.step,
-                    )
-                )
+            # Every evaluation keeps its per-problem records: test writes them out, callbacks show samples.
+            self.records.append(
+                {
+                    "index": index, "question": problem.question, "dividend": problem.dividend,
+                    "divisor": problem.divisor, "expected": problem.remainder, "generated": text, "parsed": parsed,
+                    "correct": parsed == problem.remainder, "error_kind": verdict.kind, "error_step": verdict.step,
+                }
+            )
 
     def _log_eval(self, stage: str) -> None:
         for name, metric in self.stage_metrics[stage].items():
             self.log(f"{stage}/{name}", metric, prog_bar=name == "remainder_acc")
+
+    def on_validation_epoch_start(self):
+        self.records = []
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")

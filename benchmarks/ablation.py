@@ -1,0 +1,27 @@
+"""The issue's ablation on a CPU: the offline SmolLM2 fine-tuned on N = 25, 50, 100, 200 demonstrations in the
+`sub` and `direct` formats, and SmolLM2's architecture from scratch at N = 200, each tested on 500 generated
+interpolate problems; then the tables and plots in reports/ablation/.
+
+    python benchmarks/ablation.py [extra CLI arguments for every run, e.g. --trainer.logger=false]
+
+Runs are the points of configs/sweeps/demos.yaml (training seed 0), run by `python -m longdiv sweep` into
+runs/ablation/<point>/; a point that already holds a tested run.json is skipped, so the script resumes.
+"""
+
+import sys
+
+from longdiv import report, sweep
+
+SWEEP = "configs/sweeps/demos.yaml"
+RUNS = "runs/ablation"
+POINTS = [
+    ["--models", "smollm2", "--formats", "sub", "direct", "--num_demos", "25", "50", "100", "200"],
+    ["--models", "scratch:smollm2-135m", "--formats", "sub", "--num_demos", "200"],
+]
+
+if __name__ == "__main__":
+    failed = 0
+    for filters in POINTS:
+        failed |= sweep.main([SWEEP, "--runs_dir", RUNS, "--seeds", "0", *filters, "--", *sys.argv[1:]])
+    report.main([RUNS, "--out", "reports/ablation"])
+    sys.exit(failed)

@@ -1,0 +1,114 @@
+"""A Hugging Face model folder from a Lightning checkpoint: `python -m longdiv export --ckpt_path CKPT --out DIR`.
+
+Writes the fine-tuned model (safetensors) and its tokenizer, both loadable with `AutoModelForCausalLM` /
+`AutoTokenizer.from_pretrained(DIR)`, and a `README.md` model card with the demonstration format, an example
+prompt, the demonstration count, the data hash and the test accuracy, read from the `run.json` of the
+checkpoint's run folder when there is one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+
+from longdiv.data import formats
+from longdiv.data.problems import Problem
+
+
+def run_record(ckpt_path: Path) -> dict:
+    """The run.json of the run that wrote `ckpt_path` (`<run>/checkpoints/last.ckpt`), or {} when there is none."""
+    for folder in (ckpt_path.parent.parent, ckpt_path.parent):
+        if (folder / "run.json").is_file():
+            return json.loads((folder / "run.json").read_text())
+    return {}
+
+
+def model_card(hparams: dict, record: dict) -> str:
+    """The README.md of an exported model. It names only what describes the model: no paths, config or keys."""
+    fmt = hparams["format"]
+    prompt, completion = formats.get_format(fmt).render(Problem.from_numbers(93, 59))
+    lines = [
+        f"# longdiv: {hparams['model']} fine-tuned on long division ({fmt} format)",
+        "",
+        "A causal LM fine-tuned with the longdiv project to compute the remainder of a division by writing",
+        "out a step-by-step demonstration, then the answer.",
+        "",
+        "| field | value |",
+        "| --- | --- |",
+        f"| base model | `{hparams['model']}` |",
+        f"| format | `{fmt}` |",
+        f"| demonstrations (num_demos) | {record.get('num_demos', 'unknown')} |",
+        f"| data seed | {record.get('data_seed', 'unknown')} |",
+        f"| data hash | `{record.get('data_hash', 'unknown')}` |",
+    ]
+    if "accuracy" in record:
+        lines.append(
+            f"| test accuracy | {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']}), 95% Wilson interval "
+            f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}] |"
+        )
+        lines.append(f"| parse failures | {record['parse_failures']} of {record['n_eval']} |")
+    else:
+        lines.append("| test accuracy | not measured (no run.json with a test next to the checkpoint) |")
+    lines += [
+        "",
+        "## Prompt",
+        "Give the model the format's prompt and decode greedily until end of text. For 93 mod 59 the prompt is:",
+        "```",
+        prompt.rstrip("\n"),
+        "```",
+        "and the expected completion:",
+        "```",
+        completion.rstrip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def match_special_tokens(model, tokenizer) -> None:
+    """Points the model's end-of-text and pad ids at the tokenizer's (training ended every completion with the
+    tokenizer's EOS), so `generate` on the exported model stops where it learned to. A start id outside the
+    vocabulary becomes EOS too: random-init models paired with another tokenizer (`tiny`) keep GPT-Neo's 50256."""
+    for config in (model.config, model.generation_config):
+        config.eos_token_id = tokenizer.eos_token_id
+        config.pad_token_id = tokenizer.pad_token_id
+        if config.bos_token_id is not None and config.bos_token_id >= len(tokenizer):
+            config.bos_token_id = tokenizer.eos_token_id
+
+
+def export(ckpt_path: Path, out: Path, weights_only: bool = True) -> Path:
+    """Writes the model, tokenizer and model card of `ckpt_path` into `out`."""
+    from longdiv.models.module import DivisionLM
+
+    try:
+        module = DivisionLM.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{ckpt_path}: holds objects beyond tensors and plain data ({str(err).splitlines()[0]}); if you trust "
+            "the file, pass --unsafe_load to unpickle it fully"
+        ) from None
+    match_special_tokens(module.model, module.tokenizer)
+    out.mkdir(parents=True, exist_ok=True)
+    module.model.save_pretrained(out)  # safetensors
+    module.tokenizer.save_pretrained(out)
+    (out / "README.md").write_text(model_card(dict(module.hparams), run_record(ckpt_path)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m longdiv export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt_path", type=Path, required=True, help="A Lightning checkpoint, e.g. last.ckpt.")
+    parser.add_argument("--out", type=Path, required=True, help="The folder to write.")
+    parser.add_argument("--unsafe_load", action="store_true",
+                        help="Unpickle the checkpoint fully (can run code from the file): only for files you trust.")
+    args = parser.parse_args(argv)
+    if not args.ckpt_path.is_file():
+        parser.error(f"--ckpt_path {args.ckpt_path}: no such file; pass a checkpoint such as runs/<run>/checkpoints/last.ckpt")
+    try:
+        export(args.ckpt_path, args.out, weights_only=not args.unsafe_load)
+    except ValueError as err:
+        parser.error(str(err))
+    print(f"exported {args.ckpt_path} -> {args.out}")
+    return 0

@@ -1,0 +1,237 @@
+"""Tables and plots from run folders: `python -m longdiv report RUN_DIRS... --out DIR`.
+
+Finds every `run.json` under the given folders (recursively) whose run got as far as its test, and writes:
+- `table.md` and `table.csv`: one row per run (model, format, demonstrations, seed, n, correct, accuracy, Wilson
+  95% interval, parse-fail rate, the verifier's error-kind counts), then in `table.md` the seeds of each point
+  pooled (sum of correct over sum of n);
+- `accuracy.png`: pooled accuracy against the number of demonstrations (log x), one line per model and format,
+  with Wilson 95% error bars and n in the legend;
+- `parse_fail.png`: the parse-fail rate likewise;
+- `error_kinds.png`: stacked bars of the verifier's first-error kinds per point, when any run has them;
+- `length_heatmap.png`: accuracy by dividend digits x divisor digits from `predictions.jsonl`, one panel per model
+  and format at its largest demonstration count (all its test sets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from longdiv.data.verify import KINDS
+from longdiv.stats import wilson
+
+COLUMNS = ("model", "format", "test_set", "num_demos", "seed", "n", "correct", "accuracy", "wilson_low", "wilson_high",
+           "parse_fail_rate", *(f"err_{kind}" for kind in KINDS), "run_dir")
+
+
+def find_runs(folders: list[Path]) -> list[Path]:
+    """Run folders under `folders` whose `run.json` holds a test result, in path order."""
+    found = set()
+    for folder in folders:
+        if not folder.exists():
+            raise ValueError(f"{folder}: no such folder; pass run folders or folders that hold them")
+        found |= {p.parent for p in folder.rglob("run.json")}
+    return sorted(f for f in found if "accuracy" in json.loads((f / "run.json").read_text()))
+
+
+def test_set(data: dict) -> str:
+    """What a run was tested on, from its data config: a file's name, longer dividends, or the generator split."""
+    if data.get("test_file"):
+        return Path(data["test_file"]).name
+    digits = data.get("test_dividend_digits")
+    split = data.get("eval_split", "interpolate")
+    return f"{split}, dividend digits {min(digits)}-{max(digits)}" if digits else split
+
+
+def row(folder: Path) -> dict:
+    """One table row from a run folder's `run.json`."""
+    record = json.loads((folder / "run.json").read_text())
+    config = record.get("config", {})
+    n, correct = record["n_eval"], record["correct"]
+    metrics = record.get("metrics", {})
+    return dict(
+        model=record["model"], format=record["format"], test_set=test_set(config.get("data", {})),
+        num_demos=record["num_demos"], seed=config.get("seed_everything"), n=n, correct=correct, accuracy=record["accuracy"],
+        wilson_low=record["wilson_low"], wilson_high=record["wilson_high"],
+        parse_fail_rate=record["parse_failures"] / max(1, n),
+        **{f"err_{kind}": round(metrics.get(f"test/err_{kind}", 0)) for kind in KINDS},
+        run_dir=str(folder),
+    )
+
+
+def pool(rows: list[dict]) -> list[dict]:
+    """Seeds of the same (model, format, test set, num_demos) point pooled: sum of correct over sum of n."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["format"], r["test_set"], r["num_demos"])].append(r)
+    pooled = []
+    for (model, fmt, test, num_demos), rs in sorted(groups.items()):
+        n, correct = sum(r["n"] for r in rs), sum(r["correct"] for r in rs)
+        low, high = wilson(correct, n)
+        parse_fails = sum(r["parse_fail_rate"] * r["n"] for r in rs)
+        pooled.append(
+            dict(model=model, format=fmt, test_set=test, num_demos=num_demos, seeds=len(rs), n=n, correct=correct,
+                 accuracy=correct / max(1, n), wilson_low=low, wilson_high=high,
+                 parse_fail_rate=parse_fails / max(1, n), **{f"err_{k}": sum(r[f"err_{k}"] for r in rs) for k in KINDS})
+        )
+    return pooled
+
+
+def _cell(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def markdown(rows: list[dict], columns: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows: list[dict], pooled: list[dict], out: Path) -> None:
+    with (out / "table.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    pooled_columns = ("model", "format", "test_set", "num_demos", "seeds", "n", "correct", "accuracy", "wilson_low", "wilson_high",
+                      "parse_fail_rate")
+    (out / "table.md").write_text(
+        "# Runs\n\n" + markdown(rows, COLUMNS) + "\n# Seeds pooled\n\n" + markdown(pooled, pooled_columns)
+    )
+
+
+def _series(pooled: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    series = defaultdict(list)
+    for p in pooled:
+        series[(p["model"], p["format"], p["test_set"])].append(p)
+    return {key: sorted(ps, key=lambda p: p["num_demos"]) for key, ps in sorted(series.items())}
+
+
+def _n_label(points: list[dict]) -> str:
+    ns = sorted({p["n"] for p in points})
+    return f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}-{ns[-1]}"
+
+
+def plot_curves(pooled: list[dict], out: Path, plt) -> None:
+    for name, key, title in (("accuracy.png", "accuracy", "test remainder accuracy"),
+                             ("parse_fail.png", "parse_fail_rate", "test parse-fail rate")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for (model, fmt, test), points in _series(pooled).items():
+            xs = [p["num_demos"] for p in points]
+            ys = [p[key] for p in points]
+            if key == "accuracy":
+                errors = [[p["accuracy"] - p["wilson_low"] for p in points], [p["wilson_high"] - p["accuracy"] for p in points]]
+            else:
+                bounds = [wilson(round(p[key] * p["n"]), p["n"]) for p in points]
+                errors = [[y - lo for y, (lo, _) in zip(ys, bounds)], [hi - y for y, (_, hi) in zip(ys, bounds)]]
+            ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=f"{model} / {fmt} / {test} ({_n_label(points)})")
+        ax.set_xscale("log")
+        counts = sorted({p["num_demos"] for p in pooled})
+        ax.set_xticks(counts, [str(c) for c in counts], minor=False)
+        ax.minorticks_off()
+        ax.set_xlabel("training demonstrations")
+        ax.set_ylabel(title + " (Wilson 95%)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+
+
+def plot_error_kinds(pooled: list[dict], out: Path, plt) -> bool:
+    if not any(p[f"err_{k}"] for p in pooled for k in KINDS):
+        return False
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(pooled)), 4.5))
+    labels = [f"{p['model']}\n{p['format']} {p['test_set']} N={p['num_demos']}" for p in pooled]
+    bottom = [0.0] * len(pooled)
+    for kind in KINDS:
+        share = [p[f"err_{kind}"] / max(1, p["n"]) for p in pooled]
+        ax.bar(range(len(pooled)), share, bottom=bottom, label=kind)
+        bottom = [b + s for b, s in zip(bottom, share)]
+    ax.set_xticks(range(len(pooled)), labels, fontsize=7, rotation=45, ha="right")
+    ax.set_ylabel("share of test problems")
+    ax.set_title("first wrong step found by the verifier")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "error_kinds.png", dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_heatmap(rows: list[dict], out: Path, plt) -> bool:
+    """Accuracy by dividend and divisor digit counts, per model and format at its largest demonstration count
+    (seeds pooled)."""
+    largest = {}
+    for r in rows:
+        key = (r["model"], r["format"])
+        largest[key] = max(largest.get(key, 0), r["num_demos"])
+    cells = defaultdict(lambda: defaultdict(lambda: [0, 0]))  # (model, format) -> (dividend, divisor digits) -> [ok, n]
+    for r in rows:
+        path = Path(r["run_dir"]) / "predictions.jsonl"
+        if r["num_demos"] != largest[(r["model"], r["format"])] or not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            p = json.loads(line)
+            cell = cells[(r["model"], r["format"])][(len(str(p["dividend"])), len(str(p["divisor"])))]
+            cell[0] += bool(p["correct"])
+            cell[1] += 1
+    if not cells:
+        return False
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 4), squeeze=False)
+    for ax, ((model, fmt), grid) in zip(axes[0], sorted(cells.items())):
+        dividends = range(min(a for a, _ in grid), max(a for a, _ in grid) + 1)
+        divisors = range(min(b for _, b in grid), max(b for _, b in grid) + 1)
+        acc = [[grid[(a, b)][0] / grid[(a, b)][1] if grid[(a, b)][1] else float("nan") for a in dividends]
+               for b in divisors]
+        image = ax.imshow(acc, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for i, b in enumerate(divisors):
+            for j, a in enumerate(dividends):
+                if grid[(a, b)][1]:
+                    ax.text(j, i, f"{grid[(a, b)][1]}", ha="center", va="center", fontsize=7, color="white")
+        ax.set_xticks(range(len(dividends)), list(dividends))
+        ax.set_yticks(range(len(divisors)), list(divisors))
+        ax.set_xlabel("dividend digits")
+        ax.set_ylabel("divisor digits")
+        ax.set_title(f"{model} / {fmt}, N={largest[(model, fmt)]}", fontsize=9)
+        fig.colorbar(image, ax=ax, label="accuracy (cell text: n)")
+    fig.tight_layout()
+    fig.savefig(out / "length_heatmap.png", dpi=120)
+    plt.close(fig)
+    return True
+
+
+def report(folders: list[Path], out: Path) -> list[dict]:
+    """Writes the tables and plots for the runs under `folders` into `out`; returns the table rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    runs = find_runs(folders)
+    if not runs:
+        raise ValueError(f"no tested run (a run.json with an accuracy) under {', '.join(map(str, folders))}")
+    rows = sorted((row(f) for f in runs),
+                  key=lambda r: (r["model"], r["format"], r["test_set"], r["num_demos"], str(r["seed"])))
+    pooled = pool(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(rows, pooled, out)
+    plot_curves(pooled, out, plt)
+    plot_error_kinds(pooled, out, plt)
+    plot_heatmap(rows, out, plt)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m longdiv report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="Run folders, or folders that hold them.")
+    parser.add_argument("--out", type=Path, required=True, help="Folder for the tables and plots.")
+    args = parser.parse_args(argv)
+    try:
+        rows = report(args.runs, args.out)
+    except ValueError as err:
+        parser.error(str(err))
+    print(f"{len(rows)} runs -> {args.out}/table.md, table.csv and plots")
+    return 0

@@ -1,0 +1,92 @@
+"""`python -m longdiv report`: tables that equal the run records, and the plots."""
+
+import csv
+import json
+import random
+
+import pytest
+
+from longdiv.cli import main
+from longdiv.data.verify import KINDS
+from longdiv.report import main as report_main
+from longdiv.stats import wilson
+
+PLOTS = ("accuracy.png", "parse_fail.png", "error_kinds.png", "length_heatmap.png")
+
+
+def fake_run(folder, model, fmt, num_demos, seed, correct, n, parse_failures, errors):
+    """A run folder as RunRecord writes it after a test: run.json and predictions.jsonl."""
+    folder.mkdir(parents=True)
+    low, high = wilson(correct, n)
+    record = {
+        "stage": "test", "format": fmt, "num_demos": num_demos, "data_seed": 0, "data_hash": "abc", "model": model,
+        "accuracy": correct / n, "correct": correct, "n_eval": n, "wilson_low": low, "wilson_high": high,
+        "parse_failures": parse_failures, "metrics": {f"test/err_{k}": float(v) for k, v in errors.items()},
+        "config": {"seed_everything": seed, "data": {"eval_split": "interpolate", "test_file": None}},
+        "run_dir": str(folder),
+    }
+    (folder / "run.json").write_text(json.dumps(record))
+    rng = random.Random(seed)
+    with (folder / "predictions.jsonl").open("w") as f:
+        for i in range(n):
+            dividend, divisor = rng.randrange(10, 10**7), rng.randrange(2, 10**3)
+            f.write(json.dumps({"index": i, "dividend": dividend, "divisor": divisor, "correct": i < correct}) + "\n")
+    return record
+
+
+def test_tables_equal_the_records_and_plots_exist(tmp_path):
+    records = []
+    for model in ("smollm2", "scratch:smollm2-135m"):
+        for fmt in ("sub", "direct"):
+            for num_demos in (25, 200):
+                for seed in (0, 1):
+                    correct = (num_demos // 25 + seed * 3 + len(fmt)) % 20
+                    errors = dict.fromkeys(KINDS, 0) | {"subtraction": 20 - correct - 1, "malformed": 1}
+                    records.append(fake_run(tmp_path / "runs" / f"{model}-{fmt}-{num_demos}-{seed}".replace(":", "_"),
+                                            model, fmt, num_demos, seed, correct, 20, seed, errors))
+    (tmp_path / "runs" / "unfinished").mkdir()
+    (tmp_path / "runs" / "unfinished" / "run.json").write_text(json.dumps({"stage": "fit", "model": "x"}))
+
+    assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+
+    rows = list(csv.DictReader((tmp_path / "report" / "table.csv").open()))
+    assert len(rows) == len(records)  # the unfinished run is left out
+    by_dir = {r["run_dir"]: r for r in rows}
+    for record in records:
+        r = by_dir[record["run_dir"]]
+        assert (r["model"], r["format"], int(r["num_demos"]), int(r["seed"])) == (
+            record["model"], record["format"], record["num_demos"], record["config"]["seed_everything"])
+        assert (int(r["n"]), int(r["correct"])) == (record["n_eval"], record["correct"])
+        assert float(r["accuracy"]) == pytest.approx(record["accuracy"])
+        assert (float(r["wilson_low"]), float(r["wilson_high"])) == pytest.approx((record["wilson_low"], record["wilson_high"]))
+        assert float(r["parse_fail_rate"]) == pytest.approx(record["parse_failures"] / record["n_eval"])
+        assert {k: int(r[f"err_{k}"]) for k in KINDS} == {k: int(record["metrics"][f"test/err_{k}"]) for k in KINDS}
+        assert r["test_set"] == "interpolate"
+
+    # seeds pooled: sum of correct over sum of n, in the markdown table
+    md = (tmp_path / "report" / "table.md").read_text()
+    pooled = md.split("# Seeds pooled")[1]
+    seeds = [r for r in records if r["model"] == "smollm2" and r["format"] == "sub" and r["num_demos"] == 25]
+    correct = sum(r["correct"] for r in seeds)
+    assert f"| smollm2 | sub | interpolate | 25 | 2 | 40 | {correct} | {correct / 40:.3f} |" in pooled
+    for name in PLOTS:
+        assert (tmp_path / "report" / name).stat().st_size > 1000
+
+
+def test_report_of_a_real_tiny_fit(tmp_path):
+    main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8", "--data.num_test=4",
+          "--data.format=direct", "--num_samples=0", f"--runs_dir={tmp_path / 'runs'}"])
+    (run,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run / "run.json").read_text())
+    report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
+    (row,) = csv.DictReader((tmp_path / "report" / "table.csv").open())
+    assert (row["model"], row["format"], int(row["num_demos"]), int(row["seed"])) == ("tiny", "direct", 8, 0)
+    assert (int(row["n"]), int(row["correct"])) == (record["n_eval"], record["correct"]) == (4, record["correct"])
+    for name in ("accuracy.png", "parse_fail.png", "length_heatmap.png"):
+        assert (tmp_path / "report" / name).is_file()
+
+
+def test_no_tested_run_is_an_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path), "--out", str(tmp_path / "out")])
+    assert "no tested run" in capsys.readouterr().err

@@ -1,0 +1,146 @@
+"""A run killed at any moment resumes to exactly what an uninterrupted run gives, and checkpoints are never torn."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import longdiv.models.module
+from longdiv.callbacks.checkpoint import AtomicCheckpointIO
+from longdiv.cli import main
+from longdiv.data.datamodule import DivisionData
+
+# 32 demos in batches of 4: 8 steps an epoch, 16 in all. Dropout makes the random state matter on resume.
+RUN = [
+    "fit", "--config", "configs/tiny.yaml", "--seed_everything=0", "--data.format=direct", "--data.train_file=null",
+    "--data.val_file=null", "--data.num_demos=32", "--data.batch_size=4", "--data.num_val=4", "--data.num_test=6",
+    "--trainer.max_epochs=2", "--trainer.logger=false", "--trainer.enable_progress_bar=false",
+    '--model.config_overrides={"embed_dropout": 0.1, "resid_dropout": 0.1}',
+]
+STEPS_PER_EPOCH = 8
+
+
+@pytest.fixture
+def one_thread():
+    """Single-threaded kernels, as the subprocesses use (OMP_NUM_THREADS=1), so results compare bit for bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def outcome(run: Path) -> tuple[dict, dict, str]:
+    record = json.loads((run / "run.json").read_text())
+    metrics = {k: v for k, v in record["metrics"].items() if k.startswith("test/")}
+    return load(run / "checkpoints" / "last.ckpt")["state_dict"], metrics, (run / "predictions.jsonl").read_text()
+
+
+def test_sampler_resumes_with_the_batch_it_would_have_served():
+    data = DivisionData(num_demos=20, num_val=2, num_test=2, batch_size=4)
+    data.setup()
+    loader = data.train_dataloader()
+    loader.sampler.set_epoch(1)
+    whole = [b["input_ids"].tolist() for b in loader]
+    taken = iter(loader)
+    first = [next(taken)["input_ids"].tolist() for _ in range(2)]
+    state = loader.state_dict()
+    assert state == {"epoch": 1, "batches": 2} and first == whole[:2]
+
+    fresh = data.train_dataloader()
+    fresh.load_state_dict(state)
+    fresh.sampler.set_epoch(1)  # what Lightning does after loading the state, before iterating
+    assert [b["input_ids"].tolist() for b in fresh] == whole[2:] and fresh.state_dict()["batches"] == len(whole)
+    fresh.sampler.set_epoch(2)  # the next epoch starts whole
+    assert len(list(fresh)) == len(whole)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "longdiv", *RUN, "--checkpoint_every_n_steps=3",
+                             f"--runs_dir={killed}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(killed.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (ckpt,) = killed.glob("*/checkpoints/last.ckpt")
+    run = ckpt.parent.parent
+    step = load(ckpt)["global_step"]
+    assert 0 < step < 2 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH, f"the kill did not land mid-epoch: step {step}"
+    assert not (run / "predictions.jsonl").exists()
+
+    # The documented way: the checkpoint's path; the fit continues in the killed run's folder.
+    subprocess.run([sys.executable, "-m", "longdiv", *RUN, "--checkpoint_every_n_steps=3", f"--runs_dir={killed}",
+                    "--ckpt_path", str(ckpt)], env=env, check=True, capture_output=True)
+    assert [p.name for p in killed.iterdir()] == [run.name]
+    assert load(ckpt)["global_step"] == 2 * STEPS_PER_EPOCH
+
+    main([*RUN, f"--runs_dir={tmp_path / 'whole'}"])
+    (whole,) = (tmp_path / "whole").iterdir()
+    weights, metrics, predictions = outcome(run)
+    ref_weights, ref_metrics, ref_predictions = outcome(whole)
+    assert weights.keys() == ref_weights.keys()
+    assert all(torch.equal(weights[k], ref_weights[k]) for k in weights), "resumed weights differ"
+    assert metrics == ref_metrics and predictions == ref_predictions
+
+
+def test_resume_last_without_a_run_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"ckpt_path 'last' needs the run to resume: pass --ckpt_path runs/<run>/"):
+        main([*RUN, f"--runs_dir={tmp_path}", "--ckpt_path=last"])
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1, "w": torch.arange(1000)}, path)
+    before = path.read_bytes()
+
+    def dies_midway(obj, f):
+        f.write(b"PK\x03\x04" + b"\0" * 100)  # the start of a zip, as torch.save writes
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"step": 2, "w": torch.arange(2000)}, path)
+    assert path.read_bytes() == before and load(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left behind
+    with pytest.raises(OSError):
+        io.save_checkpoint({"step": 2}, tmp_path / "new.ckpt")
+    assert not (tmp_path / "new.ckpt").exists()
+
+
+def test_nan_loss_stops_and_leaves_the_last_good_checkpoint(tmp_path, monkeypatch, one_thread):
+    bad_step, steps, saves = 5, [], []
+    real_loss, real_save = longdiv.models.module.completion_loss, AtomicCheckpointIO.save_checkpoint
+
+    def loss_turns_nan(model, *args):
+        steps.append(1)
+        loss = real_loss(model, *args)
+        return loss * float("nan") if len(steps) > bad_step else loss
+
+    def spy(self, checkpoint, path, storage_options=None):
+        saves.append(path)
+        return real_save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(longdiv.models.module, "completion_loss", loss_turns_nan)
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
+    with pytest.raises(FloatingPointError, match=rf"training loss is nan at step {bad_step} .*lower model.lr"):
+        main([*RUN, "--checkpoint_every_n_steps=2", f"--runs_dir={tmp_path}"])
+    (ckpt,) = tmp_path.glob("*/checkpoints/last.ckpt")
+    checkpoint = load(ckpt)
+    assert checkpoint["global_step"] == 4 < bad_step and len(saves) == 2  # written by the CLI's atomic writer
+    assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
