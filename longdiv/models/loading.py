@@ -28,14 +28,14 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 OFFLINE = "smollm2"
 TINY = "tiny"
 
-_NEO = dict(
-    model_type="gpt_neo",
-    vocab_size=50257,
-    max_position_embeddings=2048,
-    window_size=256,
-    bos_token_id=50256,
-    eos_token_id=50256,
-)
+_NEO = {
+    "model_type": "gpt_neo",
+    "vocab_size": 50257,
+    "max_position_embeddings": 2048,
+    "window_size": 256,
+    "bos_token_id": 50256,
+    "eos_token_id": 50256,
+}
 ARCHS = {
     "gpt-neo-125m": dict(_NEO, hidden_size=768, num_layers=12, num_heads=12, attention_types=[[["global", "local"], 6]]),
     "gpt-neo-1.3b": dict(_NEO, hidden_size=2048, num_layers=24, num_heads=16, attention_types=[[["global", "local"], 12]]),

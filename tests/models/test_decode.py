@@ -28,8 +28,8 @@ def left_padded(prompts, pad_id):
 @pytest.mark.parametrize("arch", ["tiny", "scratch:smollm2-135m"])
 def test_greedy_decode_equals_generate_with_rows_finishing_early(arch):
     torch.manual_seed(0)
-    overrides = None if arch == "tiny" else dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                                 num_attention_heads=4, num_key_value_heads=2)
+    overrides = None if arch == "tiny" else {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                                 "num_attention_heads": 4, "num_key_value_heads": 2}
     model, _ = loading.load(arch, "char", overrides)
     model.eval()
     g = torch.Generator().manual_seed(1)

@@ -43,4 +43,4 @@ def format_names() -> list[str]:
 
 
 # Importing the modules registers their formats.
-from longdiv.data.formats import direct, recchia, sub  # noqa: E402,F401
+from longdiv.data.formats import direct, recchia, sub  # noqa: F401
