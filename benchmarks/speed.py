@@ -206,8 +206,8 @@ def main() -> None:
     parser.add_argument("--fit_record", help="run.json of a full N=200 SmolLM2 fit, for fit_peak_rss_gb")
     parser.add_argument("--baseline_every", type=int, default=10)
     parser.add_argument("--eval_batch_size", type=int, default=50)
-    parser.add_argument("--micro_batch", type=int, default=2, help="training micro-batch (as in configs/smollm2)")
-    parser.add_argument("--accumulate", type=int, default=4)
+    parser.add_argument("--micro_batch", type=int, default=1, help="training micro-batch (as in configs/smollm2)")
+    parser.add_argument("--accumulate", type=int, default=8)
     parser.add_argument("--micro_steps", type=int, default=10)
     parser.add_argument("--bf16_micro_steps", type=int, default=3)
     parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
@@ -228,8 +228,11 @@ def main() -> None:
     sections = set(args.only or ["gemm", "load", "synth", "memory", "train", "bf16", "decode"])
 
     def save():
-        report.update(machine=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
-                      torch=torch.__version__, cpu_flags_avx512_bf16="avx512_bf16" in Path("/proc/cpuinfo").read_text())
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                     platform.machine())
+        report.update(cpu=model, threads=torch.get_num_threads(), torch=torch.__version__,
+                      cpu_avx512_bf16="avx512_bf16" in cpuinfo, cpu_amx_bf16="amx_bf16" in cpuinfo)
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -258,6 +261,8 @@ def main() -> None:
             train_tokens_per_second_fit=fit, train_tokens_per_second_bare=bare, train_vs_bare=fit / bare,
             train_micro_batch=args.micro_batch, train_accumulate=args.accumulate,
             padding_efficiency=padding_efficiency(dm), mfu_fp32=fit * 6 * params / peaks["fp32"], params=params,
+            # What length bucketing leaves when a batch holds 8 demonstrations (micro-batches of 1 hold no padding).
+            padding_efficiency_batch8=padding_efficiency(data(num_test=1, batch_size=8)),
         )
         save()
     if "bf16" in sections:

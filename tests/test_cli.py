@@ -51,15 +51,16 @@ def test_every_config_parses(config, capsys):
 
 def test_base_recipe_is_the_default_under_every_config(capsys):
     smollm2 = print_config(["--config", "configs/smollm2.yaml"], capsys)
-    # What benchmarks/main.py trained with before base.yaml existed.
+    # The main job's recipe: base.yaml's values, with SmolLM2's own micro-batching and epochs on top.
     assert smollm2["seed_everything"] == 0
     assert smollm2["model"].items() >= {"model": "smollm2", "lr": 3e-4}.items()
     assert smollm2["data"].items() >= {
-        "format": "sub", "num_demos": 200, "num_test": 500, "batch_size": 8, "eval_batch_size": 50,
+        "format": "sub", "num_demos": 200, "num_test": 500, "batch_size": 1, "eval_batch_size": 50,
         "train_file": "data/paper/train_numbers__div_remainder.txt",
         "val_file": "data/paper/validation_numbers__div_remainder.txt",
     }.items()
-    assert smollm2["trainer"].items() >= {"max_epochs": 3, "precision": "32-true", "check_val_every_n_epoch": 1000,
+    assert smollm2["trainer"].items() >= {"max_epochs": 6, "accumulate_grad_batches": 8, "precision": "32-true",
+                                         "check_val_every_n_epoch": 1000,
                                          "num_sanity_val_steps": 0, "log_every_n_steps": 5}.items()
     composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/ddp.yaml"], capsys)
     assert composed["model"]["model"] == "EleutherAI/gpt-neo-125m" and composed["trainer"]["strategy"] == "ddp"

@@ -21,14 +21,6 @@ TINY = [
 ]
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(runs_dir: Path, *args: str) -> Path:
     main([*TINY, f"--runs_dir={runs_dir}", *args])
     (folder,) = runs_dir.iterdir()

@@ -26,15 +26,6 @@ RUN = [
 STEPS_PER_EPOCH = 8
 
 
-@pytest.fixture
-def one_thread():
-    """Single-threaded kernels, as the subprocesses use (OMP_NUM_THREADS=1), so results compare bit for bit."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(path: Path) -> dict:
     return torch.load(path, weights_only=True, map_location="cpu")
 
