@@ -200,6 +200,35 @@ def load_seconds() -> float:
     return time.perf_counter() - start
 
 
+def plot(report: dict, path: Path) -> None:
+    """Memory and speed against the training micro-batch, and decoding against the per-problem loop."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (mem, dec) = plt.subplots(1, 2, figsize=(10, 4))
+    rows = report["memory_by_micro_batch"]
+    sizes = [r["micro_batch"] for r in rows]
+    mem.plot(sizes, [r["peak_rss_gb"] for r in rows], "o-", label="peak RSS (GiB)")
+    mem.plot(sizes, [r["tokens_per_second"] / 100 for r in rows], "s--", label="training tokens/s / 100")
+    mem.set_xscale("log", base=2)
+    mem.set_xticks(sizes, [str(b) for b in sizes])
+    mem.set_xlabel(f"micro-batch (longest demonstrations, {rows[0]['longest_tokens']} tokens)")
+    mem.set_title("SmolLM2-135M fp32 training step")
+    mem.legend()
+    mem.grid(alpha=0.3)
+    rates = [report["decode_baseline_problems_per_second"], report["decode_problems_per_second"]]
+    dec.bar(["per-problem generate", f"batched, batch {report['decode_eval_batch_size']}"], rates)
+    dec.set_ylabel("problems/s")
+    dec.set_title(f"greedy decoding, {report['decode_speedup']:.1f}x, {report['decode_identical']}/"
+                  f"{report['decode_baseline_problems']} identical")
+    fig.suptitle(f"{report['cpu']}, {report['threads']} threads, torch {report['torch']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", help="fine-tuned checkpoint to decode with (default: newest smollm2 sub run)")
@@ -211,7 +240,7 @@ def main() -> None:
     parser.add_argument("--micro_steps", type=int, default=10)
     parser.add_argument("--bf16_micro_steps", type=int, default=3)
     parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
-    parser.add_argument("--only", nargs="*", help="sections to run: gemm load synth memory train bf16 decode")
+    parser.add_argument("--only", nargs="*", help="sections to run: gemm load synth memory train bf16 decode plot")
     parser.add_argument("--out", default="reports/speed.json")
     parser.add_argument("--_probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
@@ -225,7 +254,7 @@ def main() -> None:
 
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.is_file() else {}
-    sections = set(args.only or ["gemm", "load", "synth", "memory", "train", "bf16", "decode"])
+    sections = set(args.only or ["gemm", "load", "synth", "memory", "train", "bf16", "decode", "plot"])
 
     def save():
         cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -236,6 +265,9 @@ def main() -> None:
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
 
+    if sections == {"plot"}:
+        plot(report, out.with_suffix(".png"))
+        return
     if "gemm" in sections or "gemm" not in report:
         report["gemm"] = gemm_peak.measure()
         save()
@@ -280,6 +312,8 @@ def main() -> None:
         record = json.loads(Path(args.fit_record).read_text())
         report.update(fit_peak_rss_gb=record["fit_peak_rss_gb"], fit_record=args.fit_record)
         save()
+    if "plot" in sections:
+        plot(report, out.with_suffix(".png"))
     print(json.dumps(report, indent=2))
 
 
