@@ -25,12 +25,20 @@ def left_padded(prompts, pad_id):
     return ids, mask
 
 
-@pytest.mark.parametrize("arch", ["tiny", "scratch:smollm2-135m"])
+ARCHS = {
+    "gpt-neo": ("tiny", None),
+    # GPT-Neo's local layers see only the last `window_size` tokens: a window shorter than the decode checks that
+    # the cache and the masks agree with `generate` past it.
+    "gpt-neo-window-4": ("tiny", {"window_size": 4}),
+    "llama": ("scratch:smollm2-135m", {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                       "num_attention_heads": 4, "num_key_value_heads": 2}),
+}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_greedy_decode_equals_generate_with_rows_finishing_early(arch):
     torch.manual_seed(0)
-    overrides = None if arch == "tiny" else {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                                                 "num_attention_heads": 4, "num_key_value_heads": 2}
-    model, _ = loading.load(arch, "char", overrides)
+    model, _ = loading.load(ARCHS[arch][0], "char", ARCHS[arch][1])
     model.eval()
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(3, 90, (n,), generator=g).tolist() for n in (5, 9, 2, 7, 12, 3)]
