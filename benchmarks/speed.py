@@ -49,7 +49,7 @@ def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict) ->
     dm = data(eval_batch_size=eval_batch_size)
     module = DivisionLM.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False).eval()
     examples = dm.eval_examples["test"]
-    texts, budgets, generated = {}, {}, 0
+    texts, budgets = {}, {}
     start = time.perf_counter()
     for batch in dm.test_dataloader():
         budget = int(batch["max_new_tokens"])

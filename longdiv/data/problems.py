@@ -192,7 +192,6 @@ def generate(split: str, count: int, seed: int) -> list[Problem]:
         np.random.set_state(np_state)
 
 
-
 def with_dividend_digits(problems: list[Problem], digits: list[int], seed: int) -> list[Problem]:
     """The same divisors with new dividends of the given digit counts, for testing length generalization.
 
