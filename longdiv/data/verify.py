@@ -9,7 +9,7 @@
 - `subtraction`: a wrong digit or borrow inside a subtraction
 - `final_answer`: every step right but the answer line wrong (or, for formats without steps, a wrong answer)
 
-For `sub`, the expected trace is rebuilt from the problem and compared line by line. Formats without a
+For `sub` and `subrow`, the expected trace is rebuilt from the problem and compared line by line. Formats without a
 step verifier (`direct`, the paper's grid) get the coarse verdict: right answer, wrong answer, or no answer.
 """
 
@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 
 from longdiv.data import formats
-from longdiv.data.formats import sub
 from longdiv.data.problems import Problem
 
 KINDS = ("malformed", "bring_down", "quotient_digit", "subtraction", "final_answer")
@@ -37,10 +36,12 @@ class Verdict:
         return self.kind is None
 
 
-def _verify_sub(problem: Problem, completion: str) -> Verdict:
-    expected = sub.Sub().render(problem)[1].splitlines()
+def _verify_sub(format_name: str, problem: Problem, completion: str) -> Verdict:
+    expected = formats.get_format(format_name).render(problem)[1].splitlines()
     width = len(str(problem.divisor)) + 1
-    shape = re.compile(rf"^([a-z]|-)(\d\d[.-]){{{width}}}$")
+    step_line = re.compile(rf"^([a-z]|-)(\d\d[.-]){{{width}}}$")
+    # `sub` answers in digits, `subrow` in a step line's cells.
+    answer_line = re.compile(rf"^R(\d\d[.-]){{{width}}}$" if format_name == "subrow" else rf"^=\d{{{width}}}$")
     got = completion.splitlines()
     for step, want in enumerate(expected):
         if step >= len(got):
@@ -50,11 +51,13 @@ def _verify_sub(problem: Problem, completion: str) -> Verdict:
             continue
         # At the last step the answer line and a step line can stand where the other belongs: that is one
         # subtraction too many or too few, not a wrong answer or a broken line.
-        if want.startswith("=") and not shape.match(line):
+        if want[0] in "=R":
+            if step_line.match(line):
+                return Verdict("quotient_digit" if line[0] == "-" else "bring_down", step)
             return Verdict("final_answer", step)
-        if want[0] == "-" and re.fullmatch(rf"=\d{{{width}}}", line):
+        if want[0] == "-" and answer_line.match(line):
             return Verdict("quotient_digit", step)
-        if not shape.match(line):
+        if not step_line.match(line):
             return Verdict("malformed", step)
         if want[0] == "-":
             return Verdict("quotient_digit" if line[0] != "-" else "subtraction", step)
@@ -64,8 +67,8 @@ def _verify_sub(problem: Problem, completion: str) -> Verdict:
 
 def verify(format_name: str, problem: Problem, completion: str) -> Verdict:
     """Checks `completion` for `problem` in the format called `format_name`; never raises on any text."""
-    if format_name == "sub":
-        return _verify_sub(problem, completion)
+    if format_name in ("sub", "subrow"):
+        return _verify_sub(format_name, problem, completion)
     parsed = formats.get_format(format_name).parse(completion)
     if parsed is None:
         return Verdict("malformed", None)

@@ -10,7 +10,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def test_registry_holds_every_format():
-    assert set(NAMES) == {"direct", "sub", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
+    assert set(NAMES) == {"direct", "sub", "subrow", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
 
 
@@ -68,6 +68,8 @@ def _claim(name: str, digits: str) -> str:
         return f"= {digits}\n"
     if name == "sub":
         return f"={digits[::-1]}\n"
+    if name == "subrow":
+        return "R" + "".join(f"0{d}." for d in digits[::-1]) + "\n"
     return f"{{ final remainder is {' '.join(digits)} }}"
 
 
@@ -119,6 +121,22 @@ def test_sub_matches_its_docstring_example():
         "=430",
     ]
     assert prompt.endswith("\n") and completion.endswith("\n")
+
+
+def test_subrow_ends_on_a_copy_of_the_kept_line():
+    sub_prompt, sub_completion = get_format("sub").render(Problem.from_numbers(93, 59))
+    prompt, completion = get_format("subrow").render(Problem.from_numbers(93, 59))
+    assert prompt == sub_prompt
+    assert completion.splitlines() == [*sub_completion.splitlines()[:-1], "R94-53.00."]
+
+
+@settings(max_examples=60, deadline=None)
+@given(dividend=st.integers(0, 10**10), divisor=st.integers(1, 10**9))
+def test_subrow_answer_is_the_line_two_above_with_a_new_head(dividend, divisor):
+    lines = get_format("subrow").render(Problem.from_numbers(dividend, divisor))[1].splitlines()
+    assert lines[-1] == "R" + lines[-3][1:]
+    assert lines[-2][0] == "-" and lines[-2][-1] == "-"  # the subtraction that went negative
+    assert lines[-3][-1] == "."  # the kept value is not negative
 
 
 def test_direct_matches_its_docstring_example():

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
@@ -11,12 +13,15 @@ PROBLEMS = st.builds(Problem.from_numbers, st.integers(0, 10**10), st.integers(1
 PROPERTY = settings(max_examples=60, deadline=None)
 
 
-def sub_lines(problem: Problem) -> list[str]:
-    return get_format("sub").render(problem)[1].splitlines()
+SUBS = pytest.mark.parametrize("name", ["sub", "subrow"])  # the formats with a step verifier
 
 
-def check(problem: Problem, lines: list[str]) -> Verdict:
-    return verify("sub", problem, "\n".join(lines) + "\n")
+def sub_lines(name: str, problem: Problem) -> list[str]:
+    return get_format(name).render(problem)[1].splitlines()
+
+
+def check(name: str, problem: Problem, lines: list[str]) -> Verdict:
+    return verify(name, problem, "\n".join(lines) + "\n")
 
 
 def pick(data, indices: list[int], label: str) -> int:
@@ -28,94 +33,109 @@ def other_digit(data, digit: str) -> str:
     return data.draw(st.sampled_from([d for d in "0123456789" if d != digit]), label="new digit")
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS)
 @example(problem=Problem.from_numbers(93, 59))
 @example(problem=Problem.from_numbers(0, 1))
 @example(problem=Problem.from_numbers(70000007, 7))
-def test_sub_correct_trace_is_ok(problem):
-    completion = get_format("sub").render(problem)[1]
-    assert verify("sub", problem, completion) == Verdict()
-    assert verify("sub", problem, completion).ok
-    assert verify("sub", problem, completion.rstrip("\n")).ok
+def test_sub_correct_trace_is_ok(name, problem):
+    completion = get_format(name).render(problem)[1]
+    assert get_format(name).parse(completion) == problem.remainder
+    assert verify(name, problem, completion) == Verdict()
+    assert verify(name, problem, completion).ok
+    assert verify(name, problem, completion.rstrip("\n")).ok
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
-def test_sub_wrong_subtraction_digit(problem, data):
-    lines = sub_lines(problem)
+def test_sub_wrong_subtraction_digit(name, problem, data):
+    lines = sub_lines(name, problem)
     k = pick(data, [i for i, line in enumerate(lines) if line[0] == "-"], "line")
     cell = data.draw(st.integers(0, (len(lines[k]) - 1) // 3 - 1), label="cell")
     pos = 2 + 3 * cell  # the running value's digit of that cell
     lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
-    assert check(problem, lines) == Verdict("subtraction", k)
+    assert check(name, problem, lines) == Verdict("subtraction", k)
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
-def test_sub_wrong_brought_down_digit(problem, data):
-    lines = sub_lines(problem)
+def test_sub_wrong_brought_down_digit(name, problem, data):
+    lines = sub_lines(name, problem)
     k = pick(data, [i for i, line in enumerate(lines) if line[0] in LABELS], "line")
     lines[k] = lines[k][:2] + other_digit(data, lines[k][2]) + lines[k][3:]  # units digit = the digit brought down
-    assert check(problem, lines) == Verdict("bring_down", k)
+    assert check(name, problem, lines) == Verdict("bring_down", k)
 
 
 def _nonnegative(line: str) -> bool:
     return line[0] == "-" and line[-1] == "."  # the last separator is the sign of the result
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
 @example(problem=Problem.from_numbers(93, 59), data=None)
-def test_sub_missing_nonnegative_subtraction(problem, data):
+def test_sub_missing_nonnegative_subtraction(name, problem, data):
     """The next subtraction moves up into the gap: its value is one divisor too small for that line."""
-    lines = sub_lines(problem)
+    lines = sub_lines(name, problem)
     candidates = [i for i, line in enumerate(lines) if _nonnegative(line)]
     k = candidates[0] if data is None else pick(data, candidates, "line")
     del lines[k]
-    assert check(problem, lines) == Verdict("subtraction", k)
+    assert check(name, problem, lines) == Verdict("subtraction", k)
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
 @example(problem=Problem.from_numbers(93, 59), data=None)
 @example(problem=Problem.from_numbers(5, 7), data=None)
-def test_sub_stopping_before_the_result_goes_negative(problem, data):
+def test_sub_stopping_before_the_result_goes_negative(name, problem, data):
     """Dropping a step's last (negative) subtraction puts the next label, or the answer, where a '-' belongs."""
-    lines = sub_lines(problem)
+    lines = sub_lines(name, problem)
     candidates = [i for i, line in enumerate(lines) if line[0] == "-" and not _nonnegative(line)]
     k = candidates[-1] if data is None else pick(data, candidates, "line")
     del lines[k]
-    assert check(problem, lines) == Verdict("quotient_digit", k)
+    assert check(name, problem, lines) == Verdict("quotient_digit", k)
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
 @example(problem=Problem.from_numbers(93, 59), data=None)
-def test_sub_subtracting_after_the_result_went_negative(problem, data):
-    lines = sub_lines(problem)
+def test_sub_subtracting_after_the_result_went_negative(name, problem, data):
+    lines = sub_lines(name, problem)
     candidates = [i for i, line in enumerate(lines) if line[0] == "-" and not _nonnegative(line)]
     k = candidates[-1] if data is None else pick(data, candidates, "line")
     lines.insert(k + 1, lines[k])
-    assert check(problem, lines) == Verdict("quotient_digit", k + 1)
+    assert check(name, problem, lines) == Verdict("quotient_digit", k + 1)
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
-def test_sub_wrong_final_answer(problem, data):
-    lines = sub_lines(problem)
-    wrong = data.draw(st.integers(0, 10 ** (len(lines[-1]) - 1) - 1).filter(lambda r: r != problem.remainder))
-    lines[-1] = "=" + str(wrong).zfill(len(lines[-1]) - 1)[::-1]
-    assert check(problem, lines) == Verdict("final_answer", len(lines) - 1)
+def test_sub_wrong_final_answer(name, problem, data):
+    lines = sub_lines(name, problem)
+    width = len(str(problem.divisor)) + 1
+    wrong = data.draw(st.integers(0, 10**width - 1).filter(lambda r: r != problem.remainder), label="claim")
+    digits = str(wrong).zfill(width)[::-1]
+    if name == "sub":
+        lines[-1] = "=" + digits
+    else:  # the answer row's value digits, the rest of its cells as they were
+        lines[-1] = "R" + "".join(cell[0] + d + cell[2] for cell, d in zip(re.findall("...", lines[-1][1:]), digits))
+    assert get_format(name).parse("\n".join(lines)) == wrong
+    assert check(name, problem, lines) == Verdict("final_answer", len(lines) - 1)
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
-def test_sub_truncated_trace(problem, data):
-    lines = sub_lines(problem)
+def test_sub_truncated_trace(name, problem, data):
+    lines = sub_lines(name, problem)
     keep = data.draw(st.integers(0, len(lines) - 1), label="lines kept")
-    assert check(problem, lines[:keep]) == Verdict("malformed", keep)
-    assert verify("sub", problem, "\n".join(lines[:keep])) == Verdict("malformed", keep)
+    assert check(name, problem, lines[:keep]) == Verdict("malformed", keep)
+    assert verify(name, problem, "\n".join(lines[:keep])) == Verdict("malformed", keep)
 
 
 GARBAGE = {
@@ -130,13 +150,14 @@ GARBAGE = {
 }
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data(), how=st.sampled_from(sorted(GARBAGE)))
-def test_sub_garbage_line(problem, data, how):
-    lines = sub_lines(problem)
+def test_sub_garbage_line(name, problem, data, how):
+    lines = sub_lines(name, problem)
     k = data.draw(st.integers(0, len(lines) - 2), label="line")  # any step line; the answer line has its own kind
     lines[k] = GARBAGE[how](lines[k])
-    assert check(problem, lines) == Verdict("malformed", k)
+    assert check(name, problem, lines) == Verdict("malformed", k)
 
 
 @pytest.mark.parametrize("name", ["direct", "recchia-w"])
@@ -173,15 +194,16 @@ def test_verify_never_raises_on_arbitrary_text(name, problem, text):
     assert _valid(verify(name, problem, text), text)
 
 
+@SUBS
 @PROPERTY
 @given(problem=PROBLEMS, data=st.data())
-def test_verify_never_raises_on_a_mangled_sub_trace(problem, data):
-    completion = get_format("sub").render(problem)[1]
+def test_verify_never_raises_on_a_mangled_sub_trace(name, problem, data):
+    completion = get_format(name).render(problem)[1]
     start = data.draw(st.integers(0, len(completion)), label="start")
     end = data.draw(st.integers(start, len(completion)), label="end")
     mangled = (
         completion[:start] + data.draw(st.text(alphabet="-=.0123456789pqx\n\r"), label="insert") + completion[end:]
     )
-    verdict = verify("sub", problem, mangled)
+    verdict = verify(name, problem, mangled)
     assert _valid(verdict, mangled)
     assert verdict.ok == (mangled.splitlines()[: len(completion.splitlines())] == completion.splitlines())

@@ -20,6 +20,13 @@ repeats the kept value's digits (still least significant first); that is the rem
     -95-57-09-                                          34 - 59 < 0: keep 34
     =430                                                remainder 34
 
+`subrow` is the same trace with one change to the last line: instead of the compact `=430`, it repeats the kept
+line cell by cell under an '=' head (`=94-53.00.`), and the remainder is read from its value digits. The kept line
+is always two lines above the answer (the line before the subtraction that went negative), so every character of
+the answer is a copy from one fixed distance back. With `=430`, SmolLM2 trained on 200 demonstrations wrote every
+step of 399 of 500 test traces right and then this line wrong (reports/main.json): it has to gather digits from
+every third position of a line it no longer sits under.
+
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
 embeddings learns from few examples. The quotient digit is never chosen by comparison: it is the number of
@@ -35,6 +42,7 @@ from longdiv.data.problems import Problem
 
 LABELS = "pqrstuvwxyzabcdefghijklmno"  # one letter per dividend digit, a single token each
 ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
+ROW_RE = re.compile(r"^R((?:\d\d[.-]){1,200})$", re.MULTILINE)
 
 
 def digits_lsf(value: int, width: int) -> list[int]:
@@ -71,7 +79,10 @@ def render_line(head: str, value: int, seps: list[str], divisor: int) -> str:
 
 
 class Sub:
-    name = "sub"
+    def __init__(self, name: str = "sub", answer_row: bool = False):
+        """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits."""
+        self.name = name
+        self.answer_row = answer_row
 
     def render(self, problem: Problem) -> tuple[str, str]:
         if len(str(problem.dividend)) > len(LABELS):
@@ -81,12 +92,19 @@ class Sub:
         labels = "".join(f"{label}{d}" for label, d in zip(LABELS, str(problem.dividend)))
         prompt = f"{problem.question}\n{labels}\n{render_line('=', 0, ['.'] * width, m)}\n"
         body = [render_line(head, value, seps, m) for head, value, seps in trace(problem)]
-        answer = "".join(str(d) for d in digits_lsf(problem.remainder, width))
-        return prompt, "\n".join([*body, f"={answer}"]) + "\n"
+        if self.answer_row:
+            answer = "R" + body[-2][1:]  # the kept line: the last one before the result went negative
+        else:
+            answer = "=" + "".join(str(d) for d in digits_lsf(problem.remainder, width))
+        return prompt, "\n".join([*body, answer]) + "\n"
 
     def parse(self, text: str) -> int | None:
+        if self.answer_row:
+            match = ROW_RE.search(text)
+            return int(match[1][1::3][::-1]) if match else None
         match = ANSWER_RE.search(text)
         return int(match[1][::-1]) if match else None
 
 
 register(Sub())
+register(Sub("subrow", answer_row=True))
