@@ -1,0 +1,71 @@
+"""Every demonstration format at N=200 on the offline SmolLM2 (the main recipe, configs/smollm2.yaml), each tested
+on 500 generated interpolate problems and the paper's 100 validation problems: reports/formats.json.
+
+    python benchmarks/formats.py [--formats direct sub subrow recchia-w] [-- extra CLI arguments for every run]
+
+Runs live in runs/formats/ and are shared with benchmarks/demos.py; finished points are not run again, and the
+report is rewritten after every point, so an interrupted script resumes. Formats asked for but not yet run are
+listed under `pending` with their mean demonstration length (SmolLM2 tokens, prompt and completion).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import points
+
+from longdiv.data.formats import get_format
+from longdiv.data.problems import read_file
+from longdiv.models.loading import load_tokenizer
+
+FORMATS = ["subrow", "direct", "sub", "recchia-w"]  # cheapest first after the best; the paper's grid is ~2K tokens
+OUT = Path("reports/formats.json")
+
+
+def demo_lengths(names: list[str]) -> dict[str, dict[str, float]]:
+    """Tokens per training demonstration of the paper's 200 problems, in each format."""
+    tokenizer = load_tokenizer("smollm2")
+    problems = read_file("data/paper/train_numbers__div_remainder.txt")
+    lengths = {}
+    for name in names:
+        counts = [len(tokenizer("".join(get_format(name).render(p)))["input_ids"]) for p in problems]
+        lengths[name] = {"mean_tokens": round(statistics.mean(counts), 1), "max_tokens": max(counts)}
+    return lengths
+
+
+def write(records: list[dict], pending: list[str], lengths: dict) -> None:
+    OUT.parent.mkdir(exist_ok=True)
+    report = {
+        "model": "smollm2", "num_demos": 200, "config": points.CONFIG, "test": "500 generated interpolate problems "
+        "(data seed 0) and the paper's 100 validation problems (paper_val)", "records": records,
+        "pending": [{"format": name, **lengths[name]} for name in pending],
+    }
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main(argv: list[str]) -> None:
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--formats", nargs="+", default=FORMATS)
+    parser.add_argument("--report_only", action="store_true", help="Write the report from finished points only.")
+    args = parser.parse_args(argv)
+    lengths = demo_lengths(args.formats)
+    records, pending = [], list(args.formats)
+    for name in args.formats:
+        if args.report_only and not points.finished(name, 200, 0):
+            continue
+        records.append(points.run(name, 200, 0, extra))
+        pending.remove(name)
+        write(records, pending, lengths)
+    write(records, pending, lengths)
+    for rec in records:
+        val = rec["paper_val"]
+        print(f"{rec['format']:>10}: {rec['accuracy']:.1%} ({rec['correct']}/{rec['n_eval']}), paper validation "
+              f"{val['accuracy']:.0%}, {rec['mean_tokens']} tokens, fit {rec['fit_seconds'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

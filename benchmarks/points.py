@@ -1,0 +1,91 @@
+"""Shared by benchmarks/formats.py and benchmarks/demos.py: one run per (format, demo count, training seed) of the
+offline SmolLM2 on the main recipe (configs/smollm2.yaml), tested on 500 generated interpolate problems and on the
+paper's 100 validation problems, and the record the reports hold for it.
+
+A point lives in `runs/formats/smollm2-<format>-n<N>-s<seed>/`: the fit and its 500-problem test there, the paper
+test in its `paper_val/` subfolder. A point whose records are complete is not run again, so both scripts resume
+and share runs: the best format at N=200 is a point of both.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUNS = Path("runs/formats")
+CONFIG = "configs/smollm2.yaml"
+PAPER_VAL = "data/paper/validation_numbers__div_remainder.txt"
+KINDS = ("malformed", "bring_down", "quotient_digit", "subtraction", "final_answer")
+
+
+def folder(fmt: str, num_demos: int, seed: int) -> Path:
+    return RUNS / f"smollm2-{fmt}-n{num_demos}-s{seed}"
+
+
+def _tested(path: Path) -> dict | None:
+    """The run record in `path` if the run got as far as its test."""
+    record_path = path / "run.json"
+    if not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text())
+    return record if "accuracy" in record else None
+
+
+def _cli(args: list[str]) -> None:
+    command = [sys.executable, "-m", "longdiv", *args]
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def finished(fmt: str, num_demos: int, seed: int) -> bool:
+    path = folder(fmt, num_demos, seed)
+    return _tested(path) is not None and _tested(path / "paper_val") is not None
+
+
+def run(fmt: str, num_demos: int, seed: int, extra: list[str] = ()) -> dict:
+    """Fits and tests one point unless its records exist, then returns its report record."""
+    path = folder(fmt, num_demos, seed)
+    if _tested(path) is None:
+        _cli(["fit", "--config", CONFIG, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+              f"--seed_everything={seed}", f"--trainer.default_root_dir={path}", *extra])
+    if _tested(path / "paper_val") is None:
+        _cli(["test", "--config", CONFIG, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+              f"--data.test_file={PAPER_VAL}", f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}",
+              f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
+    return record(path)
+
+
+def record(path: Path) -> dict:
+    """The report record of the point in `path`: the issue's fields, then the paper-validation figures."""
+    fit, paper = _tested(path), _tested(path / "paper_val")
+    epochs = fit["config"]["trainer"]["max_epochs"]
+    trained_tokens = fit["mean_tokens"] * fit["num_demos"] * epochs  # every demonstration once per epoch
+    return {
+        "format": fit["format"],
+        "num_demos": fit["num_demos"],
+        "seed": fit["config"]["seed_everything"],
+        "n_eval": fit["n_eval"],
+        "correct": fit["correct"],
+        "accuracy": fit["accuracy"],
+        "wilson_low": fit["wilson_low"],
+        "wilson_high": fit["wilson_high"],
+        "parse_failures": fit["parse_failures"],
+        "error_kinds": {kind: int(fit["metrics"].get(f"test/err_{kind}", 0)) for kind in KINDS},
+        "mean_tokens": round(fit["mean_tokens"], 1),
+        "max_tokens": fit["max_tokens"],
+        "fit_seconds": fit["fit_seconds"],
+        "eval_seconds": fit["eval_seconds"],
+        "train_tokens_per_second": round(trained_tokens / fit["fit_seconds"], 1),
+        "epochs": epochs,
+        "paper_val": {
+            "n_eval": paper["n_eval"], "correct": paper["correct"], "accuracy": paper["accuracy"],
+            "wilson_low": paper["wilson_low"], "wilson_high": paper["wilson_high"],
+            "parse_failures": paper["parse_failures"],
+        } if paper else None,
+        "run_dir": str(path),
+        "data_hash": fit["data_hash"],
+        "git_commit": fit["git_commit"],
+    }
+
