@@ -198,6 +198,7 @@ class DivisionData(L.LightningDataModule):
         if problems:
             raise ValueError("; ".join(problems))
         self.tokenizer = None
+        self._char_vocab: dict[str, int] = {}
         self.train_examples: list[Example] = []
         self.eval_examples: dict[str, list[Example]] = {}
         self.removed_overlap = 0
@@ -234,14 +235,42 @@ class DivisionData(L.LightningDataModule):
 
     # Tokens --------------------------------------------------------------------------------------------------
     def encode(self, problems: list[Problem]) -> list[Example]:
-        """Renders and tokenizes, one tokenizer call for all prompts and one for all completions."""
+        """Renders and tokenizes, one tokenizer call for all prompts and one for all completions.
+
+        Formats laid out character by character (`sub`, `subrow`) need one token per character: their digits are
+        found by fixed distances. A tokenizer that merges characters there (GPT-2's BPE, used by GPT-Neo, turns
+        `94` or `.-` into one token) gets every completion, and every prompt after its question line, encoded one
+        character at a time instead; a tokenizer that already splits them (SmolLM2's) is left as it is.
+        """
         if not problems:
             return []
         prompts, completions = zip(*map(self.format.render, problems))
         tok = self.tokenizer
-        prompt_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
         completion_ids = tok(list(completions), add_special_tokens=False)["input_ids"]
+        char_level = getattr(self.format, "char_layout", False) and any(
+            len(ids) != len(text) for ids, text in zip(completion_ids, completions)
+        )
+        if char_level:
+            questions, layouts = zip(*(prompt.split("\n", 1) for prompt in prompts))
+            question_ids = tok([q + "\n" for q in questions], add_special_tokens=False)["input_ids"]
+            prompt_ids = [q + self._char_ids(layout) for q, layout in zip(question_ids, layouts)]
+            completion_ids = [self._char_ids(text) for text in completions]
+        else:
+            prompt_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
         return [Example(p, a, b + [tok.eos_token_id]) for p, a, b in zip(problems, prompt_ids, completion_ids)]
+
+    def _char_ids(self, text: str) -> list[int]:
+        """One token per character of `text`."""
+        ids = []
+        for char in text:
+            if char not in self._char_vocab:
+                token = self.tokenizer(char, add_special_tokens=False)["input_ids"]
+                if len(token) != 1:
+                    raise ValueError(f"the tokenizer has no single token for {char!r}; format {self.hparams.format} "
+                                     "needs one token per character")
+                self._char_vocab[char] = token[0]
+            ids.append(self._char_vocab[char])
+        return ids
 
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is not None:

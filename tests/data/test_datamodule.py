@@ -99,3 +99,38 @@ def test_bucketing_cuts_padding():
     shuffled = torch.tensor([len(e) for e in data.train_examples])
     naive = sum(int(chunk.max()) * len(chunk) for chunk in shuffled.split(8))
     assert real / padded > shuffled.sum().item() / naive
+
+
+def _merging_bpe(texts: list[str]):
+    """A byte-level BPE with GPT-2's pre-tokenizer, trained on `texts`: it merges digit runs and punctuation."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>", pad_token="<eos>")
+
+
+@pytest.mark.parametrize("fmt", ["sub", "subrow"])
+def test_character_layouts_get_one_token_per_character_from_a_merging_tokenizer(fmt):
+    data = DivisionData(format=fmt, num_demos=20, train_file=PAPER_TRAIN, num_val=2, num_test=2, tokenizer_name="tiny")
+    problems = data.train_problems()
+    rendered = [data.format.render(p) for p in problems]
+    data.tokenizer = _merging_bpe([prompt + completion for prompt, completion in rendered])
+    natural = data.tokenizer([c for _, c in rendered], add_special_tokens=False)["input_ids"]
+    assert any(len(ids) < len(c) for ids, (_, c) in zip(natural, rendered))  # it does merge characters
+    for example, (prompt, completion) in zip(data.encode(problems), rendered):
+        assert len(example.completion_ids) == len(completion) + 1  # and the EOS
+        assert data.tokenizer.decode(example.completion_ids[:-1]) == completion
+        question, layout = prompt.split("\n", 1)
+        assert [data.tokenizer.decode([i]) for i in example.prompt_ids[-len(layout):]] == list(layout)
+        assert data.tokenizer.decode(example.prompt_ids) == prompt
+    direct = DivisionData(format="direct", num_demos=20, train_file=PAPER_TRAIN, tokenizer_name="tiny")
+    direct.tokenizer = data.tokenizer  # formats without a character layout keep the tokenizer's own tokens
+    prompt, completion = direct.format.render(problems[0])
+    assert direct.encode(problems[:1])[0].completion_ids[:-1] == data.tokenizer(completion, add_special_tokens=False)[
+        "input_ids"]

@@ -83,6 +83,7 @@ class Sub:
         """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits."""
         self.name = name
         self.answer_row = answer_row
+        self.char_layout = True  # one token per character; the data module makes sure of it
 
     def render(self, problem: Problem) -> tuple[str, str]:
         if len(str(problem.dividend)) > len(LABELS):
