@@ -126,7 +126,7 @@ def test_character_layouts_get_one_token_per_character_from_a_merging_tokenizer(
     for example, (prompt, completion) in zip(data.encode(problems), rendered):
         assert len(example.completion_ids) == len(completion) + 1  # and the EOS
         assert data.tokenizer.decode(example.completion_ids[:-1]) == completion
-        question, layout = prompt.split("\n", 1)
+        layout = prompt.split("\n", 1)[1]
         assert [data.tokenizer.decode([i]) for i in example.prompt_ids[-len(layout):]] == list(layout)
         assert data.tokenizer.decode(example.prompt_ids) == prompt
     direct = DivisionData(format="direct", num_demos=20, train_file=PAPER_TRAIN, tokenizer_name="tiny")
