@@ -31,7 +31,7 @@ def test_the_sweep_is_the_demos_grid():
     assert config["metric"] == {"name": "test/remainder_acc", "goal": "maximize"}
     params = config["parameters"]
     assert params["data.num_demos"]["values"] == [25, 50, 100, 200, 400, 800]
-    assert {"sub", "direct"} <= set(params["data.format"]["values"])
+    assert {"subrow", "direct"} <= set(params["data.format"]["values"])
     assert len(params["seed_everything"]["values"]) == 2 and "smollm2" in params["model.model"]["values"]
     assert config["command"][:4] == ["${env}", "python", "-m", "${program}"] and config["command"][-1] == "${args}"
     points = local.grid(config)
@@ -64,16 +64,16 @@ def test_one_point_runs_like_the_wandb_agent(tmp_path):
 
 
 def test_local_runner_filters_and_skips_finished_points(tmp_path, capsys):
-    done = tmp_path / local.point_name({"model.model": "smollm2", "data.format": "sub", "data.num_demos": 25,
+    done = tmp_path / local.point_name({"model.model": "smollm2", "data.format": "subrow", "data.num_demos": 25,
                                         "seed_everything": 0})
     done.mkdir()
     (done / "run.json").write_text(json.dumps({"accuracy": 0.5}))
-    args = [str(SWEEP), "--num_demos", "25", "50", "--models", "smollm2", "--formats", "sub", "--seeds", "0",
+    args = [str(SWEEP), "--num_demos", "25", "50", "--models", "smollm2", "--formats", "subrow", "--seeds", "0",
             "--runs_dir", str(tmp_path), "--dry_run", "--", "--trainer.max_epochs=1"]
     assert local.main(args) == 0
     out = capsys.readouterr().out
-    assert "[1/2] smollm2-sub-n25-s0: done, skipped" in out and "[2/2] smollm2-sub-n50-s0: dry run" in out
-    assert f"--trainer.default_root_dir={tmp_path / 'smollm2-sub-n50-s0'}" in out and "--trainer.max_epochs=1" in out
+    assert "[1/2] smollm2-subrow-n25-s0: done, skipped" in out and "[2/2] smollm2-subrow-n50-s0: dry run" in out
+    assert f"--trainer.default_root_dir={tmp_path / 'smollm2-subrow-n50-s0'}" in out and "--trainer.max_epochs=1" in out
     with pytest.raises(SystemExit):
         local.main([str(SWEEP), "--models", "smollm", "--dry_run"])
     assert "--models smollm: not among the sweep's model.model values" in capsys.readouterr().err
