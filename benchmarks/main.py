@@ -2,25 +2,65 @@
 generated interpolate problems, and write the headline figures to reports/main.json.
 
     python benchmarks/main.py [extra CLI arguments]
+    python benchmarks/main.py --from_run runs/<run>   # the record of a finished run of exactly this job
+
+`--from_run` saves the 45 minutes when a run of the same resolved config already exists (benchmarks/formats.py
+runs it as its seed-0 point): the run's config must equal what `fit --config configs/smollm2.yaml` resolves to,
+its folder aside.
 """
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from longdiv.cli import RUN_DIR_ENV, main
 
 KEYS = ("accuracy", "n_eval", "correct", "wilson_low", "wilson_high", "fit_seconds", "eval_seconds", "fit_peak_rss_gb",
         "mean_tokens", "max_tokens", "format", "num_demos", "parse_failures", "data_hash", "run_dir", "metrics")
+CLI_ARGS = ["fit", "--config", "configs/smollm2.yaml"]
+
+
+def _without_nones(value):
+    if isinstance(value, dict):
+        return {k: _without_nones(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def same_job(config: dict) -> bool:
+    """Whether a run's resolved config is the main job's, apart from what the CLI fills in when a run starts: its
+    folder (also W&B's), W&B's offline switch, and `weights_only`. The record leaves unset (None) options out."""
+    printed = subprocess.run([sys.executable, "-m", "longdiv", *CLI_ARGS, "--print_config"], capture_output=True,
+                             text=True, check=True).stdout
+    expected = json.loads(json.dumps(yaml.safe_load(printed)))
+    for cfg in (expected, config):
+        cfg.pop("weights_only", None)
+        cfg["trainer"].pop("default_root_dir", None)
+        logger = cfg["trainer"].get("logger")
+        if isinstance(logger, dict):
+            for key in ("save_dir", "offline"):
+                logger.get("init_args", {}).pop(key, None)
+    return _without_nones(expected) == _without_nones(config)
+
 
 if __name__ == "__main__":
-    cli_args = ["fit", "--config", "configs/smollm2.yaml", *sys.argv[1:]]
-
-    main(cli_args)
-    run_dir = Path(os.environ[RUN_DIR_ENV])  # the folder the CLI chose for this run
-    record = json.loads((run_dir / "run.json").read_text())
+    args = sys.argv[1:]
+    if args[:1] == ["--from_run"]:
+        run_dir = Path(args[1])
+        record = json.loads((run_dir / "run.json").read_text())
+        if not same_job(record["config"]):
+            sys.exit(f"{run_dir} is not a run of `python -m longdiv {' '.join(CLI_ARGS)}`; run this script without "
+                     "--from_run")
+    else:
+        main([*CLI_ARGS, *args])
+        run_dir = Path(os.environ[RUN_DIR_ENV])  # the folder the CLI chose for this run
+        record = json.loads((run_dir / "run.json").read_text())
     Path("reports").mkdir(exist_ok=True)
-    report = {k: record.get(k) for k in KEYS} | {"command": "python -m longdiv " + " ".join(cli_args)}
+    report = {k: record.get(k) for k in KEYS} | {"command": "python -m longdiv " + " ".join([*CLI_ARGS, *args])}
+    if args[:1] == ["--from_run"]:
+        report["command"] = "python -m longdiv " + " ".join(CLI_ARGS)
     Path("reports/main.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -4,7 +4,7 @@ Each grid point runs the command that `wandb agent` would run for it (the sweep'
 `--key=value` per parameter), in a subprocess, writing to its own folder `<runs_dir>/<point name>/`. A point whose
 folder already holds a tested `run.json` is skipped, so an interrupted grid resumes where it stopped:
 
-    python -m longdiv sweep configs/sweeps/demos.yaml --num_demos 25 50 --models smollm2 --formats sub direct
+    python -m longdiv sweep configs/sweeps/demos.yaml --num_demos 25 50 --models smollm2 --formats subrow direct
     python -m longdiv sweep configs/sweeps/demos.yaml --dry_run              # print the commands only
     python -m longdiv sweep configs/sweeps/demos.yaml -- --trainer.max_epochs=1   # extra CLI arguments per run
 """

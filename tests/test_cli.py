@@ -55,7 +55,7 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
     assert smollm2["seed_everything"] == 0
     assert smollm2["model"].items() >= {"model": "smollm2", "lr": 3e-4}.items()
     assert smollm2["data"].items() >= {
-        "format": "sub", "num_demos": 200, "num_test": 500, "batch_size": 1, "eval_batch_size": 50,
+        "format": "subrow", "num_demos": 200, "num_test": 500, "batch_size": 1, "eval_batch_size": 50,
         "train_file": "data/paper/train_numbers__div_remainder.txt",
         "val_file": "data/paper/validation_numbers__div_remainder.txt",
     }.items()
@@ -72,7 +72,7 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
 def test_neo125m_config_names_the_hub_model():
     out = subprocess.run([sys.executable, "-m", "longdiv", "fit", "--config", "configs/neo125m.yaml", "--print_config"],
                          capture_output=True, text=True, check=True).stdout
-    assert "model: EleutherAI/gpt-neo-125m" in out and "format: sub" in out
+    assert "model: EleutherAI/gpt-neo-125m" in out and "format: subrow" in out
 
 
 def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):

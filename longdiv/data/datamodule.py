@@ -149,7 +149,7 @@ def data_hash(train: list[Example], evals: dict[str, list[Problem]]) -> str:
 class DivisionData(L.LightningDataModule):
     def __init__(
         self,
-        format: str = "sub",
+        format: str = "subrow",
         num_demos: int = 200,
         data_seed: int = 0,
         train_file: str | None = None,

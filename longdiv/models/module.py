@@ -32,7 +32,7 @@ class DivisionLM(L.LightningModule):
         model: str = "tiny",
         tokenizer: str | None = None,
         config_overrides: dict | None = None,
-        format: str = "sub",
+        format: str = "subrow",
         lr: float = 3e-4,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.05,
