@@ -1,5 +1,5 @@
 """The issue's ablation on a CPU: the offline SmolLM2 fine-tuned on N = 25, 50, 100, 200 demonstrations in the
-`sub` and `direct` formats, and SmolLM2's architecture from scratch at N = 200, each tested on 500 generated
+`subrow` and `direct` formats, and SmolLM2's architecture from scratch at N = 200, each tested on 500 generated
 interpolate problems; then the tables and plots in reports/ablation/.
 
     python benchmarks/ablation.py [extra CLI arguments for every run, e.g. --trainer.logger=false]
@@ -15,8 +15,8 @@ from longdiv import report, sweep
 SWEEP = "configs/sweeps/demos.yaml"
 RUNS = "runs/ablation"
 POINTS = [
-    ["--models", "smollm2", "--formats", "sub", "direct", "--num_demos", "25", "50", "100", "200"],
-    ["--models", "scratch:smollm2-135m", "--formats", "sub", "--num_demos", "200"],
+    ["--models", "smollm2", "--formats", "subrow", "direct", "--num_demos", "25", "50", "100", "200"],
+    ["--models", "scratch:smollm2-135m", "--formats", "subrow", "--num_demos", "200"],
 ]
 
 if __name__ == "__main__":
