@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -36,6 +39,7 @@ class DivisionLM(L.LightningModule):
         lr: float = 3e-4,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.05,
+        decode_bf16: bool = False,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -48,6 +52,9 @@ class DivisionLM(L.LightningModule):
             weight_decay: AdamW weight decay.
             warmup_ratio: Fraction of the optimizer steps spent warming the learning rate up from 0; the rest
                 decays it to 0 on a cosine.
+            decode_bf16: Generate with a bf16 copy of the weights, made at the start of each evaluation and dropped
+                at its end; training weights stay as they are. For CPUs with bf16 matrix units, where autocast
+                would cast every weight again at every generated token. One process or DDP (not FSDP).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -56,6 +63,7 @@ class DivisionLM(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
+        self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation runs with decode_bf16
 
     @staticmethod
     def _metrics() -> torch.nn.ModuleDict:
@@ -81,7 +89,9 @@ class DivisionLM(L.LightningModule):
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit:
             max_new_tokens = max(1, min(max_new_tokens, limit - input_ids.shape[1]))
-        rows = greedy_decode(self.model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id)
+        model = self._bf16.get("decoder", self.model)
+        with torch.autocast(input_ids.device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
+            rows = greedy_decode(model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def _eval_step(self, batch, stage: str) -> None:
@@ -109,23 +119,32 @@ class DivisionLM(L.LightningModule):
         for name, metric in self.stage_metrics[stage].items():
             self.log(f"{stage}/{name}", metric, prog_bar=name == "remainder_acc")
 
-    def on_validation_epoch_start(self):
+    def _start_eval(self) -> None:
         self.records = []
+        if self.hparams.decode_bf16:
+            self._bf16["decoder"] = copy.deepcopy(self.model).to(torch.bfloat16).eval()
+
+    def _end_eval(self, stage: str) -> None:
+        self._bf16.clear()
+        self._log_eval(stage)
+
+    def on_validation_epoch_start(self):
+        self._start_eval()
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
 
     def on_validation_epoch_end(self):
-        self._log_eval("val")
+        self._end_eval("val")
 
     def on_test_epoch_start(self):
-        self.records = []
+        self._start_eval()
 
     def test_step(self, batch, batch_idx):
         self._eval_step(batch, "test")
 
     def on_test_epoch_end(self):
-        self._log_eval("test")
+        self._end_eval("test")
 
     def configure_optimizers(self):
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]

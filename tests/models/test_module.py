@@ -44,3 +44,29 @@ def test_nan_loss_stops_with_advice():
         assert "at step 0" in str(err) and "lower model.lr" in str(err)
     else:
         raise AssertionError("a NaN loss must stop training")
+
+
+def test_decode_bf16_generates_with_a_bf16_copy_and_leaves_the_weights_alone():
+    import copy
+
+    import lightning as L
+
+    from longdiv.models.decode import greedy_decode
+
+    torch.manual_seed(0)
+    module = DivisionLM(model="tiny", format="direct", decode_bf16=True)
+    data = DivisionData(format="direct", num_demos=8, num_val=2, num_test=5, tokenizer_name="tiny")
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.test(module, datamodule=data)
+    after = module.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.dtype == torch.float32 for p in module.model.parameters()) and not module._bf16
+    bf16 = copy.deepcopy(module.model).to(torch.bfloat16).eval()
+    tests = data.eval_examples["test"]
+    budget = max(len(e.completion_ids) for e in tests) + 16  # the test ran as one batch: one budget for all
+    assert len(module.records) == len(tests)
+    for record in module.records:
+        ids = torch.tensor([tests[record["index"]].prompt_ids])
+        row = greedy_decode(bf16, ids, torch.ones_like(ids), budget, module.tokenizer.eos_token_id)
+        assert record["generated"] == module.tokenizer.batch_decode(row, skip_special_tokens=True)[0]
