@@ -1,4 +1,4 @@
-"""`sub`: long division by repeated subtraction, every digit computed from neighbours at fixed offsets.
+"""`sub` and `subrow`: long division by repeated subtraction, every digit computed from neighbours at fixed offsets.
 
 The prompt is the question, the dividend's digits tagged with step labels, and a start line. Each line of the
 trace has W = len(divisor) + 1 cells, least significant first. A cell is three characters: the divisor's digit,
@@ -21,11 +21,12 @@ repeats the kept value's digits (still least significant first); that is the rem
     =430                                                remainder 34
 
 `subrow` is the same trace with one change to the last line: instead of the compact `=430`, it repeats the kept
-line cell by cell under an '=' head (`=94-53.00.`), and the remainder is read from its value digits. The kept line
-is always two lines above the answer (the line before the subtraction that went negative), so every character of
-the answer is a copy from one fixed distance back. With `=430`, SmolLM2 trained on 200 demonstrations wrote every
-step of 399 of 500 test traces right and then this line wrong (reports/main.json): it has to gather digits from
-every third position of a line it no longer sits under.
+line cell by cell under an 'R' head (`R94-53.00.`; not '=', which starts the prompt's last line), and the
+remainder is read from its value digits. The kept line is always two lines above the answer (the line before the
+subtraction that went negative), so every character of the answer is a copy from one fixed distance back. With
+`=430`, SmolLM2 trained on 200 demonstrations wrote every step of 399 of 500 test traces right and then this line
+wrong (accuracy 1.4%, reports/formats.json): it has to gather digits from every third position of a line it no
+longer sits under. With the answer row it reached 85.8%.
 
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
