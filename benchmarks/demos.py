@@ -26,7 +26,7 @@ PLOT = Path("reports/demos.png")
 
 
 def plan(best: str) -> list[tuple[str, int, int]]:
-    return [(best, 200, 0), (best, 50, 0), (best, 200, 1), (best, 100, 0), ("direct", 200, 0), (best, 25, 0)]
+    return [(best, 200, 0), (best, 50, 0), (best, 200, 1), ("direct", 200, 0), (best, 100, 0), (best, 25, 0)]
 
 
 def plot(records: list[dict], best: str) -> None:
