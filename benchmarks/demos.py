@@ -65,8 +65,7 @@ def plot(records: list[dict], best: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = points.split_extra(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", default="subrow", help="The best step-by-step format.")
     parser.add_argument("--report_only", action="store_true", help="Write the report from finished points only.")

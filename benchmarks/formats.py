@@ -46,8 +46,7 @@ def write(records: list[dict], pending: list[str], lengths: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = points.split_extra(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--formats", nargs="+", default=FORMATS)
     parser.add_argument("--report_only", action="store_true", help="Write the report from finished points only.")

@@ -20,6 +20,14 @@ PAPER_VAL = "data/paper/validation_numbers__div_remainder.txt"
 KINDS = ("malformed", "bring_down", "quotient_digit", "subtraction", "final_answer")
 
 
+def split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
+    """A script's own arguments, and the CLI arguments after `--` that every run gets."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
 def folder(fmt: str, num_demos: int, seed: int) -> Path:
     return RUNS / f"smollm2-{fmt}-n{num_demos}-s{seed}"
 
