@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
     for name in args.formats:
         if args.report_only and not points.finished(name, 200, 0):
             continue
-        records.append(points.run(name, 200, 0, extra))
+        records.append(points.run(name, 200, 0, extra=extra))
         pending.remove(name)
         write(records, pending, lengths)
     write(records, pending, lengths)

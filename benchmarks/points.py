@@ -2,14 +2,16 @@
 offline SmolLM2 on the main recipe (configs/smollm2.yaml), tested on 500 generated interpolate problems and on the
 paper's 100 validation problems, and the record the reports hold for it.
 
-A point lives in `runs/formats/smollm2-<format>-n<N>-s<seed>/`: the fit and its 500-problem test there, the paper
-test in its `paper_val/` subfolder. A point whose records are complete is not run again, so both scripts resume
+A point lives in `runs/formats/smollm2-<format>-n<N>-s<seed>[-<overlay>]/`: the fit and its 500-problem test there,
+the paper test in its `paper_val/` subfolder. An overlay is a config composed after the main one (`fixed-steps`:
+150 optimizer steps whatever N). The seed is the training seed, which orders the demonstrations. A point whose records are complete is not run again, so both scripts resume
 and share runs: the best format at N=200 is a point of both.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +30,8 @@ def split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:cut], argv[cut + 1 :]
 
 
-def folder(fmt: str, num_demos: int, seed: int) -> Path:
-    return RUNS / f"smollm2-{fmt}-n{num_demos}-s{seed}"
+def folder(fmt: str, num_demos: int, seed: int, overlay: str | None = None) -> Path:
+    return RUNS / f"smollm2-{fmt}-n{num_demos}-s{seed}{'-' + overlay if overlay else ''}"
 
 
 def _tested(path: Path) -> dict | None:
@@ -47,19 +49,20 @@ def _cli(args: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def finished(fmt: str, num_demos: int, seed: int) -> bool:
-    path = folder(fmt, num_demos, seed)
+def finished(fmt: str, num_demos: int, seed: int, overlay: str | None = None) -> bool:
+    path = folder(fmt, num_demos, seed, overlay)
     return _tested(path) is not None and _tested(path / "paper_val") is not None
 
 
-def run(fmt: str, num_demos: int, seed: int, extra: list[str] = ()) -> dict:
+def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: list[str] = ()) -> dict:
     """Fits and tests one point unless its records exist, then returns its report record."""
-    path = folder(fmt, num_demos, seed)
+    path = folder(fmt, num_demos, seed, overlay)
+    configs = ["--config", CONFIG] + (["--config", f"configs/{overlay}.yaml"] if overlay else [])
     if _tested(path) is None:
-        _cli(["fit", "--config", CONFIG, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+        _cli(["fit", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
               f"--seed_everything={seed}", f"--trainer.default_root_dir={path}", *extra])
     if _tested(path / "paper_val") is None:
-        _cli(["test", "--config", CONFIG, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+        _cli(["test", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
               f"--data.test_file={PAPER_VAL}", f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}",
               f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
     return record(path)
@@ -68,8 +71,8 @@ def run(fmt: str, num_demos: int, seed: int, extra: list[str] = ()) -> dict:
 def record(path: Path) -> dict:
     """The report record of the point in `path`: the issue's fields, then the paper-validation figures."""
     fit, paper = _tested(path), _tested(path / "paper_val")
-    epochs = fit["config"]["trainer"]["max_epochs"]
-    trained_tokens = fit["mean_tokens"] * fit["num_demos"] * epochs  # every demonstration once per epoch
+    steps, micro_batches = optimizer_steps(fit["config"])
+    trained_tokens = fit["mean_tokens"] * fit["config"]["data"]["batch_size"] * micro_batches
     return {
         "format": fit["format"],
         "num_demos": fit["num_demos"],
@@ -86,7 +89,8 @@ def record(path: Path) -> dict:
         "fit_seconds": fit["fit_seconds"],
         "eval_seconds": fit["eval_seconds"],
         "train_tokens_per_second": round(trained_tokens / fit["fit_seconds"], 1),
-        "epochs": epochs,
+        "optimizer_steps": steps,
+        "epochs": round(micro_batches * fit["config"]["data"]["batch_size"] / fit["num_demos"], 2),
         "paper_val": {
             "n_eval": paper["n_eval"], "correct": paper["correct"], "accuracy": paper["accuracy"],
             "wilson_low": paper["wilson_low"], "wilson_high": paper["wilson_high"],
@@ -97,3 +101,14 @@ def record(path: Path) -> dict:
         "git_commit": fit["git_commit"],
     }
 
+
+
+def optimizer_steps(config: dict) -> tuple[int, int]:
+    """The optimizer steps and training micro-batches of a fit with this resolved config: `max_steps` when set,
+    else `max_epochs` whole epochs; an epoch's last step takes the micro-batches left over."""
+    trainer, data = config["trainer"], config["data"]
+    batches = math.ceil(data["num_demos"] / data["batch_size"])
+    per_epoch = math.ceil(batches / trainer["accumulate_grad_batches"])
+    steps = trainer["max_steps"] if trainer["max_steps"] > 0 else per_epoch * trainer["max_epochs"]
+    epochs, rest = divmod(steps, per_epoch)
+    return steps, epochs * batches + rest * trainer["accumulate_grad_batches"]

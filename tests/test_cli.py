@@ -10,7 +10,7 @@ import yaml
 
 from longdiv.cli import main
 
-OVERLAYS = ("bf16.yaml", "ddp.yaml", "fsdp.yaml")  # composed after a model config, never run alone
+OVERLAYS = ("bf16.yaml", "ddp.yaml", "fsdp.yaml", "fixed-steps.yaml")  # composed after a model config, never run alone
 ALL_CONFIGS = sorted(str(p) for p in Path("configs").glob("*.yaml"))
 CONFIGS = [c for c in ALL_CONFIGS if Path(c).name not in OVERLAYS]
 # Each config's own model, swapped for a random-init one of the same class at toy width so no hub is needed.
@@ -65,6 +65,9 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
     composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/ddp.yaml"], capsys)
     assert composed["model"]["model"] == "EleutherAI/gpt-neo-125m" and composed["trainer"]["strategy"] == "ddp"
     assert composed["data"]["train_file"] == smollm2["data"]["train_file"] and composed["data"]["eval_batch_size"] == 100
+    budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/fixed-steps.yaml"], capsys)
+    assert budget["trainer"] | {"max_epochs": 6, "max_steps": -1} == smollm2["trainer"]
+    assert budget["trainer"]["max_steps"] == 150 and budget["data"] == smollm2["data"]
     tiny = print_config(["--config", "configs/tiny.yaml"], capsys)
     assert tiny["data"]["train_file"] is None and tiny["trainer"]["check_val_every_n_epoch"] == 1
 

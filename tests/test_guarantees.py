@@ -140,3 +140,19 @@ def test_evaluation_counts_whatever_the_model_writes(format_name, monkeypatch):
     correct = sum(r["correct"] for r in module.records)
     assert correct >= 1 and metrics["test/remainder_acc"] == pytest.approx(correct / n)
     assert all(r["error_kind"] is None or isinstance(r["error_kind"], str) for r in module.records)
+
+
+def test_the_training_seed_orders_the_demonstrations(monkeypatch):
+    def order(seed_everything: int | None, **kwargs) -> list[int]:
+        monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+        if seed_everything is not None:
+            L.seed_everything(seed_everything)
+        data = DivisionData(num_demos=40, num_val=1, num_test=1, data_seed=7, batch_size=1, **kwargs)
+        data.setup()
+        return [index for batch in data.train_dataloader().batch_sampler for index in batch]
+
+    three, four = order(3), order(4)
+    assert sorted(three) == sorted(four) == list(range(40)) and three != four
+    assert order(3) == three  # the same seed, the same order
+    assert order(4, order_seed=3) == three  # an explicit order seed wins
+    assert order(None) == order(1, order_seed=7)  # no training seed: the data seed orders

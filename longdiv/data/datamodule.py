@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 from dataclasses import dataclass
 from functools import partial
@@ -152,6 +153,7 @@ class DivisionData(L.LightningDataModule):
         format: str = "subrow",
         num_demos: int = 200,
         data_seed: int = 0,
+        order_seed: int | None = None,
         train_file: str | None = None,
         train_split: str = "train",
         num_val: int = 100,
@@ -172,6 +174,10 @@ class DivisionData(L.LightningDataModule):
             num_demos: Training demonstrations. Taken from `train_file` (a seeded sample when the file has more)
                 or drawn from the generator's `train_split`.
             data_seed: Seeds which problems are drawn; separate from the training seed.
+            order_seed: Seeds the order of the training batches. By default the training seed (`seed_everything`,
+                which Lightning exports as `PL_GLOBAL_SEED`), so that two training seeds see the demonstrations in
+                two orders even where nothing else in training is random (a pretrained model without dropout);
+                `data_seed` when no training seed was set.
             train_file: A problems file (`question|answer` lines or the DeepMind layout) to train on.
             train_split: Generator split for training problems when there is no `train_file`.
             num_val: Validation problems drawn from the generator's `eval_split` (ignored with `val_file`).
@@ -317,12 +323,16 @@ class DivisionData(L.LightningDataModule):
         # stream alone, so dropout after a resume or an extra validation pass draws what it would have.
         return torch.Generator().manual_seed(self.hparams.data_seed)
 
+    def order_seed(self) -> int:
+        if self.hparams.order_seed is not None:
+            return self.hparams.order_seed
+        return int(os.environ.get("PL_GLOBAL_SEED", self.hparams.data_seed))
+
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
         pad = self.tokenizer.pad_token_id
-        sampler = BucketSampler(
-            [len(e) for e in self.train_examples], self.hparams.batch_size, self.hparams.data_seed, rank, world
-        )
+        sampler = BucketSampler([len(e) for e in self.train_examples], self.hparams.batch_size, self.order_seed(),
+                                rank, world)
         self._train_loader = ResumableLoader(
             self.train_examples,
             batch_size=self.hparams.batch_size,
