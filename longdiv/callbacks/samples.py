@@ -30,7 +30,9 @@ class SampleTable(L.Callback):
     def _write(self, trainer, pl_module, stage: str) -> None:
         if self.num_samples == 0 or trainer.sanity_checking:
             return
-        records = sorted(_gather(list(pl_module.records)), key=lambda r: r["index"])[: self.num_samples]
+        # The first problems overall are among each process's own first ones: gather only those.
+        first = sorted(pl_module.records, key=lambda r: r["index"])[: self.num_samples]
+        records = sorted(_gather(first), key=lambda r: r["index"])[: self.num_samples]
         if not trainer.is_global_zero or not records:
             return
         rows = [{c: r.get(c) for c in COLUMNS} for r in records]
