@@ -1,7 +1,7 @@
 """Every demonstration format at N=200 on the offline SmolLM2 (the main recipe, configs/smollm2.yaml), each tested
 on 500 generated interpolate problems and the paper's 100 validation problems: reports/formats.json.
 
-    python benchmarks/formats.py [--formats direct sub subrow recchia-w] [-- extra CLI arguments for every run]
+    python benchmarks/formats.py [--formats subrow direct subtag sub recchia-w] [-- extra CLI arguments for every run]
 
 Runs live in runs/formats/ and are shared with benchmarks/demos.py; finished points are not run again, and the
 report is rewritten after every point, so an interrupted script resumes. Formats asked for but not yet run are
@@ -20,7 +20,7 @@ from longdiv.data.formats import get_format
 from longdiv.data.problems import read_file
 from longdiv.models.loading import load_tokenizer
 
-FORMATS = ["subrow", "direct", "sub", "recchia-w"]  # cheapest first after the best; the paper's grid is ~2K tokens
+FORMATS = ["subrow", "direct", "subtag", "sub", "recchia-w"]  # cheapest first after the best; the paper's grid is ~2K tokens
 OUT = Path("reports/formats.json")
 
 

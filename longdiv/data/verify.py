@@ -9,7 +9,7 @@
 - `subtraction`: a wrong digit or borrow inside a subtraction
 - `final_answer`: every step right but the answer line wrong (or, for formats without steps, a wrong answer)
 
-For `sub` and `subrow`, the expected trace is rebuilt from the problem and compared line by line. Formats without a
+For `sub`, `subrow` and `subtag`, the expected trace is rebuilt from the problem and compared line by line. Formats without a
 step verifier (`direct`, the paper's grid) get the coarse verdict: right answer, wrong answer, or no answer.
 """
 
@@ -39,9 +39,10 @@ class Verdict:
 def _verify_sub(format_name: str, problem: Problem, completion: str) -> Verdict:
     expected = formats.get_format(format_name).render(problem)[1].splitlines()
     width = len(str(problem.divisor)) + 1
-    step_line = re.compile(rf"^([a-z]|-)(\d\d[.-]){{{width}}}$")
-    # `sub` answers in digits, `subrow` in a step line's cells.
-    answer_line = re.compile(rf"^R(\d\d[.-]){{{width}}}$" if format_name == "subrow" else rf"^=\d{{{width}}}$")
+    sep = "[a-oA-O]" if format_name == "subtag" else "[.-]"  # `subtag`'s separators are cell letters
+    step_line = re.compile(rf"^([a-z]|-)(\d\d{sep}){{{width}}}$")
+    # `sub` answers in digits, `subrow` and `subtag` in a step line's cells.
+    answer_line = re.compile(rf"^R(\d\d{sep}){{{width}}}$" if format_name != "sub" else rf"^=\d{{{width}}}$")
     got = completion.splitlines()
     for step, want in enumerate(expected):
         if step >= len(got):
@@ -67,7 +68,7 @@ def _verify_sub(format_name: str, problem: Problem, completion: str) -> Verdict:
 
 def verify(format_name: str, problem: Problem, completion: str) -> Verdict:
     """Checks `completion` for `problem` in the format called `format_name`; never raises on any text."""
-    if format_name in ("sub", "subrow"):
+    if format_name in ("sub", "subrow", "subtag"):
         return _verify_sub(format_name, problem, completion)
     parsed = formats.get_format(format_name).parse(completion)
     if parsed is None:

@@ -10,7 +10,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def test_registry_holds_every_format():
-    assert set(NAMES) == {"direct", "sub", "subrow", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
+    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
 
 
@@ -68,8 +68,8 @@ def _claim(name: str, digits: str) -> str:
         return f"= {digits}\n"
     if name == "sub":
         return f"={digits[::-1]}\n"
-    if name == "subrow":
-        return "R" + "".join(f"0{d}." for d in digits[::-1]) + "\n"
+    if name in ("subrow", "subtag"):
+        return "R" + "".join(f"0{d}{'.' if name == 'subrow' else 'a'}" for d in digits[::-1]) + "\n"
     return f"{{ final remainder is {' '.join(digits)} }}"
 
 
@@ -137,6 +137,34 @@ def test_subrow_answer_is_the_line_two_above_with_a_new_head(dividend, divisor):
     assert lines[-1] == "R" + lines[-3][1:]
     assert lines[-2][0] == "-" and lines[-2][-1] == "-"  # the subtraction that went negative
     assert lines[-3][-1] == "."  # the kept value is not negative
+
+
+def test_subtag_matches_its_docstring_example():
+    prompt, completion = get_format("subtag").render(Problem.from_numbers(93, 59))
+    assert prompt.splitlines()[1:] == ["p9q3", "=90a50b00c"]
+    assert completion.splitlines() == ["p99a50b00c", "-90a55B09C", "q93a59b00c", "-94A53b00c", "-95A57B09C", "R94A53b00c"]
+    assert get_format("subtag").parse(completion) == 34
+
+
+def _cells(line: str) -> list[str]:
+    return [line[i : i + 3] for i in range(1, len(line), 3)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(dividend=st.integers(0, 10**10), divisor=st.integers(1, 10**9))
+def test_subtag_is_subrow_with_cells_named_by_letter(dividend, divisor):
+    problem = Problem.from_numbers(dividend, divisor)
+    (tag_prompt, tagged), (prompt, plain) = get_format("subtag").render(problem), get_format("subrow").render(problem)
+    tagged = tag_prompt.splitlines()[2:] + tagged.splitlines()  # the start line and the completion
+    plain = prompt.splitlines()[2:] + plain.splitlines()
+    assert len(tagged) == len(plain)
+    for t, p in zip(tagged, plain):
+        assert len(t) == len(p) and t[0] == p[0]
+        for i, (tc, pc) in enumerate(zip(_cells(t), _cells(p))):
+            assert tc[:2] == pc[:2] and tc[2].lower() == "abcdefghijklmno"[i]
+            assert tc[2].isupper() == (pc[2] == "-")  # upper case: a borrow into the next cell
+    with pytest.raises(ValueError, match="more than 14 digits"):
+        get_format("subtag").render(Problem.from_numbers(10**20, 10**15))
 
 
 def test_direct_matches_its_docstring_example():

@@ -13,7 +13,7 @@ PROBLEMS = st.builds(Problem.from_numbers, st.integers(0, 10**10), st.integers(1
 PROPERTY = settings(max_examples=60, deadline=None)
 
 
-SUBS = pytest.mark.parametrize("name", ["sub", "subrow"])  # the formats with a step verifier
+SUBS = pytest.mark.parametrize("name", ["sub", "subrow", "subtag"])  # the formats with a step verifier
 
 
 def sub_lines(name: str, problem: Problem) -> list[str]:
@@ -70,7 +70,8 @@ def test_sub_wrong_brought_down_digit(name, problem, data):
 
 
 def _nonnegative(line: str) -> bool:
-    return line[0] == "-" and line[-1] == "."  # the last separator is the sign of the result
+    # The last separator is the sign of the result: '.' in `sub` and `subrow`, a lower-case letter in `subtag`.
+    return line[0] == "-" and (line[-1] == "." or line[-1].islower())
 
 
 @SUBS
