@@ -121,8 +121,9 @@ def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str,
     return timer.tokens / (timer.end - timer.start), sum(p.numel() for p in module.model.parameters())
 
 
-def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int) -> float:
-    """The same batches, model, AdamW and loss in fp32, in a plain loop."""
+def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int, bf16: bool = False) -> float:
+    """The same batches, model, AdamW and loss in a plain loop: fp32, or under bf16 autocast as Lightning's
+    bf16-mixed does it."""
     torch.manual_seed(0)
     module = DivisionLM(model="smollm2", format="sub")
     model = module.model.train()
@@ -135,7 +136,8 @@ def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int) -
             break
         if step == warmup:
             start = time.perf_counter()
-        loss = completion_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = completion_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
         (loss / accumulate).backward()
         if (step + 1) % accumulate == 0:
             optimizer.step()
@@ -238,7 +240,7 @@ def main() -> None:
     parser.add_argument("--micro_batch", type=int, default=1, help="training micro-batch (as in configs/smollm2)")
     parser.add_argument("--accumulate", type=int, default=8)
     parser.add_argument("--micro_steps", type=int, default=10)
-    parser.add_argument("--bf16_micro_steps", type=int, default=3)
+    parser.add_argument("--bf16_micro_steps", type=int, default=10)
     parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--only", nargs="*", help="sections to run: gemm load synth memory train bf16 decode plot")
     parser.add_argument("--out", default="reports/speed.json")
@@ -299,9 +301,12 @@ def main() -> None:
         save()
     if "bf16" in sections:
         dm = data(num_test=1, batch_size=args.micro_batch)
-        fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 1, "bf16-mixed", args.accumulate)
+        fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 2, "bf16-mixed", args.accumulate)
+        bare = bare_tokens_per_second(dm, args.bf16_micro_steps, 2, args.accumulate, bf16=True)
         report.update(train_tokens_per_second_fit_bf16=fit, mfu_bf16=fit * 6 * params / peaks["bf16"],
-                      bf16_vs_fp32=fit / report["train_tokens_per_second_fit"])
+                      bf16_vs_fp32=fit / report["train_tokens_per_second_fit"],
+                      train_tokens_per_second_bare_bf16=bare, bf16_vs_fp32_bare=bare / report["train_tokens_per_second_bare"],
+                      train_vs_bare_bf16=fit / bare, bf16_micro_steps=args.bf16_micro_steps)
         save()
     if "decode" in sections:
         ckpt = args.ckpt or str(max(Path("runs").glob("*smollm2-sub-n200/checkpoints/last.ckpt"),

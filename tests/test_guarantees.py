@@ -33,6 +33,7 @@ def test_same_seeds_give_the_same_run(tmp_path, one_thread, caplog):
     records = [json.loads((r / "run.json").read_text()) for r in (a, b)]
     assert records[0]["data_hash"] == records[1]["data_hash"] and f"data hash {records[0]['data_hash']}" in caplog.text
     assert records[0]["metrics"] == records[1]["metrics"] and records[0]["n_eval"] == 6
+    assert (records[0]["data_seed"], records[0]["order_seed"]) == (5, 3)  # the training seed orders the demos
     assert (a / "predictions.jsonl").read_bytes() == (b / "predictions.jsonl").read_bytes()
     weights = [torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for r in (a, b)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

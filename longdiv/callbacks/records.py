@@ -102,6 +102,7 @@ class RunRecord(L.Callback):
             "format": data.hparams.format,
             "num_demos": len(data.train_examples),
             "data_seed": data.hparams.data_seed,
+            "order_seed": data.order_seed(),
             "data_hash": data.hash,
             "removed_overlap": data.removed_overlap,
             "n_val": len(data.eval_examples.get("val", [])),
