@@ -20,7 +20,8 @@ from longdiv.data.formats import get_format
 from longdiv.data.problems import read_file
 from longdiv.models.loading import load_tokenizer
 
-FORMATS = ["subrow", "direct", "subtag", "sub", "recchia-w"]  # cheapest first after the best; the paper's grid is ~2K tokens
+# Cheapest first after the best; the paper's grid is ~2K tokens a demonstration.
+FORMATS = ["subrow", "direct", "subtag", "sub", "recchia-w"]
 OUT = Path("reports/formats.json")
 
 

@@ -4,8 +4,9 @@ paper's 100 validation problems, and the record the reports hold for it.
 
 A point lives in `runs/formats/smollm2-<format>-n<N>-s<seed>[-<overlay>]/`: the fit and its 500-problem test there,
 the paper test in its `paper_val/` subfolder. An overlay is a config composed after the main one (`fixed-steps`:
-150 optimizer steps whatever N). The seed is the training seed, which orders the demonstrations. A point whose records are complete is not run again, so both scripts resume
-and share runs: the best format at N=200 is a point of both.
+150 optimizer steps whatever N). The seed is the training seed, which orders the demonstrations. A point whose
+records are complete is not run again, so both scripts resume and share runs: the best format at N=200 is a point
+of both.
 """
 
 from __future__ import annotations
@@ -100,7 +101,6 @@ def record(path: Path) -> dict:
         "data_hash": fit["data_hash"],
         "git_commit": fit["git_commit"],
     }
-
 
 
 def optimizer_steps(config: dict) -> tuple[int, int]:

@@ -305,7 +305,8 @@ def main() -> None:
         bare = bare_tokens_per_second(dm, args.bf16_micro_steps, 2, args.accumulate, bf16=True)
         report.update(train_tokens_per_second_fit_bf16=fit, mfu_bf16=fit * 6 * params / peaks["bf16"],
                       bf16_vs_fp32=fit / report["train_tokens_per_second_fit"],
-                      train_tokens_per_second_bare_bf16=bare, bf16_vs_fp32_bare=bare / report["train_tokens_per_second_bare"],
+                      train_tokens_per_second_bare_bf16=bare,
+                      bf16_vs_fp32_bare=bare / report["train_tokens_per_second_bare"],
                       train_vs_bare_bf16=fit / bare, bf16_micro_steps=args.bf16_micro_steps)
         save()
     if "decode" in sections:

@@ -65,7 +65,8 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
     composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/ddp.yaml"], capsys)
     assert composed["model"]["model"] == "EleutherAI/gpt-neo-125m" and composed["trainer"]["strategy"] == "ddp"
     assert composed["data"]["train_file"] == smollm2["data"]["train_file"] and composed["data"]["eval_batch_size"] == 100
-    budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/fixed-steps.yaml"], capsys)
+    budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/fixed-steps.yaml"],
+                          capsys)
     assert budget["trainer"] | {"max_epochs": 6, "max_steps": -1} == smollm2["trainer"]
     assert budget["trainer"]["max_steps"] == 150 and budget["data"] == smollm2["data"]
     tiny = print_config(["--config", "configs/tiny.yaml"], capsys)

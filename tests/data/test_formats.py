@@ -142,7 +142,8 @@ def test_subrow_answer_is_the_line_two_above_with_a_new_head(dividend, divisor):
 def test_subtag_matches_its_docstring_example():
     prompt, completion = get_format("subtag").render(Problem.from_numbers(93, 59))
     assert prompt.splitlines()[1:] == ["p9q3", "=90a50b00c"]
-    assert completion.splitlines() == ["p99a50b00c", "-90a55B09C", "q93a59b00c", "-94A53b00c", "-95A57B09C", "R94A53b00c"]
+    assert completion.splitlines() == [
+        "p99a50b00c", "-90a55B09C", "q93a59b00c", "-94A53b00c", "-95A57B09C", "R94A53b00c"]
     assert get_format("subtag").parse(completion) == 34
 
 

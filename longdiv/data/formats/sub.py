@@ -1,4 +1,5 @@
-"""`sub`, `subrow` and `subtag`: long division by repeated subtraction, every digit computed from neighbours at fixed offsets.
+"""`sub`, `subrow` and `subtag`: long division by repeated subtraction, every digit computed from neighbours at fixed
+offsets.
 
 The prompt is the question, the dividend's digits tagged with step labels, and a start line. Each line of the
 trace has W = len(divisor) + 1 cells, least significant first. A cell is three characters: the divisor's digit,
