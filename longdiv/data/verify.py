@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from longdiv.data import formats
+from longdiv.data.formats.sub import Sub
 from longdiv.data.problems import Problem
 
 KINDS = ("malformed", "bring_down", "quotient_digit", "subtraction", "final_answer")
@@ -36,13 +37,13 @@ class Verdict:
         return self.kind is None
 
 
-def _verify_sub(format_name: str, problem: Problem, completion: str) -> Verdict:
-    expected = formats.get_format(format_name).render(problem)[1].splitlines()
+def _verify_sub(fmt: Sub, problem: Problem, completion: str) -> Verdict:
+    expected = fmt.render(problem)[1].splitlines()
     width = len(str(problem.divisor)) + 1
-    sep = "[a-oA-O]" if format_name == "subtag" else "[.-]"  # `subtag`'s separators are cell letters
+    sep = "[a-oA-O]" if fmt.tags else "[.-]"  # `subtag`'s separators are cell letters
     step_line = re.compile(rf"^([a-z]|-)(\d\d{sep}){{{width}}}$")
     # `sub` answers in digits, `subrow` and `subtag` in a step line's cells.
-    answer_line = re.compile(rf"^R(\d\d{sep}){{{width}}}$" if format_name != "sub" else rf"^=\d{{{width}}}$")
+    answer_line = re.compile(rf"^R(\d\d{sep}){{{width}}}$" if fmt.answer_row else rf"^=\d{{{width}}}$")
     got = completion.splitlines()
     for step, want in enumerate(expected):
         if step >= len(got):
@@ -68,9 +69,10 @@ def _verify_sub(format_name: str, problem: Problem, completion: str) -> Verdict:
 
 def verify(format_name: str, problem: Problem, completion: str) -> Verdict:
     """Checks `completion` for `problem` in the format called `format_name`; never raises on any text."""
-    if format_name in ("sub", "subrow", "subtag"):
-        return _verify_sub(format_name, problem, completion)
-    parsed = formats.get_format(format_name).parse(completion)
+    fmt = formats.get_format(format_name)
+    if isinstance(fmt, Sub):
+        return _verify_sub(fmt, problem, completion)
+    parsed = fmt.parse(completion)
     if parsed is None:
         return Verdict("malformed", None)
     return Verdict() if parsed == problem.remainder else Verdict("final_answer", None)

@@ -3,6 +3,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from longdiv.data.formats import format_names, get_format
+from longdiv.data.formats.sub import TAGS
 from longdiv.data.problems import Problem
 
 NAMES = format_names()
@@ -162,7 +163,7 @@ def test_subtag_is_subrow_with_cells_named_by_letter(dividend, divisor):
     for t, p in zip(tagged, plain):
         assert len(t) == len(p) and t[0] == p[0]
         for i, (tc, pc) in enumerate(zip(_cells(t), _cells(p))):
-            assert tc[:2] == pc[:2] and tc[2].lower() == "abcdefghijklmno"[i]
+            assert tc[:2] == pc[:2] and tc[2].lower() == TAGS[i]
             assert tc[2].isupper() == (pc[2] == "-")  # upper case: a borrow into the next cell
     with pytest.raises(ValueError, match="more than 14 digits"):
         get_format("subtag").render(Problem.from_numbers(10**20, 10**15))
