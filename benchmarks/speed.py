@@ -1,6 +1,7 @@
 """Speed and memory of the offline SmolLM2 pipeline on this machine, written to reports/speed.json.
 
     python benchmarks/speed.py --ckpt runs/<fit>/checkpoints/last.ckpt --fit_record runs/<fit>/run.json
+    python benchmarks/speed.py --device cuda --only gemm train bf16 decode --out speed_gpu.json ...  # on a GPU
 
 - decoding: our batched greedy loop against a per-problem `generate` loop on the same fine-tuned checkpoint, on
   generated interpolate problems; the per-problem loop runs on every `--baseline_every`-th problem (it is slow),
@@ -37,25 +38,34 @@ from longdiv.models.module import DivisionLM, completion_loss
 PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
 
 
+FORMAT = "sub"  # the demonstration format of every section; --format changes it
+
+
 def data(num_test: int = 200, batch_size: int = 2, eval_batch_size: int = 50) -> DivisionData:
-    dm = DivisionData(format="sub", num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=num_test,
+    dm = DivisionData(format=FORMAT, num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=num_test,
                       tokenizer_name="smollm2", batch_size=batch_size, eval_batch_size=eval_batch_size)
     dm.setup()
     return dm
 
 
 # Decoding --------------------------------------------------------------------------------------------------------
-def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict) -> dict:
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict, device: str = "cpu") -> dict:
     dm = data(eval_batch_size=eval_batch_size)
-    module = DivisionLM.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False).eval()
+    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False).eval()
     examples = dm.eval_examples["test"]
     texts, budgets = {}, {}
     start = time.perf_counter()
     for batch in dm.test_dataloader():
         budget = int(batch["max_new_tokens"])
-        for index, text in zip(batch["index"].tolist(), module.generate(batch["input_ids"], batch["attention_mask"],
-                                                                         budget)):
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        for index, text in zip(batch["index"].tolist(), module.generate(ids, mask, budget)):
             texts[index], budgets[index] = text, budget
+    _sync(device)
     batched_seconds = time.perf_counter() - start
     generated = sum(len(module.tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts.values())
 
@@ -64,10 +74,11 @@ def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict) ->
     same, start = 0, time.perf_counter()
     with torch.no_grad():
         for index in subset:
-            ids = torch.tensor([examples[index].prompt_ids])
+            ids = torch.tensor([examples[index].prompt_ids], device=device)
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budgets[index],
                                  do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
             same += tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True) == texts[index]
+    _sync(device)
     single_seconds = time.perf_counter() - start
     params = sum(p.numel() for p in model.parameters())
     tokens_per_second = generated / batched_seconds
@@ -93,27 +104,31 @@ def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict) ->
 class StepTimer(L.Callback):
     """Wall time and real tokens of the micro-batches after the first `warmup`."""
 
-    def __init__(self, warmup: int):
+    def __init__(self, warmup: int, device: str = "cpu"):
         self.warmup, self.tokens, self.seen, self.start, self.end = warmup, 0, 0, None, None
+        self.device = device
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.seen == self.warmup:
+            _sync(self.device)
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.seen >= self.warmup:
+            _sync(self.device)
             self.tokens += int(batch["attention_mask"].sum())
             self.end = time.perf_counter()
         self.seen += 1
 
 
-def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str, accumulate: int) -> tuple:
+def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str, accumulate: int,
+                              device: str = "cpu") -> tuple:
     """Real tokens/s of `Trainer.fit`, and the model's parameter count."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format="sub")
-    timer = StepTimer(warmup)
+    module = DivisionLM(model="smollm2", format=FORMAT)
+    timer = StepTimer(warmup, device)
     trainer = L.Trainer(
-        accelerator="cpu", max_epochs=1, limit_train_batches=micro_steps, precision=precision, logger=False,
+        accelerator="gpu" if device == "cuda" else device, max_epochs=1, limit_train_batches=micro_steps, precision=precision, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=0, accumulate_grad_batches=accumulate, callbacks=[timer],
     )
@@ -121,12 +136,13 @@ def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str,
     return timer.tokens / (timer.end - timer.start), sum(p.numel() for p in module.model.parameters())
 
 
-def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int, bf16: bool = False) -> float:
+def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int, bf16: bool = False,
+                           device: str = "cpu") -> float:
     """The same batches, model, AdamW and loss in a plain loop: fp32, or under bf16 autocast as Lightning's
     bf16-mixed does it."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format="sub")
-    model = module.model.train()
+    module = DivisionLM(model="smollm2", format=FORMAT)
+    model = module.model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(0)
@@ -135,8 +151,10 @@ def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int, b
         if step == micro_steps:
             break
         if step == warmup:
+            _sync(device)
             start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             loss = completion_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
         (loss / accumulate).backward()
         if (step + 1) % accumulate == 0:
@@ -144,6 +162,7 @@ def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int, b
             optimizer.zero_grad(set_to_none=True)
         if step >= warmup:
             tokens += int(batch["attention_mask"].sum())
+    _sync(device)
     return tokens / (time.perf_counter() - start)
 
 
@@ -159,7 +178,7 @@ def padding_efficiency(dm) -> float:
 def probe(micro_batch: int, steps: int) -> dict:
     """Runs in its own process: `steps` fp32 AdamW steps on the longest demonstrations, `micro_batch` at a time."""
     dm = data(num_test=1)
-    module = DivisionLM(model="smollm2", format="sub")
+    module = DivisionLM(model="smollm2", format=FORMAT)
     model = module.model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     longest = sorted(dm.train_examples, key=len, reverse=True)
@@ -186,7 +205,7 @@ def in_subprocess(*args: str, env: dict | None = None) -> dict:
 # Data and loading ------------------------------------------------------------------------------------------------
 def synth_seconds(count: int) -> float:
     start = time.perf_counter()
-    dm = DivisionData(format="sub", num_demos=count, train_split="interpolate", num_val=1, num_test=1,
+    dm = DivisionData(format=FORMAT, num_demos=count, train_split="interpolate", num_val=1, num_test=1,
                       tokenizer_name="smollm2")
     dm.setup()
     assert len(dm.train_examples) == count
@@ -244,9 +263,14 @@ def main() -> None:
     parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--only", nargs="*", help="sections to run: gemm load synth memory train bf16 decode plot")
     parser.add_argument("--out", default="reports/speed.json")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="where the gemm, train, bf16 and decode sections run")
+    parser.add_argument("--format", default="sub", help="demonstration format (the checkpoint's, for decode)")
     parser.add_argument("--_probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global FORMAT
+    FORMAT = args.format
     if args._probe:
         print(json.dumps(probe(args._probe, steps=2)))
         return
@@ -263,7 +287,10 @@ def main() -> None:
         model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
                      platform.machine())
         report.update(cpu=model, threads=torch.get_num_threads(), torch=torch.__version__,
-                      cpu_avx512_bf16="avx512_bf16" in cpuinfo, cpu_amx_bf16="amx_bf16" in cpuinfo)
+                      cpu_avx512_bf16="avx512_bf16" in cpuinfo, cpu_amx_bf16="amx_bf16" in cpuinfo,
+                      device=args.device, format=args.format)
+        if args.device == "cuda":
+            report.update(gpu=torch.cuda.get_device_name(), gpu_peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30)
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -271,7 +298,7 @@ def main() -> None:
         plot(report, out.with_suffix(".png"))
         return
     if "gemm" in sections or "gemm" not in report:
-        report["gemm"] = gemm_peak.measure()
+        report["gemm"] = gemm_peak.measure(args.device)
         save()
     peaks = {k: report["gemm"][k]["peak_flops"] for k in ("fp32", "bf16")}
 
@@ -289,8 +316,8 @@ def main() -> None:
         save()
     if "train" in sections:
         dm = data(num_test=1, batch_size=args.micro_batch)
-        fit, params = trainer_tokens_per_second(dm, args.micro_steps, 2, "32-true", args.accumulate)
-        bare = bare_tokens_per_second(dm, args.micro_steps, 2, args.accumulate)
+        fit, params = trainer_tokens_per_second(dm, args.micro_steps, 2, "32-true", args.accumulate, args.device)
+        bare = bare_tokens_per_second(dm, args.micro_steps, 2, args.accumulate, device=args.device)
         report.update(
             train_tokens_per_second_fit=fit, train_tokens_per_second_bare=bare, train_vs_bare=fit / bare,
             train_micro_batch=args.micro_batch, train_accumulate=args.accumulate,
@@ -301,8 +328,9 @@ def main() -> None:
         save()
     if "bf16" in sections:
         dm = data(num_test=1, batch_size=args.micro_batch)
-        fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 2, "bf16-mixed", args.accumulate)
-        bare = bare_tokens_per_second(dm, args.bf16_micro_steps, 2, args.accumulate, bf16=True)
+        fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 2, "bf16-mixed", args.accumulate,
+                                                args.device)
+        bare = bare_tokens_per_second(dm, args.bf16_micro_steps, 2, args.accumulate, bf16=True, device=args.device)
         report.update(train_tokens_per_second_fit_bf16=fit, mfu_bf16=fit * 6 * params / peaks["bf16"],
                       bf16_vs_fp32=fit / report["train_tokens_per_second_fit"],
                       train_tokens_per_second_bare_bf16=bare,
@@ -312,7 +340,8 @@ def main() -> None:
     if "decode" in sections:
         ckpt = args.ckpt or str(max(Path("runs").glob("*smollm2-sub-n200/checkpoints/last.ckpt"),
                                     key=lambda p: p.stat().st_mtime))
-        report.update(decode(ckpt, args.baseline_every, args.eval_batch_size, peaks), decode_checkpoint=ckpt)
+        report.update(decode(ckpt, args.baseline_every, args.eval_batch_size, peaks, args.device),
+                      decode_checkpoint=ckpt)
         save()
     if args.fit_record:
         record = json.loads(Path(args.fit_record).read_text())

@@ -53,8 +53,9 @@ def greedy_decode(model, input_ids, attention_mask, max_new_tokens: int, eos_id:
         return out
     layers = model.config.get_text_config().num_hidden_layers
     cache = Cache(layers=[_PreallocatedLayer(input_ids.shape[1] + max_new_tokens) for _ in range(layers)])
-    rows = torch.arange(batch)  # which original row each row of the batch is
-    done = torch.zeros(batch, dtype=torch.bool)
+    # Bookkeeping lives on the model's device, so that every index below meets tensors of its own device.
+    rows = torch.arange(batch, device=input_ids.device)  # which original row each row of the batch is
+    done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     mask = attention_mask
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift the positions of real tokens
     step = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
