@@ -1,0 +1,72 @@
+"""The benchmark helpers that committed reports depend on: the GPU run's packing and collection, the gemm timer."""
+
+import csv
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import torch
+from test_report import fake_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import gemm_peak  # noqa: E402
+import gpu  # noqa: E402
+
+
+def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    point = Path("runs/gpu/smollm2-subrow-n25-s0")
+    fake_run(point, "smollm2", "subrow", 25, 0, correct=3, n=10, parse_failures=1, errors={"subtraction": 6})
+    (point / "checkpoints").mkdir()
+    (point / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    unfinished = Path("runs/gpu/smollm2-subrow-n50-s0")
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("trainer: {}\n")
+    (tmp_path / "out").mkdir()
+
+    gpu.pack(tmp_path / "out")
+
+    with tarfile.open(tmp_path / "out" / "runs.tgz") as tar:
+        assert sorted(tar.getnames()) == [f"{point}/predictions.jsonl", f"{point}/run.json"]
+
+
+def test_collect_rebuilds_the_report_and_the_speed_record(tmp_path, monkeypatch):
+    back = tmp_path / "back"  # what the GPU machine returned
+    monkeypatch.chdir(back.parent)
+    records = {}
+    for num_demos, correct in ((25, 2), (800, 9)):
+        folder = Path(f"runs/gpu/smollm2-subrow-n{num_demos}-s0")
+        records[num_demos] = fake_run(folder, "smollm2", "subrow", num_demos, 0, correct, 10, 0, {"subtraction": 1})
+    back.mkdir()
+    gpu.pack(back)
+    (back / "speed_gpu.json").write_text(json.dumps({"device": "cuda", "decode_speedup": 100.0}))
+    for path in Path("runs/gpu").rglob("*"):  # only the archive carries the runs now
+        if path.is_file():
+            path.unlink()
+    Path("reports").mkdir()
+    Path("reports/speed.json").write_text(json.dumps({"device": "cpu", "decode_speedup": 9.4}))
+
+    gpu.collect(back)
+
+    rows = list(csv.DictReader(open("reports/ablation_gpu/table.csv")))
+    assert sorted((int(r["num_demos"]), int(r["correct"])) for r in rows) == sorted(
+        (n, rec["correct"]) for n, rec in records.items())
+    speed = json.loads(Path("reports/speed.json").read_text())
+    assert speed["decode_speedup"] == 9.4 and speed["gpu"] == {"device": "cuda", "decode_speedup": 100.0}
+
+
+def test_gemm_timer_counts_every_product(monkeypatch):
+    calls = []
+    real = torch.matmul
+
+    def counted(a, b):
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(torch, "matmul", counted)
+    rate = gemm_peak.flops_per_second(32, 16, 8, torch.float32, seconds=0.05)
+    timed = len(calls) - 1  # the first product is the warm-up
+    assert timed >= 1
+    # FLOP/s = 2*m*k*n per timed product over at most the measured time and at least the requested one.
+    assert 2 * 32 * 16 * 8 * timed / 5.0 < rate <= 2 * 32 * 16 * 8 * timed / 0.05
