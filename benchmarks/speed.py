@@ -128,7 +128,8 @@ def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str,
     module = DivisionLM(model="smollm2", format=FORMAT)
     timer = StepTimer(warmup, device)
     trainer = L.Trainer(
-        accelerator="gpu" if device == "cuda" else device, max_epochs=1, limit_train_batches=micro_steps, precision=precision, logger=False,
+        accelerator="gpu" if device == "cuda" else device, max_epochs=1, limit_train_batches=micro_steps,
+        precision=precision, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=0, accumulate_grad_batches=accumulate, callbacks=[timer],
     )
@@ -197,7 +198,7 @@ def probe(micro_batch: int, steps: int) -> dict:
 
 
 def in_subprocess(*args: str, env: dict | None = None) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, __file__, "--format", FORMAT, *args], capture_output=True, text=True, check=True,
                          env=os.environ | (env or {}))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
