@@ -122,10 +122,12 @@ def plot_curves(pooled: list[dict], out: Path, plt) -> None:
             xs = [p["num_demos"] for p in points]
             ys = [p[key] for p in points]
             if key == "accuracy":
-                errors = [[p["accuracy"] - p["wilson_low"] for p in points], [p["wilson_high"] - p["accuracy"] for p in points]]
+                bounds = [(p["wilson_low"], p["wilson_high"]) for p in points]
             else:
                 bounds = [wilson(round(p[key] * p["n"]), p["n"]) for p in points]
-                errors = [[y - lo for y, (lo, _) in zip(ys, bounds)], [hi - y for y, (_, hi) in zip(ys, bounds)]]
+            # Clipped at 0: at a rate of 0 or 1 the interval's end can differ from it by a rounding error.
+            errors = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, bounds)],
+                      [max(0.0, hi - y) for y, (_, hi) in zip(ys, bounds)]]
             ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=f"{model} / {fmt} / {test} ({_n_label(points)})")
         ax.set_xscale("log")
         counts = sorted({p["num_demos"] for p in pooled})

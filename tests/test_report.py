@@ -90,3 +90,17 @@ def test_no_tested_run_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_main([str(tmp_path), "--out", str(tmp_path / "out")])
     assert "no tested run" in capsys.readouterr().err
+
+
+def test_rates_of_zero_and_one_plot(tmp_path):
+    """A run that gets nothing right and parses nothing (a model from scratch) still gets its curves."""
+    errors = dict.fromkeys(KINDS, 0) | {"malformed": 500}
+    fake_run(tmp_path / "runs" / "scratch", "scratch:smollm2-135m", "subrow", 200, 0, 0, 500, 500, errors)
+    fake_run(tmp_path / "runs" / "direct", "smollm2", "direct", 200, 0, 1, 500, 0, dict.fromkeys(KINDS, 0))
+
+    assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+
+    rows = {r["model"]: r for r in csv.DictReader((tmp_path / "report" / "table.csv").open())}
+    assert float(rows["scratch:smollm2-135m"]["parse_fail_rate"]) == 1.0
+    for name in ("accuracy.png", "parse_fail.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 1000
