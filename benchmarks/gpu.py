@@ -24,6 +24,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from longdiv import sweep
+
 SWEEP = "configs/sweeps/demos.yaml"
 RUNS = Path("runs/gpu")
 GPU_RECIPE = ["--trainer.precision=bf16-mixed", "--data.batch_size=8", "--trainer.accumulate_grad_batches=1",
@@ -64,8 +66,9 @@ def on_gpu(out: Path, budget: float, extra: list[str]) -> None:
         pack(out)
         if number == 0:
             began = time.perf_counter()
-            ckpt = next(RUNS.glob(f"smollm2-{fmt}-n{num_demos}-s{seed}/checkpoints/last.ckpt"), None)
-            sections = ["gemm", "train", "bf16"] + (["decode", "--ckpt", str(ckpt)] if ckpt else [])
+            point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}
+            ckpt = RUNS / sweep.point_name(point) / "checkpoints" / "last.ckpt"
+            sections = ["gemm", "train", "bf16"] + (["decode", "--ckpt", str(ckpt)] if ckpt.is_file() else [])
             # speed.py imports longdiv, which the GPU machine has only as this folder, not installed.
             env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
             log["speed_returncode"] = subprocess.run(
@@ -80,7 +83,7 @@ def on_gpu(out: Path, budget: float, extra: list[str]) -> None:
 def collect(folder: Path) -> None:
     """Unpacks the records of a GPU run (every .tgz in `folder`) here and writes reports/ablation_gpu/ and
     reports/speed.json's `gpu` record."""
-    from longdiv import report
+    from longdiv import report  # matplotlib and the rest: only where the reports are written
 
     for archive in sorted(folder.glob("*.tgz")):
         with tarfile.open(archive) as tar:

@@ -16,14 +16,19 @@ import points
 
 OUT = Path("reports/precision.json")
 
+
+def subrow_n200(report: str, seed: int) -> dict:
+    """The fp32 record of `subrow` at N=200 with this training seed in a committed report."""
+    return next(r for r in json.loads(Path(report).read_text())["records"]
+                if (r["format"], r["num_demos"], r["seed"]) == ("subrow", 200, seed))
+
+
 if __name__ == "__main__":
     _, extra = points.split_extra(sys.argv[1:])
     bf16 = points.run("subrow", 200, 0, overlay="bf16", extra=extra)
-    fp32 = next(r for r in json.loads(Path("reports/formats.json").read_text())["records"]
-                if (r["format"], r["num_demos"], r["seed"]) == ("subrow", 200, 0))
+    fp32 = subrow_n200("reports/formats.json", seed=0)
     # That fp32 fit shared the CPU for part of its time; its seed-1 twin had the machine to itself.
-    fp32_timed = next(r for r in json.loads(Path("reports/demos.json").read_text())["records"]
-                      if (r["format"], r["num_demos"], r["seed"]) == ("subrow", 200, 1))
+    fp32_timed = subrow_n200("reports/demos.json", seed=1)
     report = {
         "question": "accuracy of the main recipe trained in bf16-mixed against fp32 (this CPU, same data and seed)",
         "fp32": fp32,
