@@ -1,16 +1,20 @@
-"""What a lent GPU machine adds to the CPU figures (issues 5 and 6), in one run sized to the device's time budget.
+"""What a lent GPU machine adds to the CPU figures (issues 4, 5 and 6), in one run sized to the device's time budget.
 
-    python benchmarks/gpu.py --out DIR --budget 420     # on the GPU machine; DIR is what comes back
-    python benchmarks/gpu.py --collect DIR              # here: unpack into runs/gpu/, write the reports
+    python benchmarks/gpu.py --out DIR --budget 400 [--steps ...] [--speed]   # on the GPU machine; DIR comes back
+    python benchmarks/gpu.py --collect DIR                                    # here: unpack, write the reports
 
-1. Points of the ablation's grid (configs/sweeps/demos.yaml) through `python -m longdiv sweep`, in the GPU recipe:
-   bf16-mixed; the recipe's optimizer steps of 8 demonstrations taken as one batch of 8 rather than 8 accumulated
-   micro-batches of 1 (the CPU's memory choice); the test's 500 problems generated in one batch; no checkpoints
-   but the first point's, which the decoding benchmark reads. Points start in the order of POINTS while the budget
-   lasts.
-2. benchmarks/speed.py on the GPU (gemm, train, bf16, decode), right after the first point.
-After every step DIR/runs.tgz holds each finished point's run.json and predictions, and DIR/speed_gpu.json the
-speed record, so that a run cut short still returns what it finished.
+Steps run in the order given while the budget lasts (none starts after `--budget` seconds):
+- `FORMAT:N:SEED`, a point of the ablation's grid (configs/sweeps/demos.yaml) through `python -m longdiv sweep`
+  into runs/gpu/, in the GPU recipe: bf16-mixed; the recipe's optimizer steps of 8 demonstrations taken as one
+  batch of 8 rather than 8 accumulated micro-batches of 1 (the CPU's memory choice); the test's 500 problems
+  generated in one batch; no checkpoint but the first point's, which the decoding benchmark reads.
+- `FORMAT`, the main recipe's point of benchmarks/formats.py (the paper's 200 problems, training seed 0) in the same
+  GPU recipe, into runs/formats/; tested on the first `--formats_test` interpolate problems, then
+- `FORMAT:paper`, the same checkpoint tested on the paper's 100 validation problems. These are for the paper's grid
+  (`recchia-w`, ~2K tokens a trace), which a 2-core CPU would need hours for.
+`--speed` runs benchmarks/speed.py on the GPU (gemm, train, bf16, decode) after the first grid point.
+After every step DIR/runs.tgz holds each finished run's run.json and predictions, and DIR/speed_gpu.json the speed
+record, so that a run cut short still returns what it finished.
 """
 
 from __future__ import annotations
@@ -24,59 +28,84 @@ import tarfile
 import time
 from pathlib import Path
 
+import points
+
 from longdiv import sweep
 
 SWEEP = "configs/sweeps/demos.yaml"
 RUNS = Path("runs/gpu")
 GPU_RECIPE = ["--trainer.precision=bf16-mixed", "--data.batch_size=8", "--trainer.accumulate_grad_batches=1",
               "--data.eval_batch_size=500", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
-# (format, demonstrations, training seed), most wanted first: N=200 anchors the GPU recipe against the CPU's, then
-# the counts a CPU cannot afford, the small counts, and second seeds.
-POINTS = [("subrow", 200, 0), ("subrow", 800, 0), ("subrow", 400, 0), ("subrow", 50, 0), ("subrow", 100, 0),
-          ("subrow", 25, 0), ("direct", 800, 0), ("subrow", 200, 1), ("subrow", 800, 1), ("subrow", 50, 1)]
+# Most wanted first: the paper's grid at N=200 (issue 4's paper row), second seeds of the grid (issue 5).
+STEPS = ["recchia-w", "subrow:200:1", "recchia-w:paper", "subrow:50:1", "subrow:800:1", "subrow:100:1"]
 
 
 def pack(out: Path) -> None:
-    """Every finished point's records into out/runs.tgz (checkpoints stay behind)."""
+    """Every finished run's records into out/runs.tgz (checkpoints stay behind)."""
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
-        for record in sorted(RUNS.glob("*/run.json")):
+        for record in sorted([*RUNS.glob("*/run.json"), *points.RUNS.rglob("run.json")]):
             for name in ("run.json", "predictions.jsonl", "config.yaml"):
                 if (record.parent / name).is_file():
                     tar.add(record.parent / name)
 
 
-def sweep_point(fmt: str, num_demos: int, seed: int, extra: list[str]) -> int:
-    command = [sys.executable, "-m", "longdiv", "sweep", SWEEP, "--runs_dir", str(RUNS), "--models", "smollm2",
-               "--formats", fmt, "--num_demos", str(num_demos), "--seeds", str(seed), "--", *GPU_RECIPE, *extra]
-    return subprocess.run(command, check=False).returncode
+def _call(args: list[str]) -> int:
+    # The GPU machine has longdiv only as this folder, not installed.
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    print("+", " ".join(args), flush=True)
+    return subprocess.run([sys.executable, *args], check=False, env=env).returncode
 
 
-def on_gpu(out: Path, budget: float, extra: list[str]) -> None:
+def grid_point(fmt: str, num_demos: int, seed: int, extra: list[str]) -> int:
+    return _call(["-m", "longdiv", "sweep", SWEEP, "--runs_dir", str(RUNS), "--models", "smollm2", "--formats", fmt,
+                  "--num_demos", str(num_demos), "--seeds", str(seed), "--", *GPU_RECIPE, *extra])
+
+
+def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int:
+    """The main recipe's N=200 point of `fmt` in the GPU recipe: fit and test, or (`paper`) the paper's test."""
+    path = points.folder(fmt, 200, 0)
+    common = ["-m", "longdiv", "--config", points.CONFIG, f"--data.format={fmt}", "--data.num_demos=200",
+              "--seed_everything=0", *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
+    if paper:
+        return _call([*common[:2], "test", *common[2:], f"--data.test_file={points.PAPER_VAL}",
+                      f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}",
+                      f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
+    return _call([*common[:2], "fit", *common[2:], f"--data.num_test={num_test}",
+                  f"--trainer.default_root_dir={path}", *extra])
+
+
+def speed(out: Path, fmt: str, ckpt: Path) -> int:
+    sections = ["gemm", "train", "bf16"] + (["decode", "--ckpt", str(ckpt)] if ckpt.is_file() else [])
+    return _call(["benchmarks/speed.py", "--device", "cuda", "--format", fmt, "--micro_batch", "8", "--accumulate",
+                  "1", "--micro_steps", "20", "--bf16_micro_steps", "20", "--eval_batch_size", "200",
+                  "--baseline_every", "40", "--out", str(out / "speed_gpu.json"), "--only", *sections])
+
+
+def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test: int, extra: list[str]) -> None:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    log = {"points": []}
-    for number, (fmt, num_demos, seed) in enumerate(POINTS):
-        if number and time.perf_counter() - start > budget:
+    log = {"steps": []}
+    first_grid_point = True
+    for step in steps:
+        if time.perf_counter() - start > budget:
+            log["skipped_for_budget"] = steps[steps.index(step):]
             break
         began = time.perf_counter()
-        keep = [] if number == 0 else ["--trainer.enable_checkpointing=false"]
-        code = sweep_point(fmt, num_demos, seed, keep + extra)
-        log["points"].append({"format": fmt, "num_demos": num_demos, "seed": seed, "returncode": code,
-                              "seconds": round(time.perf_counter() - began, 1)})
+        fmt, *rest = step.split(":")
+        if len(rest) == 2:
+            num_demos, seed = int(rest[0]), int(rest[1])
+            keep = [] if first_grid_point and run_speed else ["--trainer.enable_checkpointing=false"]
+            code = grid_point(fmt, num_demos, seed, keep + extra)
+        else:
+            code = formats_point(fmt, rest == ["paper"], num_test, extra)
+        log["steps"].append({"step": step, "returncode": code, "seconds": round(time.perf_counter() - began, 1)})
         pack(out)
-        if number == 0:
-            began = time.perf_counter()
+        if len(rest) == 2 and first_grid_point and run_speed:
             point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}
-            ckpt = RUNS / sweep.point_name(point) / "checkpoints" / "last.ckpt"
-            sections = ["gemm", "train", "bf16"] + (["decode", "--ckpt", str(ckpt)] if ckpt.is_file() else [])
-            # speed.py imports longdiv, which the GPU machine has only as this folder, not installed.
-            env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-            log["speed_returncode"] = subprocess.run(
-                [sys.executable, "benchmarks/speed.py", "--device", "cuda", "--format", fmt, "--micro_batch", "8",
-                 "--accumulate", "1", "--micro_steps", "20", "--bf16_micro_steps", "20", "--eval_batch_size", "200",
-                 "--baseline_every", "40", "--out", str(out / "speed_gpu.json"), "--only", *sections],
-                check=False, env=env).returncode
+            began = time.perf_counter()
+            log["speed_returncode"] = speed(out, fmt, RUNS / sweep.point_name(point) / "checkpoints" / "last.ckpt")
             log["speed_seconds"] = round(time.perf_counter() - began, 1)
+        first_grid_point &= len(rest) != 2
         (out / "log.json").write_text(json.dumps(log, indent=2))
 
 
@@ -98,10 +127,13 @@ def collect(folder: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="on the GPU machine: the folder that comes back")
-    parser.add_argument("--budget", type=float, default=420, help="seconds after which no new point starts")
+    parser.add_argument("--budget", type=float, default=420, help="seconds after which no new step starts")
+    parser.add_argument("--steps", nargs="+", default=STEPS, help="FORMAT:N:SEED, FORMAT or FORMAT:paper (above)")
+    parser.add_argument("--speed", action="store_true", help="run benchmarks/speed.py after the first grid point")
+    parser.add_argument("--formats_test", type=int, default=100, help="interpolate problems for FORMAT steps")
     parser.add_argument("--collect", type=Path, help="here: the folder that came back")
     args, extra = parser.parse_known_args()
     if args.collect:
         collect(args.collect)
     else:
-        on_gpu(args.out, args.budget, extra)
+        on_gpu(args.out, args.steps, args.budget, args.speed, args.formats_test, extra)

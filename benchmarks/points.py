@@ -69,9 +69,10 @@ def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: 
     return record(path)
 
 
-def record(path: Path) -> dict:
-    """The report record of the point in `path`: the issue's fields, then the paper-validation figures."""
-    fit, paper = _tested(path), _tested(path / "paper_val")
+def record(path: Path, fit: dict | None = None) -> dict:
+    """The report record of the point in `path`: the issue's fields, then the paper-validation figures. `fit` is
+    the point's tested run record when it is not `path`'s own run.json."""
+    fit, paper = fit or _tested(path), _tested(path / "paper_val")
     steps, micro_batches = optimizer_steps(fit["config"])
     trained_tokens = fit["mean_tokens"] * fit["config"]["data"]["batch_size"] * micro_batches
     return {
@@ -97,6 +98,10 @@ def record(path: Path) -> dict:
             "wilson_low": paper["wilson_low"], "wilson_high": paper["wilson_high"],
             "parse_failures": paper["parse_failures"],
         } if paper else None,
+        # Where and how it was trained: records from before run.json named the device were all made on this CPU.
+        "device": fit.get("device", "cpu (not recorded)"),
+        "precision": fit["config"]["trainer"]["precision"],
+        "batch": f"{fit['config']['data']['batch_size']}x{fit['config']['trainer']['accumulate_grad_batches']}",
         "run_dir": str(path),
         "data_hash": fit["data_hash"],
         "git_commit": fit["git_commit"],

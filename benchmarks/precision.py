@@ -1,11 +1,13 @@
 """Does bf16-mixed training change accuracy? The main recipe (configs/smollm2.yaml: `subrow`, the paper's 200
-problems, training seed 0) with configs/bf16.yaml composed after it, against the fp32 record of the same point in
-reports/formats.json (fit time from its seed-1 twin, which had the CPU to itself); both tested on the same 500
-interpolate problems and the paper's 100 validation problems.
+problems, training seed 0) fitted with configs/bf16.yaml composed after it, against the fp32 record of the same point
+in reports/formats.json (fit time from its seed-1 twin, which had the CPU to itself). Only the training precision
+differs: the bf16-trained checkpoint is tested in fp32, as the fp32 one was, on the same 500 interpolate problems
+and the paper's 100 validation problems.
 
     python benchmarks/precision.py [-- extra CLI arguments]
 
-The run lives in runs/formats/smollm2-subrow-n200-s0-bf16/ (skipped once tested); writes reports/precision.json.
+The run lives in runs/formats/smollm2-subrow-n200-s0-bf16/: the fit (skipped once its checkpoint exists), its test in
+`test/` and the paper test in `paper_val/` (each skipped once done); writes reports/precision.json.
 """
 
 import json
@@ -23,19 +25,39 @@ def subrow_n200(report: str, seed: int) -> dict:
                 if (r["format"], r["num_demos"], r["seed"]) == ("subrow", 200, seed))
 
 
+def bf16_point(extra: list[str]) -> dict:
+    """Fits the main recipe in bf16-mixed and tests it in fp32; its report record."""
+    path = points.folder("subrow", 200, 0, "bf16")
+    ckpt = path / "checkpoints" / "last.ckpt"
+    point = ["--config", points.CONFIG, "--data.format=subrow", "--data.num_demos=200", "--seed_everything=0"]
+    if not ckpt.is_file():
+        points._cli(["fit", *point, "--config", "configs/bf16.yaml", "--test_after_fit=false",
+                     f"--trainer.default_root_dir={path}", *extra])
+    for sub, test_file in (("test", []), ("paper_val", [f"--data.test_file={points.PAPER_VAL}"])):
+        if points._tested(path / sub) is None:
+            points._cli(["test", *point, *test_file, f"--ckpt_path={ckpt}",
+                         f"--trainer.default_root_dir={path / sub}", *extra])
+    fit = json.loads((path / "run.json").read_text())
+    # The test's record, with the fit's config and its time and memory: one record of the whole run.
+    tested = points._tested(path / "test") | {k: fit[k] for k in ("fit_seconds", "fit_peak_rss_gb", "config")}
+    return points.record(path, tested) | {"train_precision": "bf16-mixed", "test_precision": "32"}
+
+
 if __name__ == "__main__":
     _, extra = points.split_extra(sys.argv[1:])
-    bf16 = points.run("subrow", 200, 0, overlay="bf16", extra=extra)
+    bf16 = bf16_point(extra)
     fp32 = subrow_n200("reports/formats.json", seed=0)
     # That fp32 fit shared the CPU for part of its time; its seed-1 twin had the machine to itself.
     fp32_timed = subrow_n200("reports/demos.json", seed=1)
     report = {
-        "question": "accuracy of the main recipe trained in bf16-mixed against fp32 (this CPU, same data and seed)",
+        "question": "accuracy of the main recipe trained in bf16-mixed against fp32 (this CPU, same data and seed; "
+                    "both tested in fp32)",
         "fp32": fp32,
         "bf16": bf16,
         "accuracy_difference": bf16["accuracy"] - fp32["accuracy"],
+        "paper_val_difference": bf16["paper_val"]["accuracy"] - fp32["paper_val"]["accuracy"],
         "fit_seconds_fp32_seed1": fp32_timed["fit_seconds"],
         "fit_speedup": fp32_timed["fit_seconds"] / bf16["fit_seconds"],
     }
     OUT.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("accuracy_difference", "fit_speedup")}))
+    print(json.dumps({k: report[k] for k in ("accuracy_difference", "paper_val_difference", "fit_speedup")}))

@@ -3,9 +3,11 @@
 Finds every `run.json` under the given folders (recursively) whose run got as far as its test, and writes:
 - `table.md` and `table.csv`: one row per run (model, format, demonstrations, seed, n, correct, accuracy, Wilson
   95% interval, parse-fail rate, the verifier's error-kind counts), then in `table.md` the seeds of each point
-  pooled (sum of correct over sum of n);
+  pooled (sum of correct over sum of n; its Wilson interval counts problems, not training seeds, so the lowest and
+  highest single-seed accuracies stand beside it);
 - `accuracy.png`: pooled accuracy against the number of demonstrations (log x), one line per model and format,
-  with Wilson 95% error bars and n in the legend;
+  with Wilson 95% error bars and n in the legend, and each seed's own accuracy as a small mark where there are
+  several;
 - `parse_fail.png`: the parse-fail rate likewise;
 - `error_kinds.png`: stacked bars of the verifier's first-error kinds per point, when any run has them;
 - `length_heatmap.png`: accuracy by dividend digits x divisor digits from `predictions.jsonl`, one panel per model
@@ -75,7 +77,9 @@ def pool(rows: list[dict]) -> list[dict]:
         pooled.append(
             dict(model=model, format=fmt, test_set=test, num_demos=num_demos, seeds=len(rs), n=n, correct=correct,
                  accuracy=correct / max(1, n), wilson_low=low, wilson_high=high,
-                 parse_fail_rate=parse_fails / max(1, n), **{f"err_{k}": sum(r[f"err_{k}"] for r in rs) for k in KINDS})
+                 parse_fail_rate=parse_fails / max(1, n), seed_min=min(r["accuracy"] for r in rs),
+                 seed_max=max(r["accuracy"] for r in rs), seed_accuracies=[r["accuracy"] for r in rs],
+                 **{f"err_{k}": sum(r[f"err_{k}"] for r in rs) for k in KINDS})
         )
     return pooled
 
@@ -96,7 +100,7 @@ def write_tables(rows: list[dict], pooled: list[dict], out: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     pooled_columns = ("model", "format", "test_set", "num_demos", "seeds", "n", "correct", "accuracy", "wilson_low", "wilson_high",
-                      "parse_fail_rate")
+                      "parse_fail_rate", "seed_min", "seed_max")
     (out / "table.md").write_text(
         "# Runs\n\n" + markdown(rows, COLUMNS) + "\n# Seeds pooled\n\n" + markdown(pooled, pooled_columns)
     )
@@ -128,7 +132,12 @@ def plot_curves(pooled: list[dict], out: Path, plt) -> None:
             # Clipped at 0: at a rate of 0 or 1 the interval's end can differ from it by a rounding error.
             errors = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, bounds)],
                       [max(0.0, hi - y) for y, (_, hi) in zip(ys, bounds)]]
-            ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=f"{model} / {fmt} / {test} ({_n_label(points)})")
+            line = ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3,
+                               label=f"{model} / {fmt} / {test} ({_n_label(points)})")
+            if key == "accuracy" and any(p["seeds"] > 1 for p in points):
+                seeds = [(p["num_demos"], a) for p in points for a in p["seed_accuracies"]]
+                ax.scatter(*zip(*seeds), marker="x", s=25, color=line[0].get_color(), zorder=3,
+                           label=f"{model} / {fmt} / {test}: each training seed")
         ax.set_xscale("log")
         counts = sorted({p["num_demos"] for p in pooled})
         ax.set_xticks(counts, [str(c) for c in counts], minor=False)

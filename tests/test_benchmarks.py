@@ -23,12 +23,19 @@ def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
     unfinished = Path("runs/gpu/smollm2-subrow-n50-s0")
     unfinished.mkdir()
     (unfinished / "config.yaml").write_text("trainer: {}\n")
+    paper_row = Path("runs/formats/smollm2-recchia-w-n200-s0")  # a main-recipe point and its paper test
+    fake_run(paper_row, "smollm2", "recchia-w", 200, 0, correct=1, n=4, parse_failures=0, errors={})
+    (paper_row / "checkpoints").mkdir()
+    (paper_row / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    fake_run(paper_row / "paper_val", "smollm2", "recchia-w", 200, 0, correct=2, n=4, parse_failures=0, errors={})
     (tmp_path / "out").mkdir()
 
     gpu.pack(tmp_path / "out")
 
     with tarfile.open(tmp_path / "out" / "runs.tgz") as tar:
-        assert sorted(tar.getnames()) == [f"{point}/predictions.jsonl", f"{point}/run.json"]
+        assert sorted(tar.getnames()) == sorted(
+            f"{folder}/{name}" for folder in (point, paper_row, paper_row / "paper_val")
+            for name in ("predictions.jsonl", "run.json"))
 
 
 def test_collect_rebuilds_the_report_and_the_speed_record(tmp_path, monkeypatch):

@@ -91,6 +91,7 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     assert {"question", "dividend", "divisor", "expected", "generated", "parsed", "correct"} <= set(lines[0])
     assert all(x["expected"] == x["dividend"] % x["divisor"] for x in lines)
     assert (run / "checkpoints" / "last.ckpt").is_file() and record["data_hash"]
+    assert record["device"].startswith("cpu: ") and len(record["device"]) > len("cpu: ")
     out = capsys.readouterr().out
     assert "test accuracy" in out and f"run folder: {run}" in out
 

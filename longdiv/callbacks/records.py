@@ -36,6 +36,18 @@ def git_commit() -> str | None:
         return None
 
 
+def device_name(device: torch.device) -> str:
+    """What ran the run: the device type and the GPU's name or the CPU's model."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{device.type}: {model}"
+
+
 def versions() -> dict[str, str | None]:
     found = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -112,6 +124,7 @@ class RunRecord(L.Callback):
             "model": pl_module.hparams.model,
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "versions": versions(),
+            "device": device_name(trainer.strategy.root_device),
             "git_commit": git_commit(),
             "config": self.config,
             "run_dir": str(self._folder(trainer)),
