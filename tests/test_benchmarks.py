@@ -11,6 +11,7 @@ from test_report import fake_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import gemm_peak  # noqa: E402
+import recchia_errors  # noqa: E402
 import gpu  # noqa: E402
 
 
@@ -77,3 +78,31 @@ def test_gemm_timer_counts_every_product(monkeypatch):
     assert timed >= 1
     # FLOP/s = 2*m*k*n per timed product over at most the measured time and at least the requested one.
     assert 2 * 32 * 16 * 8 * timed / 5.0 < rate <= 2 * 32 * 16 * 8 * timed / 0.05
+
+
+def test_recchia_first_error_finds_the_corrupted_action():
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+
+    _, completion = get_format("recchia-w").render(Problem(4083, 17, "What is the remainder when 4083 is divided by 17?"))
+    reference = recchia_errors.actions(completion)
+    assert " ".join(reference) == completion  # the split loses nothing
+    assert recchia_errors.first_error(reference, list(reference)) == ("right trace", len(reference))
+    assert recchia_errors.first_error(reference, reference[:-3]) == ("unfinished", len(reference) - 3)
+
+    def corrupt(index: int, old: str, new: str) -> list[str]:
+        wrong = list(reference)
+        wrong[index] = wrong[index][::-1].replace(old[::-1], new[::-1], 1)[::-1]  # the action's last `old`
+        assert wrong[index] != reference[index]
+        return wrong
+
+    assert recchia_errors.first_error(reference, corrupt(0, "3", "4")) == ("copy", 0)
+    addition = next(i for i, a in enumerate(reference) if recchia_errors.cells(a) and len(recchia_errors.cells(a)) == 1
+                    and recchia_errors.cells(a)[0][0] >= recchia_errors.SCRATCH_X and recchia_errors.cells(a)[0][2].isdigit())
+    digit = reference[addition][-1]
+    assert recchia_errors.first_error(reference, corrupt(addition, digit, str((int(digit) + 1) % 10))) == ("addition", addition)
+    # stopping the repeated addition one multiple early: the subtraction starts where the quotient should grow
+    step = next(i for i, a in enumerate(reference) if recchia_errors.is_quotient_step(a))
+    early = reference[:step] + [next(a for a in reference[step:] if a.endswith(" -"))]
+    assert recchia_errors.first_error(reference, early) == ("comparison", step)
+    assert recchia_errors.first_error(reference, reference[:-1] + ["{ final remainder is 9 }"]) == ("answer", len(reference) - 1)
