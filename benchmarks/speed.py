@@ -38,11 +38,9 @@ from longdiv.models.module import DivisionLM, completion_loss
 PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
 
 
-FORMAT = "sub"  # the demonstration format of every section; --format changes it
-
-
-def data(num_test: int = 200, batch_size: int = 2, eval_batch_size: int = 50) -> DivisionData:
-    dm = DivisionData(format=FORMAT, num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=num_test,
+def data(fmt: str, num_test: int = 200, batch_size: int = 2, eval_batch_size: int = 50) -> DivisionData:
+    """The paper's 200 training problems and `num_test` interpolate problems in demonstration format `fmt`."""
+    dm = DivisionData(format=fmt, num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=num_test,
                       tokenizer_name="smollm2", batch_size=batch_size, eval_batch_size=eval_batch_size)
     dm.setup()
     return dm
@@ -54,8 +52,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict, device: str = "cpu") -> dict:
-    dm = data(eval_batch_size=eval_batch_size)
+def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict, device: str = "cpu") -> dict:
+    dm = data(fmt, eval_batch_size=eval_batch_size)
     module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False).eval()
     examples = dm.eval_examples["test"]
     texts, budgets = {}, {}
@@ -67,7 +65,9 @@ def decode(ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict, de
             texts[index], budgets[index] = text, budget
     _sync(device)
     batched_seconds = time.perf_counter() - start
-    generated = sum(len(module.tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts.values())
+    # Tokens each row generated: its text's, and the EOS it ended on unless the budget stopped it first.
+    lengths = {i: len(module.tokenizer(t, add_special_tokens=False)["input_ids"]) for i, t in texts.items()}
+    generated = sum(n + (n < budgets[i]) for i, n in lengths.items())
 
     tok, model = module.tokenizer, module.model
     subset = list(range(0, len(examples), baseline_every))
@@ -125,7 +125,7 @@ def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str,
                               device: str = "cpu") -> tuple:
     """Real tokens/s of `Trainer.fit`, and the model's parameter count."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format=FORMAT)
+    module = DivisionLM(model="smollm2", format=dm.hparams.format)
     timer = StepTimer(warmup, device)
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else device, max_epochs=1, limit_train_batches=micro_steps,
@@ -142,7 +142,7 @@ def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int, b
     """The same batches, model, AdamW and loss in a plain loop: fp32, or under bf16 autocast as Lightning's
     bf16-mixed does it."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format=FORMAT)
+    module = DivisionLM(model="smollm2", format=dm.hparams.format)
     model = module.model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     loader = dm.train_dataloader()
@@ -176,10 +176,10 @@ def padding_efficiency(dm) -> float:
     return real / padded
 
 
-def probe(micro_batch: int, steps: int) -> dict:
+def probe(fmt: str, micro_batch: int, steps: int) -> dict:
     """Runs in its own process: `steps` fp32 AdamW steps on the longest demonstrations, `micro_batch` at a time."""
-    dm = data(num_test=1)
-    module = DivisionLM(model="smollm2", format=FORMAT)
+    dm = data(fmt, num_test=1)
+    module = DivisionLM(model="smollm2", format=fmt)
     model = module.model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     longest = sorted(dm.train_examples, key=len, reverse=True)
@@ -197,16 +197,16 @@ def probe(micro_batch: int, steps: int) -> dict:
                 "peak_rss_gb": peak_rss_gb(), "longest_tokens": len(longest[0])}
 
 
-def in_subprocess(*args: str, env: dict | None = None) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--format", FORMAT, *args], capture_output=True, text=True, check=True,
+def in_subprocess(fmt: str, *args: str, env: dict | None = None) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--format", fmt, *args], capture_output=True, text=True, check=True,
                          env=os.environ | (env or {}))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # Data and loading ------------------------------------------------------------------------------------------------
-def synth_seconds(count: int) -> float:
+def synth_seconds(fmt: str, count: int) -> float:
     start = time.perf_counter()
-    dm = DivisionData(format=FORMAT, num_demos=count, train_split="interpolate", num_val=1, num_test=1,
+    dm = DivisionData(format=fmt, num_demos=count, train_split="interpolate", num_val=1, num_test=1,
                       tokenizer_name="smollm2")
     dm.setup()
     assert len(dm.train_examples) == count
@@ -270,10 +270,9 @@ def main() -> None:
     parser.add_argument("--_probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global FORMAT
-    FORMAT = args.format
+    fmt = args.format
     if args._probe:
-        print(json.dumps(probe(args._probe, steps=2)))
+        print(json.dumps(probe(fmt, args._probe, steps=2)))
         return
     if args._load:
         print(json.dumps({"seconds": load_seconds()}))
@@ -305,18 +304,18 @@ def main() -> None:
 
     if "load" in sections:
         with tempfile.TemporaryDirectory() as cache:
-            first = in_subprocess("--_load", env={"LONGDIV_CACHE": cache})["seconds"]
-            cached = in_subprocess("--_load", env={"LONGDIV_CACHE": cache})["seconds"]
+            first = in_subprocess(fmt, "--_load", env={"LONGDIV_CACHE": cache})["seconds"]
+            cached = in_subprocess(fmt, "--_load", env={"LONGDIV_CACHE": cache})["seconds"]
         report.update(load_seconds_first=first, load_seconds_cached=cached)
         save()
     if "synth" in sections:
-        report["synth_seconds_10k"] = synth_seconds(10_000)
+        report["synth_seconds_10k"] = synth_seconds(fmt, 10_000)
         save()
     if "memory" in sections:
-        report["memory_by_micro_batch"] = [in_subprocess("--_probe", str(b)) for b in args.probe_batches]
+        report["memory_by_micro_batch"] = [in_subprocess(fmt, "--_probe", str(b)) for b in args.probe_batches]
         save()
     if "train" in sections:
-        dm = data(num_test=1, batch_size=args.micro_batch)
+        dm = data(fmt, num_test=1, batch_size=args.micro_batch)
         fit, params = trainer_tokens_per_second(dm, args.micro_steps, 2, "32-true", args.accumulate, args.device)
         bare = bare_tokens_per_second(dm, args.micro_steps, 2, args.accumulate, device=args.device)
         report.update(
@@ -324,11 +323,11 @@ def main() -> None:
             train_micro_batch=args.micro_batch, train_accumulate=args.accumulate,
             padding_efficiency=padding_efficiency(dm), mfu_fp32=fit * 6 * params / peaks["fp32"], params=params,
             # What length bucketing leaves when a batch holds 8 demonstrations (micro-batches of 1 hold no padding).
-            padding_efficiency_batch8=padding_efficiency(data(num_test=1, batch_size=8)),
+            padding_efficiency_batch8=padding_efficiency(data(fmt, num_test=1, batch_size=8)),
         )
         save()
     if "bf16" in sections:
-        dm = data(num_test=1, batch_size=args.micro_batch)
+        dm = data(fmt, num_test=1, batch_size=args.micro_batch)
         fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 2, "bf16-mixed", args.accumulate,
                                                 args.device)
         bare = bare_tokens_per_second(dm, args.bf16_micro_steps, 2, args.accumulate, bf16=True, device=args.device)
@@ -341,7 +340,7 @@ def main() -> None:
     if "decode" in sections:
         ckpt = args.ckpt or str(max(Path("runs").glob("*smollm2-sub-n200/checkpoints/last.ckpt"),
                                     key=lambda p: p.stat().st_mtime))
-        report.update(decode(ckpt, args.baseline_every, args.eval_batch_size, peaks, args.device),
+        report.update(decode(fmt, ckpt, args.baseline_every, args.eval_batch_size, peaks, args.device),
                       decode_checkpoint=ckpt)
         save()
     if args.fit_record:
