@@ -111,6 +111,24 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left behind
     with pytest.raises(OSError):
         io.save_checkpoint({"step": 2}, tmp_path / "new.ckpt")
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has ended (and been reaped): it names no live writer."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_save_removes_what_killed_writers_left(tmp_path):
+    dead = tmp_path / f".last.ckpt.{_ended_pid()}.partial"
+    running = tmp_path / f".last.ckpt.{os.getppid()}.partial"  # its writer still runs: left alone
+    other = tmp_path / f".other.ckpt.{_ended_pid()}.partial"  # another target's
+    for partial in (dead, running, other):
+        partial.write_bytes(b"PK\x03\x04")
+    AtomicCheckpointIO().save_checkpoint({"step": 3}, tmp_path / "last.ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.ckpt", running.name, other.name])
+    assert load(tmp_path / "last.ckpt")["step"] == 3
     assert not (tmp_path / "new.ckpt").exists()
 
 

@@ -20,12 +20,32 @@ from lightning.fabric.plugins.io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_dead_partials(path: Path) -> None:
+    """Deletes the half-written files that killed writers of `path` left beside it (a kill mid-save skips the
+    writer's own clean-up); a file whose writer is still running stays."""
+    for partial in path.parent.glob(f".{path.name}.*.partial"):
+        pid = partial.name[len(path.name) + 2 : -len(".partial")]
+        if pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file beside its target, syncs it to disk, then renames it over the
     target, so a crash mid-save never leaves a truncated checkpoint at the target path.
 
     Lightning's own writer stages the file in the system temp folder and moves it; across filesystems that move
-    is a copy, and a kill during the copy leaves a truncated target.
+    is a copy, and a kill during the copy leaves a truncated target. A writer killed mid-save leaves its temporary
+    file behind; the next save beside it deletes it.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
@@ -33,6 +53,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("AtomicCheckpointIO takes no storage_options; drop them")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_partials(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
             with tmp.open("wb") as f:
