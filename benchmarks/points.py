@@ -62,10 +62,13 @@ def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: 
     if _tested(path) is None:
         _cli(["fit", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
               f"--seed_everything={seed}", f"--trainer.default_root_dir={path}", *extra])
-    if _tested(path / "paper_val") is None:
+    ckpt = path / "checkpoints" / "last.ckpt"
+    if _tested(path / "paper_val") is None and not ckpt.is_file():
+        # A run made elsewhere (benchmarks/gpu.py brings back records, not checkpoints): no paper test here.
+        print(f"{path}: no checkpoint here, so no paper test", flush=True)
+    elif _tested(path / "paper_val") is None:
         _cli(["test", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
-              f"--data.test_file={PAPER_VAL}", f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}",
-              f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
+              f"--data.test_file={PAPER_VAL}", f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
     return record(path)
 
 

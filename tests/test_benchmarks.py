@@ -10,9 +10,9 @@ import torch
 from test_report import fake_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import gemm_peak  # noqa: E402
-import recchia_errors  # noqa: E402
-import gpu  # noqa: E402
+import gemm_peak
+import gpu
+import recchia_errors
 
 
 def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
@@ -57,7 +57,8 @@ def test_collect_rebuilds_the_report_and_the_speed_record(tmp_path, monkeypatch)
 
     gpu.collect(back)
 
-    rows = list(csv.DictReader(open("reports/ablation_gpu/table.csv")))
+    with open("reports/ablation_gpu/table.csv") as f:
+        rows = list(csv.DictReader(f))
     assert sorted((int(r["num_demos"]), int(r["correct"])) for r in rows) == sorted(
         (n, rec["correct"]) for n, rec in records.items())
     speed = json.loads(Path("reports/speed.json").read_text())
