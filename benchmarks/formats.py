@@ -40,7 +40,10 @@ def write(records: list[dict], pending: list[str], lengths: dict) -> None:
     OUT.parent.mkdir(exist_ok=True)
     report = {
         "model": "smollm2", "num_demos": 200, "config": points.CONFIG, "test": "500 generated interpolate problems "
-        "(data seed 0) and the paper's 100 validation problems (paper_val)", "records": records,
+        "(data seed 0) and the paper's 100 validation problems (paper_val)",
+        "where": "a record without `device` ran on this workplace's 2-core CPU in the config's recipe (fp32, "
+                 "micro-batches of 1 accumulated to 8); others name their device, precision and batch",
+        "records": records,
         "pending": [{"format": name, **lengths[name]} for name in pending],
     }
     OUT.write_text(json.dumps(report, indent=2) + "\n")
