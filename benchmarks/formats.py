@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
     committed = {r["format"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
     for name in args.formats:
         if args.report_only:
-            if points._tested(points.folder(name, 200, 0)) is not None:
+            if points.tested(points.folder(name, 200, 0)) is not None:
                 records.append(points.record(points.folder(name, 200, 0)))
             elif name in committed:
                 records.append(committed[name])

@@ -32,10 +32,11 @@ def split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def folder(fmt: str, num_demos: int, seed: int, overlay: str | None = None) -> Path:
-    return RUNS / f"smollm2-{fmt}-n{num_demos}-s{seed}{'-' + overlay if overlay else ''}"
+    """The point's run folder; an overlay in a subfolder of configs/ (`recipes/lr6e-4`) names it by its last part."""
+    return RUNS / f"smollm2-{fmt}-n{num_demos}-s{seed}{'-' + overlay.split('/')[-1] if overlay else ''}"
 
 
-def _tested(path: Path) -> dict | None:
+def tested(path: Path) -> dict | None:
     """The run record in `path` if the run got as far as its test."""
     record_path = path / "run.json"
     if not record_path.is_file():
@@ -44,7 +45,7 @@ def _tested(path: Path) -> dict | None:
     return record if "accuracy" in record else None
 
 
-def _cli(args: list[str]) -> None:
+def cli(args: list[str]) -> None:
     command = [sys.executable, "-m", "longdiv", *args]
     print("+", " ".join(command), flush=True)
     subprocess.run(command, check=True)
@@ -52,22 +53,22 @@ def _cli(args: list[str]) -> None:
 
 def finished(fmt: str, num_demos: int, seed: int, overlay: str | None = None) -> bool:
     path = folder(fmt, num_demos, seed, overlay)
-    return _tested(path) is not None and _tested(path / "paper_val") is not None
+    return tested(path) is not None and tested(path / "paper_val") is not None
 
 
 def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: list[str] = ()) -> dict:
     """Fits and tests one point unless its records exist, then returns its report record."""
     path = folder(fmt, num_demos, seed, overlay)
     configs = ["--config", CONFIG] + (["--config", f"configs/{overlay}.yaml"] if overlay else [])
-    if _tested(path) is None:
-        _cli(["fit", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+    if tested(path) is None:
+        cli(["fit", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
               f"--seed_everything={seed}", f"--trainer.default_root_dir={path}", *extra])
     ckpt = path / "checkpoints" / "last.ckpt"
-    if _tested(path / "paper_val") is None and not ckpt.is_file():
+    if tested(path / "paper_val") is None and not ckpt.is_file():
         # A run made elsewhere (benchmarks/gpu.py brings back records, not checkpoints): no paper test here.
         print(f"{path}: no checkpoint here, so no paper test", flush=True)
-    elif _tested(path / "paper_val") is None:
-        _cli(["test", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+    elif tested(path / "paper_val") is None:
+        cli(["test", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
               f"--data.test_file={PAPER_VAL}", f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
     return record(path)
 
@@ -75,7 +76,7 @@ def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: 
 def record(path: Path, fit: dict | None = None) -> dict:
     """The report record of the point in `path`: the issue's fields, then the paper-validation figures. `fit` is
     the point's tested run record when it is not `path`'s own run.json."""
-    fit, paper = fit or _tested(path), _tested(path / "paper_val")
+    fit, paper = fit or tested(path), tested(path / "paper_val")
     steps, micro_batches = optimizer_steps(fit["config"])
     trained_tokens = fit["mean_tokens"] * fit["config"]["data"]["batch_size"] * micro_batches
     return {

@@ -1,0 +1,48 @@
+"""Training-recipe variants of the best point (`subrow`, the paper's 200 problems, training seed 0) against the main
+recipe, each tested like every point of reports/formats.json: 500 generated interpolate problems and the paper's 100
+validation problems. A variant is an overlay in configs/recipes/ composed after configs/smollm2.yaml.
+
+    python benchmarks/recipe.py [--recipes lr6e-4 ...] [--format subrow] [-- extra CLI arguments for every run]
+
+Each variant lives in runs/formats/smollm2-<format>-n200-s0-<recipe>/ and is skipped once tested, so the script
+resumes. Writes reports/recipe.json: the main recipe's committed record (reports/formats.json) beside the variants.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import points
+
+OUT = Path("reports/recipe.json")
+
+
+def main(argv: list[str]) -> None:
+    argv, extra = points.split_extra(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", nargs="+", default=["lr6e-4"])
+    parser.add_argument("--format", default="subrow")
+    args = parser.parse_args(argv)
+    committed = json.loads(OUT.read_text())["variants"] if OUT.is_file() else []
+    base = next((r for r in json.loads(Path("reports/formats.json").read_text())["records"]
+                 if r["format"] == args.format), None)
+    variants = {(r["recipe"], r["format"]): r for r in committed}
+    for recipe in args.recipes:
+        overlay = f"recipes/{recipe}"
+        if not Path(f"configs/{overlay}.yaml").is_file():
+            parser.error(f"no configs/{overlay}.yaml")
+        record = points.run(args.format, 200, 0, overlay, extra=extra)
+        variants[(recipe, args.format)] = {"recipe": recipe, "overlay": f"configs/{overlay}.yaml", **record}
+        report = {
+            "question": "does a change to the training recipe move the best point's accuracy? (this CPU, same data, "
+                        "seed and test problems as the main recipe's record)",
+            "main_recipe": base,
+            "variants": list(variants.values()),
+        }
+        OUT.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"{recipe} ({args.format}): {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']})", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
