@@ -1,7 +1,7 @@
 """Every demonstration format at N=200 on the offline SmolLM2 (the main recipe, configs/smollm2.yaml), each tested
 on 500 generated interpolate problems and the paper's 100 validation problems: reports/formats.json.
 
-    python benchmarks/formats.py [--formats subrow direct subtag sub recchia-w] [-- extra CLI arguments for every run]
+    python benchmarks/formats.py [--formats subrow subcopy direct subtag sub recchia-w] [-- extra CLI arguments for every run]
 
 Runs live in runs/formats/ and are shared with benchmarks/demos.py; finished points are not run again, and the
 report is rewritten after every point, so an interrupted script resumes. Formats asked for but not yet run are
@@ -21,7 +21,7 @@ from longdiv.data.problems import read_file
 from longdiv.models.loading import load_tokenizer
 
 # Cheapest first after the best; the paper's grid is ~2K tokens a demonstration.
-FORMATS = ["subrow", "direct", "subtag", "sub", "recchia-w"]
+FORMATS = ["subrow", "subcopy", "direct", "subtag", "sub", "recchia-w"]
 OUT = Path("reports/formats.json")
 
 
@@ -57,22 +57,24 @@ def main(argv: list[str]) -> None:
                         help="Write the report from tested points only (paper test optional), running nothing.")
     args = parser.parse_args(argv)
     lengths = demo_lengths(args.formats)
-    records, pending = [], list(args.formats)
-    # With --report_only, a point whose run folder is gone (run in another checkout, or on a GPU machine and
-    # collected by benchmarks/gpu.py) keeps its record from the committed report.
+    pending = list(args.formats)
+    # A format not asked for, or whose run folder is gone (run in another checkout, or on a GPU machine and
+    # collected by benchmarks/gpu.py), keeps its record from the committed report.
     committed = {r["format"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
+    found = {name: committed[name] for name in committed if name not in args.formats}
     for name in args.formats:
         if args.report_only:
             if points.tested(points.folder(name, 200, 0)) is not None:
-                records.append(points.record(points.folder(name, 200, 0)))
+                found[name] = points.record(points.folder(name, 200, 0))
             elif name in committed:
-                records.append(committed[name])
+                found[name] = committed[name]
             else:
                 continue
         else:
-            records.append(points.run(name, 200, 0, extra=extra))
+            found[name] = points.run(name, 200, 0, extra=extra)
         pending.remove(name)
-        write(records, pending, lengths)
+        write(list(found.values()), pending, lengths)
+    records = list(found.values())
     write(records, pending, lengths)
     for rec in records:
         val = f"{rec['paper_val']['accuracy']:.0%}" if rec["paper_val"] else "not run"

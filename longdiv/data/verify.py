@@ -9,8 +9,9 @@
 - `subtraction`: a wrong digit or borrow inside a subtraction
 - `final_answer`: every step right but the answer line wrong (or, for formats without steps, a wrong answer)
 
-For `sub`, `subrow` and `subtag`, the expected trace is rebuilt from the problem and compared line by line. Formats
-without a step verifier (`direct`, the paper's grid) get the coarse verdict: right answer, wrong answer, or no answer.
+For `sub`, `subrow`, `subtag` and `subcopy`, the expected trace is rebuilt from the problem and compared line by
+line. Formats without a step verifier (`direct`, the paper's grid) get the coarse verdict: right answer, wrong
+answer, or no answer.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def _verify_sub(fmt: Sub, problem: Problem, completion: str) -> Verdict:
     expected = fmt.render(problem)[1].splitlines()
     width = len(str(problem.divisor)) + 1
     sep = "[a-oA-O]" if fmt.tags else "[.-]"  # `subtag`'s separators are cell letters
-    step_line = re.compile(rf"^([a-z]|-)(\d\d{sep}){{{width}}}$")
-    # `sub` answers in digits, `subrow` and `subtag` in a step line's cells.
-    answer_line = re.compile(rf"^R(\d\d{sep}){{{width}}}$" if fmt.answer_row else rf"^=\d{{{width}}}$")
+    cell = rf"\d{{{fmt.cell - 1}}}{sep}"  # digits, then the separator: 2 digits, or 3 in `subcopy`
+    step_line = re.compile(rf"^([a-z]|-)({cell}){{{width}}}$")
+    # `sub` answers in digits, the others in a step line's cells.
+    answer_line = re.compile(rf"^R({cell}){{{width}}}$" if fmt.answer_row else rf"^=\d{{{width}}}$")
     got = completion.splitlines()
     for step, want in enumerate(expected):
         if step >= len(got):

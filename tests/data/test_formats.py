@@ -1,9 +1,11 @@
+import re
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from longdiv.data.formats import format_names, get_format
-from longdiv.data.formats.sub import TAGS
+from longdiv.data.formats.sub import LABELS, TAGS
 from longdiv.data.problems import Problem
 
 NAMES = format_names()
@@ -11,7 +13,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def test_registry_holds_every_format():
-    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
+    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
 
 
@@ -71,6 +73,8 @@ def _claim(name: str, digits: str) -> str:
         return f"={digits[::-1]}\n"
     if name in ("subrow", "subtag"):
         return "R" + "".join(f"0{d}{'.' if name == 'subrow' else 'a'}" for d in digits[::-1]) + "\n"
+    if name == "subcopy":
+        return "R" + "".join(f"00{d}." for d in digits[::-1]) + "\n"
     return f"{{ final remainder is {' '.join(digits)} }}"
 
 
@@ -167,6 +171,42 @@ def test_subtag_is_subrow_with_cells_named_by_letter(dividend, divisor):
             assert tc[2].isupper() == (pc[2] == "-")  # upper case: a borrow into the next cell
     with pytest.raises(ValueError, match="more than 14 digits"):
         get_format("subtag").render(Problem.from_numbers(10**20, 10**15))
+
+
+def test_subcopy_matches_its_docstring_example():
+    prompt, completion = get_format("subcopy").render(Problem.from_numbers(93, 59))
+    assert prompt.splitlines()[1:] == ["p9q3", "=090.050.000."]
+    assert completion.splitlines() == [
+        "p099.050.000.", "-990.055-009-", "q993.059.000.", "-394-953.000.", "-495-357-009-", "R394-953.000."]
+    assert get_format("subcopy").parse(completion) == 34
+
+
+def value(line: str) -> int:
+    """The running value of a `subcopy` line: each cell's second last digit, least significant first."""
+    return int("".join(cell[-2] for cell in re.findall("....", line[1:]))[::-1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(dividend=st.integers(0, 10**10), divisor=st.integers(1, 10**9))
+def test_subcopy_is_subrow_with_each_cell_led_by_the_digit_it_works_on(dividend, divisor):
+    problem = Problem.from_numbers(dividend, divisor)
+    (copy_prompt, copied), (prompt, plain) = get_format("subcopy").render(problem), get_format("subrow").render(problem)
+    copied = copy_prompt.splitlines()[2:] + copied.splitlines()  # the start line and the completion
+    plain = prompt.splitlines()[2:] + plain.splitlines()
+    assert len(copied) == len(plain)
+    kept = 0
+    for k, (c, p) in enumerate(zip(copied, plain)):
+        cells = re.findall("....", c[1:])
+        assert len(c) == 1 + 4 * len(cells) and c[0] + "".join(cell[1:] for cell in cells) == p
+        first = int("".join(cell[0] for cell in cells)[::-1])  # the copied digits, as a number
+        if c[0] == "-":  # a subtraction works on the value of the line above
+            assert first == value(copied[k - 1])
+        elif c[0] in "=R":
+            assert first == (0 if c[0] == "=" else int(copied[-3][1::4][::-1]))
+        else:  # a bring-down shifts the kept value: the line above, or the one above that after a subtraction
+            assert first == kept and value(c) == 10 * kept + int(str(dividend)[LABELS.index(c[0])])
+        if c[0] != "-" or c[-1] == ".":  # lines that are not negative: the value a bring-down will shift
+            kept = value(c)
 
 
 def test_direct_matches_its_docstring_example():

@@ -13,7 +13,7 @@ PROBLEMS = st.builds(Problem.from_numbers, st.integers(0, 10**10), st.integers(1
 PROPERTY = settings(max_examples=60, deadline=None)
 
 
-SUBS = pytest.mark.parametrize("name", ["sub", "subrow", "subtag"])  # the formats with a step verifier
+SUBS = pytest.mark.parametrize("name", ["sub", "subrow", "subtag", "subcopy"])  # the formats with a step verifier
 
 
 def sub_lines(name: str, problem: Problem) -> list[str]:
@@ -53,8 +53,9 @@ def test_sub_correct_trace_is_ok(name, problem):
 def test_sub_wrong_subtraction_digit(name, problem, data):
     lines = sub_lines(name, problem)
     k = pick(data, [i for i, line in enumerate(lines) if line[0] == "-"], "line")
-    cell = data.draw(st.integers(0, (len(lines[k]) - 1) // 3 - 1), label="cell")
-    pos = 2 + 3 * cell  # the running value's digit of that cell
+    size = get_format(name).cell
+    cell = data.draw(st.integers(0, (len(lines[k]) - 1) // size - 1), label="cell")
+    pos = size - 1 + size * cell  # the running value's digit of that cell
     lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
     assert check(name, problem, lines) == Verdict("subtraction", k)
 
@@ -65,8 +66,20 @@ def test_sub_wrong_subtraction_digit(name, problem, data):
 def test_sub_wrong_brought_down_digit(name, problem, data):
     lines = sub_lines(name, problem)
     k = pick(data, [i for i, line in enumerate(lines) if line[0] in LABELS], "line")
-    lines[k] = lines[k][:2] + other_digit(data, lines[k][2]) + lines[k][3:]  # units digit = the digit brought down
+    pos = get_format(name).cell - 1  # units digit = the digit brought down
+    lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
     assert check(name, problem, lines) == Verdict("bring_down", k)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_subcopy_wrong_copied_digit(problem, data):
+    """A digit copied wrongly at a cell's start is a wrong step of its line's kind, even when the rest is right."""
+    lines = sub_lines("subcopy", problem)
+    k = pick(data, list(range(len(lines) - 1)), "line")  # any step line
+    pos = 1 + 4 * data.draw(st.integers(0, (len(lines[k]) - 1) // 4 - 1), label="cell")
+    lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
+    assert check("subcopy", problem, lines) == Verdict("subtraction" if lines[k][0] == "-" else "bring_down", k)
 
 
 def _nonnegative(line: str) -> bool:
@@ -124,7 +137,8 @@ def test_sub_wrong_final_answer(name, problem, data):
     if name == "sub":
         lines[-1] = "=" + digits
     else:  # the answer row's value digits, the rest of its cells as they were
-        lines[-1] = "R" + "".join(cell[0] + d + cell[2] for cell, d in zip(re.findall("...", lines[-1][1:]), digits))
+        cells = re.findall("." * get_format(name).cell, lines[-1][1:])
+        lines[-1] = "R" + "".join(cell[:-2] + d + cell[-1] for cell, d in zip(cells, digits))
     assert get_format(name).parse("\n".join(lines)) == wrong
     assert check(name, problem, lines) == Verdict("final_answer", len(lines) - 1)
 

@@ -36,6 +36,14 @@ line above can be found by its letter as well as by its distance, which depends 
 5-7, and the paper's training problems hold few long divisors. `subtag` did worse at every width: 71.0% against
 85.8% (reports/formats.json).
 
+`subcopy` is `subrow` with one more character at the start of every cell: the digit that cell works on, copied
+from the line it comes from (`-394-953.000.` subtracts 59 from 93: cells `3 9 4 -`, `9 5 3 .`, `0 0 0 .`). A
+subtraction cell then computes its digit from the three characters just before it (copied digit, divisor digit,
+the borrow), and a bring-down cell copies the kept value's digit of its own column (from two lines up) and writes the
+digit of the cell before it, so the shift by one place happens inside the line. Only copies reach far. Why: of
+`subrow`'s first wrong steps at N=200, two thirds were subtraction digits, most of them a - d - b with the borrow b
+flipped, and a third bring-downs that took the kept digit of the wrong column. It costs a quarter more tokens.
+
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
 embeddings learns from few examples. The quotient digit is never chosen by comparison: it is the number of
@@ -53,6 +61,7 @@ LABELS = "pqrstuvwxyzabcdefghijklmno"  # one letter per dividend digit, a single
 TAGS = "abcdefghijklmno"  # `subtag`'s cell letters: lower case, no borrow out of the cell; upper case, a borrow
 ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
 ROW_RE = re.compile(r"^R((?:\d\d[.a-oA-O-]){1,200})$", re.MULTILINE)
+COPY_ROW_RE = re.compile(r"^R((?:\d\d\d[.-]){1,200})$", re.MULTILINE)
 
 
 def digits_lsf(value: int, width: int) -> list[int]:
@@ -83,20 +92,36 @@ def trace(problem: Problem) -> list[tuple[str, int, list[str]]]:
     return lines
 
 
-def render_line(head: str, value: int, seps: list[str], divisor: int, tags: bool = False) -> str:
+def render_line(head: str, value: int, seps: list[str], divisor: int, tags: bool = False,
+                operand: int | None = None) -> str:
+    """One line of cells; with `operand` (`subcopy`), each cell starts with that number's digit."""
     width = len(seps)
     if tags:  # cell i's separator becomes its letter, upper case where a borrow goes on
         seps = [TAGS[i].upper() if sep == "-" else TAGS[i] for i, sep in enumerate(seps)]
-    return head + "".join(f"{d}{v}{s}" for d, v, s in zip(digits_lsf(divisor, width), digits_lsf(value, width), seps))
+    cells = [f"{d}{v}{s}" for d, v, s in zip(digits_lsf(divisor, width), digits_lsf(value, width), seps)]
+    if operand is not None:
+        cells = [f"{o}{cell}" for o, cell in zip(digits_lsf(operand, width), cells)]
+    return head + "".join(cells)
+
+
+def operands(lines: list[tuple[str, int, list[str]]]) -> list[int]:
+    """`subcopy`'s copied number for each trace line: the kept value a bring-down shifts (its line's value // 10),
+    or the value a subtraction starts from (the line above, never negative)."""
+    return [value // 10 if head != "-" else lines[i - 1][1] for i, (head, value, _) in enumerate(lines)]
 
 
 class Sub:
-    def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False):
+    def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False):
         """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits.
-        `tags`: separators name their cell (`subtag`)."""
+        `tags`: separators name their cell (`subtag`). `copy`: each cell starts with a copy of the digit it works on
+        (`subcopy`; implies the answer row)."""
+        if copy and (tags or not answer_row):
+            raise ValueError("format sub: copy goes with the answer row and without tags")
         self.name = name
         self.answer_row = answer_row
         self.tags = tags
+        self.copy = copy
+        self.cell = 4 if copy else 3  # characters per cell; the running value's digit is the cell's second last
         self.char_layout = True  # one token per character; the data module makes sure of it
 
     def render(self, problem: Problem) -> tuple[str, str]:
@@ -107,8 +132,11 @@ class Sub:
         if self.tags and width > len(TAGS):
             raise ValueError(f"format {self.name}: divisor {m} has more than {len(TAGS) - 1} digits")
         labels = "".join(f"{label}{d}" for label, d in zip(LABELS, str(problem.dividend)))
-        prompt = f"{problem.question}\n{labels}\n{render_line('=', 0, ['.'] * width, m, self.tags)}\n"
-        body = [render_line(head, value, seps, m, self.tags) for head, value, seps in trace(problem)]
+        start = render_line("=", 0, ["."] * width, m, self.tags, 0 if self.copy else None)
+        prompt = f"{problem.question}\n{labels}\n{start}\n"
+        lines = trace(problem)
+        copied = operands(lines) if self.copy else [None] * len(lines)
+        body = [render_line(head, value, seps, m, self.tags, o) for (head, value, seps), o in zip(lines, copied)]
         if self.answer_row:
             answer = "R" + body[-2][1:]  # the kept line: the last one before the result went negative
         else:
@@ -117,8 +145,8 @@ class Sub:
 
     def parse(self, text: str) -> int | None:
         if self.answer_row:
-            match = ROW_RE.search(text)
-            return int(match[1][1::3][::-1]) if match else None
+            match = (COPY_ROW_RE if self.copy else ROW_RE).search(text)
+            return int(match[1][self.cell - 2 :: self.cell][::-1]) if match else None
         match = ANSWER_RE.search(text)
         return int(match[1][::-1]) if match else None
 
@@ -126,3 +154,4 @@ class Sub:
 register(Sub())
 register(Sub("subrow", answer_row=True))
 register(Sub("subtag", answer_row=True, tags=True))
+register(Sub("subcopy", answer_row=True, copy=True))
