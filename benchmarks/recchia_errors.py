@@ -41,9 +41,9 @@ def cells(action: str) -> list[tuple[int, int, str]]:
     return [(int(x), int(y), ch) for x, y, ch in CELL.findall(action)]
 
 
-def is_quotient_step(action: str) -> bool:
-    """An increment of the quotient digit on row 1 (with the next divisor copy), as the W variant writes it."""
-    found = cells(action)
+def is_quotient_step(found: list[tuple[int, int, str]]) -> bool:
+    """Whether an action's cells increment the quotient digit on row 1 (with the next divisor copy), as the W
+    variant writes it."""
     return bool(found) and found[0][1] == 1 and found[0][0] < SCRATCH_X and len(found) > 1
 
 
@@ -56,11 +56,11 @@ def kind(reference: list[str], generated: list[str], at: int) -> str:
     right, wrong = reference[at], generated[at]
     if right.startswith("{"):
         return "answer"
-    if is_quotient_step(right) != is_quotient_step(wrong):
+    found = cells(right)
+    if is_quotient_step(found) != is_quotient_step(cells(wrong)):
         return "comparison"
     if right == "clear":
         return "scratch"
-    found = cells(right)
     if all(x >= SCRATCH_X for x, _, _ in found):
         return "addition" if len(found) == 1 and found[0][2].isdigit() else "scratch"
     return "grid"

@@ -103,7 +103,7 @@ def test_recchia_first_error_finds_the_corrupted_action():
     digit = reference[addition][-1]
     assert recchia_errors.first_error(reference, corrupt(addition, digit, str((int(digit) + 1) % 10))) == ("addition", addition)
     # stopping the repeated addition one multiple early: the subtraction starts where the quotient should grow
-    step = next(i for i, a in enumerate(reference) if recchia_errors.is_quotient_step(a))
+    step = next(i for i, a in enumerate(reference) if recchia_errors.is_quotient_step(recchia_errors.cells(a)))
     early = reference[:step] + [next(a for a in reference[step:] if a.endswith(" -"))]
     assert recchia_errors.first_error(reference, early) == ("comparison", step)
     assert recchia_errors.first_error(reference, reference[:-1] + ["{ final remainder is 9 }"]) == ("answer", len(reference) - 1)
