@@ -243,10 +243,11 @@ class DivisionData(L.LightningDataModule):
     def encode(self, problems: list[Problem]) -> list[Example]:
         """Renders and tokenizes, one tokenizer call for all prompts and one for all completions.
 
-        Formats laid out character by character (`sub`, `subrow`) need one token per character: their digits are
-        found by fixed distances. A tokenizer that merges characters there (GPT-2's BPE, used by GPT-Neo, turns
-        `94` or `.-` into one token) gets every completion, and every prompt after its question line, encoded one
-        character at a time instead; a tokenizer that already splits them (SmolLM2's) is left as it is.
+        Formats laid out character by character (`sub`, `subrow`, `subtag`, `subcopy`) need one token per
+        character: their digits are found by fixed distances. A tokenizer that merges characters there (GPT-2's BPE,
+        used by GPT-Neo, turns `94` or `.-` into one token) gets every completion, and every prompt after its
+        question line, encoded one character at a time instead; a tokenizer that already splits them (SmolLM2's) is
+        left as it is.
         """
         if not problems:
             return []
