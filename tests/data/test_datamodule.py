@@ -115,7 +115,7 @@ def _merging_bpe(texts: list[str]):
     return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>", pad_token="<eos>")
 
 
-@pytest.mark.parametrize("fmt", ["sub", "subrow", "subtag"])
+@pytest.mark.parametrize("fmt", ["sub", "subrow", "subtag", "subcopy"])
 def test_character_layouts_get_one_token_per_character_from_a_merging_tokenizer(fmt):
     data = DivisionData(format=fmt, num_demos=20, train_file=PAPER_TRAIN, num_val=2, num_test=2, tokenizer_name="tiny")
     problems = data.train_problems()
