@@ -144,25 +144,33 @@ def test_subrow_answer_is_the_line_two_above_with_a_new_head(dividend, divisor):
     assert lines[-3][-1] == "."  # the kept value is not negative
 
 
-def test_subtag_matches_its_docstring_example():
-    prompt, completion = get_format("subtag").render(Problem.from_numbers(93, 59))
-    assert prompt.splitlines()[1:] == ["p9q3", "=90a50b00c"]
-    assert completion.splitlines() == [
-        "p99a50b00c", "-90a55B09C", "q93a59b00c", "-94A53b00c", "-95A57B09C", "R94A53b00c"]
-    assert get_format("subtag").parse(completion) == 34
+@pytest.mark.parametrize(("name", "start", "lines"), [
+    ("subtag", "=90a50b00c", ["p99a50b00c", "-90a55B09C", "q93a59b00c", "-94A53b00c", "-95A57B09C", "R94A53b00c"]),
+    ("subcopy", "=090.050.000.",
+     ["p099.050.000.", "-990.055-009-", "q993.059.000.", "-394-953.000.", "-495-357-009-", "R394-953.000."]),
+])
+def test_sub_variants_match_their_docstring_example(name, start, lines):
+    prompt, completion = get_format(name).render(Problem.from_numbers(93, 59))
+    assert prompt.splitlines()[1:] == ["p9q3", start]
+    assert completion.splitlines() == lines
+    assert get_format(name).parse(completion) == 34
 
 
 def _cells(line: str) -> list[str]:
     return [line[i : i + 3] for i in range(1, len(line), 3)]
 
 
+def _grid(name: str, problem: Problem) -> list[str]:
+    """The start line (last of the prompt) and the completion's lines."""
+    prompt, completion = get_format(name).render(problem)
+    return prompt.splitlines()[2:] + completion.splitlines()
+
+
 @settings(max_examples=60, deadline=None)
 @given(dividend=st.integers(0, 10**10), divisor=st.integers(1, 10**9))
 def test_subtag_is_subrow_with_cells_named_by_letter(dividend, divisor):
     problem = Problem.from_numbers(dividend, divisor)
-    (tag_prompt, tagged), (prompt, plain) = get_format("subtag").render(problem), get_format("subrow").render(problem)
-    tagged = tag_prompt.splitlines()[2:] + tagged.splitlines()  # the start line and the completion
-    plain = prompt.splitlines()[2:] + plain.splitlines()
+    tagged, plain = _grid("subtag", problem), _grid("subrow", problem)
     assert len(tagged) == len(plain)
     for t, p in zip(tagged, plain):
         assert len(t) == len(p) and t[0] == p[0]
@@ -171,14 +179,6 @@ def test_subtag_is_subrow_with_cells_named_by_letter(dividend, divisor):
             assert tc[2].isupper() == (pc[2] == "-")  # upper case: a borrow into the next cell
     with pytest.raises(ValueError, match="more than 14 digits"):
         get_format("subtag").render(Problem.from_numbers(10**20, 10**15))
-
-
-def test_subcopy_matches_its_docstring_example():
-    prompt, completion = get_format("subcopy").render(Problem.from_numbers(93, 59))
-    assert prompt.splitlines()[1:] == ["p9q3", "=090.050.000."]
-    assert completion.splitlines() == [
-        "p099.050.000.", "-990.055-009-", "q993.059.000.", "-394-953.000.", "-495-357-009-", "R394-953.000."]
-    assert get_format("subcopy").parse(completion) == 34
 
 
 def value(line: str) -> int:
@@ -190,9 +190,7 @@ def value(line: str) -> int:
 @given(dividend=st.integers(0, 10**10), divisor=st.integers(1, 10**9))
 def test_subcopy_is_subrow_with_each_cell_led_by_the_digit_it_works_on(dividend, divisor):
     problem = Problem.from_numbers(dividend, divisor)
-    (copy_prompt, copied), (prompt, plain) = get_format("subcopy").render(problem), get_format("subrow").render(problem)
-    copied = copy_prompt.splitlines()[2:] + copied.splitlines()  # the start line and the completion
-    plain = prompt.splitlines()[2:] + plain.splitlines()
+    copied, plain = _grid("subcopy", problem), _grid("subrow", problem)
     assert len(copied) == len(plain)
     kept = 0
     for k, (c, p) in enumerate(zip(copied, plain)):
