@@ -42,7 +42,7 @@ subtraction cell then computes its digit from the three characters just before i
 the borrow), and a bring-down cell copies the kept value's digit of its own column (from two lines up) and writes the
 digit of the cell before it, so the shift by one place happens inside the line. Only copies reach far. Why: of
 `subrow`'s first wrong steps at N=200, two thirds were subtraction digits, most of them a - d - b with the borrow b
-flipped, and a third bring-downs that took the kept digit of the wrong column. It costs a quarter more tokens
+flipped, and a third bring-downs (in those read, the kept digit of the wrong column). It costs a quarter more tokens
 and did worse: 80.2% against 85.8% (reports/formats.json); the copies were right, the digits computed from them
 slipped as often as before.
 
