@@ -59,17 +59,17 @@ def finished(fmt: str, num_demos: int, seed: int, overlay: str | None = None) ->
 def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: list[str] = ()) -> dict:
     """Fits and tests one point unless its records exist, then returns its report record."""
     path = folder(fmt, num_demos, seed, overlay)
-    configs = ["--config", CONFIG] + (["--config", f"configs/{overlay}.yaml"] if overlay else [])
+    point = ["--config", CONFIG, *(["--config", f"configs/{overlay}.yaml"] if overlay else []),
+             f"--data.format={fmt}", f"--data.num_demos={num_demos}"]
     if tested(path) is None:
-        cli(["fit", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
-              f"--seed_everything={seed}", f"--trainer.default_root_dir={path}", *extra])
+        cli(["fit", *point, f"--seed_everything={seed}", f"--trainer.default_root_dir={path}", *extra])
     ckpt = path / "checkpoints" / "last.ckpt"
-    if tested(path / "paper_val") is None and not ckpt.is_file():
+    if tested(path / "paper_val") is None and ckpt.is_file():
+        cli(["test", *point, f"--data.test_file={PAPER_VAL}", f"--ckpt_path={ckpt}",
+             f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
+    elif tested(path / "paper_val") is None:
         # A run made elsewhere (benchmarks/gpu.py brings back records, not checkpoints): no paper test here.
         print(f"{path}: no checkpoint here, so no paper test", flush=True)
-    elif tested(path / "paper_val") is None:
-        cli(["test", *configs, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
-              f"--data.test_file={PAPER_VAL}", f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
     return record(path)
 
 

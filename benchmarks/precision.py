@@ -32,15 +32,15 @@ def bf16_point(extra: list[str]) -> dict:
     point = ["--config", points.CONFIG, "--data.format=subrow", "--data.num_demos=200", "--seed_everything=0"]
     if not ckpt.is_file():
         points.cli(["fit", *point, "--config", "configs/bf16.yaml", "--test_after_fit=false",
-                     f"--trainer.default_root_dir={path}", *extra])
+                    f"--trainer.default_root_dir={path}", *extra])
     for sub, test_file in (("test", []), ("paper_val", [f"--data.test_file={points.PAPER_VAL}"])):
         if points.tested(path / sub) is None:
             points.cli(["test", *point, *test_file, f"--ckpt_path={ckpt}",
-                         f"--trainer.default_root_dir={path / sub}", *extra])
+                        f"--trainer.default_root_dir={path / sub}", *extra])
     fit = json.loads((path / "run.json").read_text())
     # The test's record, with the fit's config and its time and memory: one record of the whole run.
-    tested = points.tested(path / "test") | {k: fit[k] for k in ("fit_seconds", "fit_peak_rss_gb", "config")}
-    return points.record(path, tested) | {"train_precision": "bf16-mixed", "test_precision": "32"}
+    test = points.tested(path / "test") | {k: fit[k] for k in ("fit_seconds", "fit_peak_rss_gb", "config")}
+    return points.record(path, test) | {"train_precision": "bf16-mixed", "test_precision": "32"}
 
 
 if __name__ == "__main__":
