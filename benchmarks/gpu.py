@@ -12,6 +12,11 @@ Steps run in the order given while the budget lasts (none starts after `--budget
   GPU recipe, into runs/formats/; tested on the first `--formats_test` interpolate problems, then
 - `FORMAT:paper`, the same checkpoint tested on the paper's 100 validation problems. These are for the paper's grid
   (`recchia-w`, ~2K tokens a trace), which a 2-core CPU would need hours for.
+- `FORMAT@RECIPE[:N[:SEED]]`, a training-recipe variant of the main recipe (N=200 and seed 0 unless given): the
+  overlay configs/recipes/RECIPE.yaml (`main`: none) in the GPU recipe, fit, tested on the first `--formats_test`
+  interpolate problems and then on the paper's 100, into runs/gpu_recipes/ (named like benchmarks/points.py's
+  folders); `--collect` writes their records to reports/recipe_gpu.json. Extra arguments (`--trainer.precision=32-true`)
+  apply to every step.
 `--speed` runs benchmarks/speed.py on the GPU (gemm, train, bf16, decode) after the first grid point.
 After every step DIR/runs.tgz holds each finished run's run.json and predictions, and DIR/speed_gpu.json the speed
 record, so that a run cut short still returns what it finished.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -34,6 +40,7 @@ from longdiv import sweep
 
 SWEEP = "configs/sweeps/demos.yaml"
 RUNS = Path("runs/gpu")
+RECIPE_RUNS = Path("runs/gpu_recipes")
 GPU_RECIPE = ["--trainer.precision=bf16-mixed", "--data.batch_size=8", "--trainer.accumulate_grad_batches=1",
               "--data.eval_batch_size=500", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
 # Most wanted first: the paper's grid at N=200 (issue 4's paper row), second seeds of the grid (issue 5).
@@ -43,7 +50,8 @@ STEPS = ["recchia-w", "subrow:200:1", "recchia-w:paper", "subrow:50:1", "subrow:
 def pack(out: Path) -> None:
     """Every finished run's records into out/runs.tgz (checkpoints stay behind)."""
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
-        for record in sorted([*RUNS.glob("*/run.json"), *points.RUNS.rglob("run.json")]):
+        for record in sorted([*RUNS.glob("*/run.json"), *points.RUNS.rglob("run.json"),
+                             *RECIPE_RUNS.rglob("run.json")]):
             for name in ("run.json", "predictions.jsonl", "config.yaml"):
                 if (record.parent / name).is_file():
                     tar.add(record.parent / name)
@@ -74,6 +82,25 @@ def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int
                   f"--trainer.default_root_dir={path}", *extra])
 
 
+def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:
+    return RECIPE_RUNS / points.folder(fmt, num_demos, seed, None if recipe == "main" else recipe).name
+
+
+def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> int:
+    """A recipe variant's fit and interpolate test, then its paper test (the same arguments as points.run's)."""
+    path = recipe_folder(fmt, recipe, num_demos, seed)
+    overlay = [] if recipe == "main" else ["--config", f"configs/recipes/{recipe}.yaml"]
+    point = ["--config", points.CONFIG, *overlay, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+             *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
+    code = _call(["-m", "longdiv", "fit", *point, f"--seed_everything={seed}", f"--data.num_test={num_test}",
+                  f"--trainer.default_root_dir={path}", *extra])
+    if code:
+        return code
+    return _call(["-m", "longdiv", "test", *point, f"--data.test_file={points.PAPER_VAL}",
+                  f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}", f"--trainer.default_root_dir={path / 'paper_val'}",
+                  *extra])
+
+
 def speed(out: Path, fmt: str, ckpt: Path) -> int:
     sections = ["gemm", "train", "bf16"] + (["decode", "--ckpt", str(ckpt)] if ckpt.is_file() else [])
     return _call(["benchmarks/speed.py", "--device", "cuda", "--format", fmt, "--micro_batch", "8", "--accumulate",
@@ -92,7 +119,12 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
             break
         began = time.perf_counter()
         fmt, *rest = step.split(":")
-        if len(rest) == 2:
+        if "@" in fmt:
+            fmt, recipe = fmt.split("@")
+            num_demos, seed = (int(rest[0]) if rest else 200), (int(rest[1]) if len(rest) > 1 else 0)
+            code = recipe_point(fmt, recipe, num_demos, seed, num_test, extra)
+            rest = ["recipe"]
+        elif len(rest) == 2:
             num_demos, seed = int(rest[0]), int(rest[1])
             keep = [] if first_grid_point and run_speed else ["--trainer.enable_checkpointing=false"]
             code = grid_point(fmt, num_demos, seed, keep + extra)
@@ -117,7 +149,17 @@ def collect(folder: Path) -> None:
     for archive in sorted(folder.glob("*.tgz")):
         with tarfile.open(archive) as tar:
             tar.extractall(".", filter="data")
-    report.main([str(RUNS), "--out", "reports/ablation_gpu"])
+    if RUNS.is_dir():
+        report.main([str(RUNS), "--out", "reports/ablation_gpu"])
+    recipes = [{"recipe": re.search(r"-s\d+(?:-(.+))?$", path.parent.name).group(1) or "main",
+                **points.record(path.parent)}
+               for path in sorted(RECIPE_RUNS.glob("*/run.json")) if points.tested(path.parent)]
+    if recipes:
+        Path("reports/recipe_gpu.json").write_text(json.dumps({
+            "question": "does training longer (or another recipe change) move the best format's accuracy? (a lent GPU; "
+                        "every record names its device, precision and batch)",
+            "records": recipes,
+        }, indent=2) + "\n")
     if (folder / "speed_gpu.json").is_file():
         speed = json.loads(Path("reports/speed.json").read_text())
         speed["gpu"] = json.loads((folder / "speed_gpu.json").read_text())

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -107,3 +108,44 @@ def test_recchia_first_error_finds_the_corrupted_action():
     early = reference[:step] + [next(a for a in reference[step:] if a.endswith(" -"))]
     assert recchia_errors.first_error(reference, early) == ("comparison", step)
     assert recchia_errors.first_error(reference, reference[:-1] + ["{ final remainder is 9 }"]) == ("answer", len(reference) - 1)
+
+
+def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake_call(args):  # what `python -m longdiv fit|test` leaves in its root dir
+        calls.append(args)
+        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
+        num_demos = int(next(a for a in args if a.startswith("--data.num_demos=")).split("=")[1])
+        seed = 0 if args[2] == "test" else int(next(a for a in args if a.startswith("--seed_everything=")).split("=")[1])
+        record = fake_run(root, "smollm2", "subrow", num_demos, seed, correct=7 + len(calls), n=20,
+                          parse_failures=0, errors={"subtraction": 1})
+        record["config"] |= {"trainer": {"max_steps": -1, "max_epochs": 12, "accumulate_grad_batches": 1,
+                                         "precision": "32-true"},
+                             "data": {"batch_size": 8, "num_demos": num_demos}}
+        record |= {"mean_tokens": 300.0, "max_tokens": 500, "fit_seconds": 10.0, "eval_seconds": 5.0,
+                   "git_commit": "abc", "device": "cuda"}
+        (root / "run.json").write_text(json.dumps(record))
+        return 0
+
+    monkeypatch.setattr(gpu, "_call", fake_call)
+    gpu.on_gpu(tmp_path / "out", ["subrow@epochs12", "subrow@main:50:1"], budget=100, run_speed=False, num_test=10,
+               extra=["--trainer.precision=32-true"])
+
+    assert [a[2] for a in calls] == ["fit", "test", "fit", "test"]
+    fit, test = calls[0], calls[1]
+    assert fit[fit.index("--config") + 3] == "configs/recipes/epochs12.yaml" and fit[-1] == "--trainer.precision=32-true"
+    assert "--config" not in calls[2][calls[2].index("--config") + 2 :]  # `main`: no overlay
+    assert "--data.num_demos=50" in calls[2] and "--seed_everything=1" in calls[2]
+    assert "--ckpt_path=runs/gpu_recipes/smollm2-subrow-n200-s0-epochs12/checkpoints/last.ckpt" in test
+    assert f"--data.test_file={gpu.points.PAPER_VAL}" in test
+    shutil.rmtree("runs")  # only the archive carries the runs back
+    Path("reports").mkdir()
+
+    gpu.collect(tmp_path / "out")
+
+    records = json.loads(Path("reports/recipe_gpu.json").read_text())["records"]
+    assert [(r["recipe"], r["num_demos"], r["seed"], r["correct"], r["paper_val"]["correct"]) for r in records] == [
+        ("epochs12", 200, 0, 8, 9), ("main", 50, 1, 10, 11)]
+    assert records[0]["epochs"] == 12 and records[0]["batch"] == "8x1"
