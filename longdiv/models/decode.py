@@ -1,5 +1,5 @@
-"""Batched greedy decoding with a KV cache written in place, where rows that have written their EOS stop costing
-work."""
+"""Batched decoding, greedy or sampled, with a KV cache written in place, where rows that have written their EOS stop
+costing work."""
 
 from __future__ import annotations
 
@@ -39,13 +39,15 @@ class _PreallocatedLayer(DynamicLayer):
 
 
 @torch.inference_mode()
-def greedy_decode(model, input_ids, attention_mask, max_new_tokens: int, eos_id: int) -> list[list[int]]:
-    """Greedy continuations of a left-padded batch, each up to and excluding its EOS.
+def decode(model, input_ids, attention_mask, max_new_tokens: int, eos_id: int, temperature: float = 0.0,
+           generator: torch.Generator | None = None) -> list[list[int]]:
+    """Continuations of a left-padded batch, each up to and excluding its EOS: greedy at temperature 0, else each
+    token sampled from the softmax of the logits over `temperature` (with `generator`, for reproducible samples).
 
     `generate` keeps decoding a finished row (writing pad) until the whole batch is done, so one long trace makes
     every row in its batch pay for it. Here finished rows leave the batch and the cache whenever they are a quarter
     of it (moving the cache costs about as much as a step, so it is done in few large moves), and the cache is
-    written in place. The tokens are the same as `generate`'s greedy ones.
+    written in place. Greedy tokens are the same as `generate`'s greedy ones.
     """
     batch = input_ids.shape[0]
     out: list[list[int]] = [[] for _ in range(batch)]
@@ -62,7 +64,12 @@ def greedy_decode(model, input_ids, attention_mask, max_new_tokens: int, eos_id:
                  use_cache=True, logits_to_keep=1)
     position = positions[:, -1:]
     for written in range(1, max_new_tokens + 1):
-        tokens = step.logits[:, -1].argmax(-1)
+        logits = step.logits[:, -1]
+        if temperature > 0:
+            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            tokens = logits.argmax(-1)
         for row, token, finished in zip(rows.tolist(), tokens.tolist(), done.tolist()):
             if not finished and token != eos_id:
                 out[row].append(token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections import Counter
 
 import lightning as L
 import torch
@@ -13,7 +14,7 @@ from torchmetrics import MeanMetric, SumMetric
 from longdiv.data import formats
 from longdiv.data.verify import KINDS, verify
 from longdiv.models import loading
-from longdiv.models.decode import greedy_decode
+from longdiv.models.decode import decode
 
 
 def completion_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
@@ -40,6 +41,8 @@ class DivisionLM(L.LightningModule):
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.05,
         decode_bf16: bool = False,
+        votes: int = 1,
+        temperature: float = 0.7,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -55,6 +58,10 @@ class DivisionLM(L.LightningModule):
             decode_bf16: Generate with a bf16 copy of the weights, made at the start of each evaluation and dropped
                 at its end; training weights stay as they are. For CPUs with bf16 matrix units, where autocast
                 would cast every weight again at every generated token. One process or DDP (not FSDP).
+            votes: Traces per problem at evaluation. 1: one greedy trace. More: that many traces sampled at
+                `temperature`, and the answer is the remainder most of them give (a tie goes to the earlier sample);
+                the trace kept and verified is the first that gives it. Costs `votes` times the decoding.
+            temperature: Sampling temperature when `votes` > 1.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -84,23 +91,36 @@ class DivisionLM(L.LightningModule):
         return loss
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, max_new_tokens: int) -> list[str]:
-        """Greedy, batched, with the KV cache; the decoded continuation of each row up to its EOS."""
+    def generate(self, input_ids, attention_mask, max_new_tokens: int, votes: int = 1, seed: int = 0) -> list[str]:
+        """Batched, with the KV cache; the decoded continuation of each row up to its EOS: one greedy one per row, or
+        (`votes` > 1) that many sampled ones per row, a row's together, drawn from a generator seeded with `seed`."""
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit:
             max_new_tokens = max(1, min(max_new_tokens, limit - input_ids.shape[1]))
         model = self._bf16.get("decoder", self.model)
+        sample = {}
+        if votes > 1:
+            input_ids, attention_mask = input_ids.repeat_interleave(votes, 0), attention_mask.repeat_interleave(votes, 0)
+            sample = {"temperature": self.hparams.temperature,
+                      "generator": torch.Generator(device=input_ids.device).manual_seed(seed)}
         with torch.autocast(input_ids.device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
-            rows = greedy_decode(model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id)
+            rows = decode(model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id, **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def _eval_step(self, batch, stage: str) -> None:
-        texts = self.generate(batch["input_ids"], batch["attention_mask"], int(batch["max_new_tokens"]))
+        votes, indices = self.hparams.votes, batch["index"].tolist()
+        # The batch's first problem seeds its samples: the same run samples the same traces again.
+        texts = self.generate(batch["input_ids"], batch["attention_mask"], int(batch["max_new_tokens"]), votes,
+                              seed=indices[0])
         examples = self.trainer.datamodule.eval_examples[stage]
         metrics = self.stage_metrics[stage]
-        for index, text in zip(batch["index"].tolist(), texts):
+        for row, index in enumerate(indices):
             problem = examples[index].problem
-            parsed = self.format.parse(text)
+            samples = texts[row * votes : (row + 1) * votes]
+            answers = [self.format.parse(text) for text in samples]
+            given = Counter(a for a in answers if a is not None)
+            parsed = given.most_common(1)[0][0] if given else None  # most_common keeps first-seen order on ties
+            text = samples[answers.index(parsed)]
             verdict = verify(self.hparams.format, problem, text)
             metrics["remainder_acc"].update(float(parsed == problem.remainder))
             metrics["parse_fail_rate"].update(float(parsed is None))
@@ -112,6 +132,7 @@ class DivisionLM(L.LightningModule):
                     "index": index, "question": problem.question, "dividend": problem.dividend,
                     "divisor": problem.divisor, "expected": problem.remainder, "generated": text, "parsed": parsed,
                     "correct": parsed == problem.remainder, "error_kind": verdict.kind, "error_step": verdict.step,
+                    **({"votes": answers} if votes > 1 else {}),
                 }
             )
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from longdiv.models import loading
-from longdiv.models.decode import greedy_decode
+from longdiv.models.decode import decode
 
 
 def reference(model, input_ids, attention_mask, max_new_tokens, eos_id):
@@ -48,14 +48,30 @@ def test_greedy_decode_equals_generate_with_rows_finishing_early(arch):
     free = reference(model, ids, mask, 20, eos_id=-1 % model.config.vocab_size)
     eos = free[0][3]
     want = reference(model, ids, mask, 20, eos)
-    got = greedy_decode(model, ids, mask, 20, eos)
+    got = decode(model, ids, mask, 20, eos)
     assert got == want
     lengths = {len(r) for r in got}
     assert len(lengths) > 1 and max(lengths) == 20  # some rows stopped early, at least one ran to the budget
-    assert got == [greedy_decode(model, *left_padded([p], 0), 20, eos)[0] for p in prompts]
+    assert got == [decode(model, *left_padded([p], 0), 20, eos)[0] for p in prompts]
 
 
-def test_greedy_decode_respects_empty_budget():
+def test_decode_respects_empty_budget():
     model, _ = loading.load("tiny", None, None)
     ids, mask = left_padded([[5, 6, 7]], 0)
-    assert greedy_decode(model, ids, mask, 0, 0) == [[]]
+    assert decode(model, ids, mask, 0, 0) == [[]]
+
+
+def test_sampled_decode_is_reproducible_and_tends_to_greedy_as_temperature_falls():
+    torch.manual_seed(0)
+    model, _ = loading.load(ARCHS["llama"][0], "char", ARCHS["llama"][1])
+    model.eval()
+    ids, mask = left_padded([[5, 6, 7], [9, 4], [3, 8, 8, 2]], 0)
+    eos = -1 % model.config.vocab_size
+
+    def sampled(temperature, seed):
+        return decode(model, ids, mask, 15, eos, temperature, torch.Generator().manual_seed(seed))
+
+    assert sampled(1e-4, 0) == decode(model, ids, mask, 15, eos)
+    assert sampled(1.0, 3) == sampled(1.0, 3)
+    hot = [sampled(1.0, seed) for seed in range(3)]
+    assert hot[0] != hot[1] or hot[1] != hot[2]

@@ -51,7 +51,7 @@ def test_decode_bf16_generates_with_a_bf16_copy_and_leaves_the_weights_alone():
 
     import lightning as L
 
-    from longdiv.models.decode import greedy_decode
+    from longdiv.models.decode import decode
 
     torch.manual_seed(0)
     module = DivisionLM(model="tiny", format="direct", decode_bf16=True)
@@ -68,5 +68,50 @@ def test_decode_bf16_generates_with_a_bf16_copy_and_leaves_the_weights_alone():
     assert len(module.records) == len(tests)
     for record in module.records:
         ids = torch.tensor([tests[record["index"]].prompt_ids])
-        row = greedy_decode(bf16, ids, torch.ones_like(ids), budget, module.tokenizer.eos_token_id)
+        row = decode(bf16, ids, torch.ones_like(ids), budget, module.tokenizer.eos_token_id)
         assert record["generated"] == module.tokenizer.batch_decode(row, skip_special_tokens=True)[0]
+
+
+def test_votes_pick_the_most_given_answer_and_keep_its_first_trace(monkeypatch):
+    torch.manual_seed(0)
+    module = DivisionLM(model="tiny", format="direct", votes=3)
+    data = DivisionData(format="direct", num_demos=8, num_val=2, num_test=4, tokenizer_name="tiny")
+    data.setup()
+    tests = data.eval_examples["test"]
+    right = [e.problem.remainder for e in tests]
+    wrong = [r + 1 for r in right]
+    scripted = [  # three traces a problem: majority right, majority wrong, one answer among unparsable, none parsed
+        [f"= {wrong[0]}\n", f"= {right[0]}\n", f" = {right[0]}\n"],
+        [f"= {wrong[1]}\n", f"= {right[1]}\n", f"= {wrong[1]}\n"],
+        ["junk", f"= {right[2]}\n", "more junk"],
+        ["junk", "junk", "junk"],
+    ]
+    seen = {}
+
+    def generate(input_ids, attention_mask, max_new_tokens, votes=1, seed=0):
+        seen.update(votes=votes, rows=input_ids.shape[0])
+        return [text for row in scripted for text in row]
+
+    monkeypatch.setattr(module, "generate", generate)
+    module.trainer = type("T", (), {"datamodule": data})()
+    module.records = []
+    batch = collate_eval(list(enumerate(tests)), data.tokenizer.pad_token_id)
+    module._eval_step(batch, "test")
+
+    assert seen == {"votes": 3, "rows": 4}
+    records = sorted(module.records, key=lambda r: r["index"])
+    assert [r["correct"] for r in records] == [True, False, True, False]
+    assert [r["generated"] for r in records] == [scripted[0][1], scripted[1][0], scripted[2][1], "junk"]
+    assert records[0]["votes"] == [wrong[0], right[0], right[0]] and records[3]["parsed"] is None
+    assert module.stage_metrics["test"]["remainder_acc"].compute() == 0.5
+
+
+def test_sampled_votes_run_end_to_end():
+    import lightning as L
+
+    torch.manual_seed(0)
+    module = DivisionLM(model="tiny", format="direct", votes=2, temperature=1.0)
+    data = DivisionData(format="direct", num_demos=8, num_val=2, num_test=3, tokenizer_name="tiny")
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.test(module, datamodule=data)
+    assert len(module.records) == 3 and all(len(r["votes"]) == 2 for r in module.records)
