@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import gemm_peak
 import gpu
 import recchia_errors
+import votes
 
 
 def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
@@ -149,3 +150,29 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
     assert [(r["recipe"], r["num_demos"], r["seed"], r["correct"], r["paper_val"]["correct"]) for r in records] == [
         ("epochs12", 200, 0, 8, 9), ("main", 50, 1, 10, 11)]
     assert records[0]["epochs"] == 12 and records[0]["batch"] == "8x1"
+
+
+def test_votes_compare_counts_on_the_voted_problems_only(tmp_path):
+    def write(folder, rows):
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"accuracy": 0.5, "eval_seconds": 7.0}))
+        with (folder / "predictions.jsonl").open("w") as f:
+            for index, (correct, answers) in enumerate(rows):
+                f.write(json.dumps({"index": index, "question": f"q{index}", "expected": 3, "correct": correct,
+                                    **({"votes": answers} if answers is not None else {})}) + "\n")
+
+    point = tmp_path / "point"
+    write(point, [(True, None), (False, None), (True, None), (False, None), (False, None)])  # greedy, 5 problems
+    voted = point / "votes3"
+    write(voted, [(True, [3, 3, 3]), (True, [3, 1, 3]), (False, [4, 4, 3]), (False, [None, 2, 2])])  # first 4
+    got = votes.compare(point, voted)
+    assert got["greedy"]["correct"] == 2 and got["greedy"]["n_eval"] == 4
+    assert got["voted"]["correct"] == 2 and got["any_trace_right"]["correct"] == 3
+    assert (got["unanimous"], got["voted_right_greedy_wrong"], got["voted_wrong_greedy_right"]) == (1, 1, 1)
+    (voted / "predictions.jsonl").write_text(json.dumps({"index": 0, "question": "other", "votes": []}) + "\n")
+    try:
+        votes.compare(point, voted)
+    except ValueError as err:
+        assert "problem 0 differs" in str(err)
+    else:
+        raise AssertionError("different problems must not be compared")
