@@ -122,10 +122,10 @@ class StepTimer(L.Callback):
 
 
 def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str, accumulate: int,
-                              device: str = "cpu") -> tuple:
-    """Real tokens/s of `Trainer.fit`, and the model's parameter count."""
+                              device: str = "cpu", train_bf16: bool = False) -> tuple:
+    """Real tokens/s of `Trainer.fit` (`train_bf16`: on the module's bf16 copy), and the model's parameter count."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format=dm.hparams.format)
+    module = DivisionLM(model="smollm2", format=dm.hparams.format, train_bf16=train_bf16)
     timer = StepTimer(warmup, device)
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else device, max_epochs=1, limit_train_batches=micro_steps,
@@ -262,7 +262,8 @@ def main() -> None:
     parser.add_argument("--micro_steps", type=int, default=10)
     parser.add_argument("--bf16_micro_steps", type=int, default=10)
     parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
-    parser.add_argument("--only", nargs="*", help="sections to run: gemm load synth memory train bf16 decode plot")
+    parser.add_argument("--only", nargs="*",
+                        help="sections to run: gemm load synth memory train bf16 bf16copy decode plot")
     parser.add_argument("--out", default="reports/speed.json")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where the gemm, train, bf16 and decode sections run")
@@ -280,7 +281,7 @@ def main() -> None:
 
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.is_file() else {}
-    sections = set(args.only or ["gemm", "load", "synth", "memory", "train", "bf16", "decode", "plot"])
+    sections = set(args.only or ["gemm", "load", "synth", "memory", "train", "bf16", "bf16copy", "decode", "plot"])
 
     def save():
         cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -336,6 +337,13 @@ def main() -> None:
                       train_tokens_per_second_bare_bf16=bare,
                       bf16_vs_fp32_bare=bare / report["train_tokens_per_second_bare"],
                       train_vs_bare_bf16=fit / bare, bf16_micro_steps=args.bf16_micro_steps)
+        save()
+    if "bf16copy" in sections:  # --model.train_bf16: one cast to bf16 per optimizer step instead of per micro-batch
+        dm = data(fmt, num_test=1, batch_size=args.micro_batch)
+        fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 2, "32-true", args.accumulate,
+                                                args.device, train_bf16=True)
+        report.update(train_tokens_per_second_fit_bf16_copy=fit, mfu_bf16_copy=fit * 6 * params / peaks["bf16"],
+                      bf16_copy_vs_fp32=fit / report["train_tokens_per_second_fit"])
         save()
     if "decode" in sections:
         ckpt = args.ckpt or str(max(Path("runs").glob("*smollm2-sub-n200/checkpoints/last.ckpt"),

@@ -41,6 +41,7 @@ class DivisionLM(L.LightningModule):
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.05,
         decode_bf16: bool = False,
+        train_bf16: bool = False,
         votes: int = 1,
         temperature: float = 0.7,
     ):
@@ -58,6 +59,10 @@ class DivisionLM(L.LightningModule):
             decode_bf16: Generate with a bf16 copy of the weights, made at the start of each evaluation and dropped
                 at its end; training weights stay as they are. For CPUs with bf16 matrix units, where autocast
                 would cast every weight again at every generated token. One process or DDP (not FSDP).
+            train_bf16: Run training's forward and backward passes on a bf16 copy of the weights, which is
+                refreshed after each optimizer step; its gradients become the fp32 weights' at the optimizer step,
+                and the optimizer and checkpoints keep fp32. Autocast instead casts every weight again at every
+                micro-batch. With `--trainer.precision 32-true` on one device.
             votes: Traces per problem at evaluation. 1: one greedy trace. More: that many traces sampled at
                 `temperature`, and the answer is the remainder most of them give (a tie goes to the earlier sample);
                 the trace kept and verified is the first that gives it. Costs `votes` times the decoding.
@@ -71,6 +76,7 @@ class DivisionLM(L.LightningModule):
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
         self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation runs with decode_bf16
+        self._train_copy: dict[str, torch.nn.Module] = {}  # training's bf16 copy with train_bf16 (not in checkpoints)
 
     @staticmethod
     def _metrics() -> torch.nn.ModuleDict:
@@ -80,8 +86,36 @@ class DivisionLM(L.LightningModule):
         metrics |= {f"err_{kind}": SumMetric() for kind in KINDS}
         return torch.nn.ModuleDict(metrics)
 
+    def setup(self, stage: str) -> None:
+        if self.hparams.train_bf16 and stage == "fit":
+            precision, devices = str(self.trainer.precision), self.trainer.world_size
+            if precision != "32-true" or devices != 1:
+                raise ValueError(f"model.train_bf16 needs --trainer.precision 32-true on one device, not {precision} "
+                                 f"on {devices}")
+
+    def trained_model(self) -> torch.nn.Module:
+        """The model that training's forward and backward passes run on: the weights, or their bf16 copy."""
+        if not self.hparams.train_bf16:
+            return self.model
+        if "model" not in self._train_copy:
+            self._train_copy["model"] = copy.deepcopy(self.model).to(torch.bfloat16).train()
+        return self._train_copy["model"]
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if "model" in self._train_copy:  # the copy's gradients, summed over the micro-batches, go to the weights
+            for weight, copied in zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True):
+                weight.grad = None if copied.grad is None else copied.grad.float()
+                copied.grad = None
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if "model" in self._train_copy:
+            with torch.no_grad():
+                for weight, copied in zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True):
+                    copied.copy_(weight)
+
     def training_step(self, batch, batch_idx):
-        loss = completion_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"])
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); lower "

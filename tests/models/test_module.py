@@ -115,3 +115,65 @@ def test_sampled_votes_run_end_to_end():
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.test(module, datamodule=data)
     assert len(module.records) == 3 and all(len(r["votes"]) == 2 for r in module.records)
+
+
+def test_train_bf16_sums_the_copys_gradients_into_the_fp32_weights_and_refreshes_the_copy():
+    import copy
+
+    module, data = setup_pair()
+    module.hparams.train_bf16 = True
+    start = copy.deepcopy(module.model)
+    micro = [collate_train(data.train_examples[i : i + 2], data.tokenizer.pad_token_id) for i in (0, 2)]
+    optimizer = torch.optim.SGD(module.model.parameters(), lr=0.5)
+
+    def closure():
+        return None
+
+    for batch in micro:  # two accumulated micro-batches, as Lightning runs them
+        loss = completion_loss(module.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"])
+        loss.backward()
+    assert all(w.grad is None for w in module.model.parameters())
+    assert all(c.grad.dtype == torch.bfloat16 for c in module.trained_model().parameters() if c.grad is not None)
+
+    reference = copy.deepcopy(start).to(torch.bfloat16)  # the same passes on a bf16 copy made by hand
+    for batch in micro:
+        completion_loss(reference, batch["input_ids"], batch["attention_mask"], batch["labels"]).backward()
+    module.on_before_optimizer_step(optimizer)
+    grads = [w.grad.clone() for w in module.model.parameters()]
+    for grad, ref in zip(grads, reference.parameters(), strict=True):
+        assert grad.dtype == torch.float32 and torch.equal(grad, ref.grad.float())
+    assert all(c.grad is None for c in module.trained_model().parameters())
+
+    module.optimizer_step(0, 0, optimizer, closure)
+    for weight, before, grad in zip(module.model.parameters(), start.parameters(), grads, strict=True):
+        torch.testing.assert_close(weight.detach(), before.detach() - 0.5 * grad)  # fp32 weights took the update
+    for weight, copied in zip(module.model.parameters(), module.trained_model().parameters(), strict=True):
+        assert torch.equal(copied.detach(), weight.detach().to(torch.bfloat16))
+
+
+def test_train_bf16_fits_with_lightning_and_checkpoints_fp32_weights_only(tmp_path):
+    import lightning as L
+
+    torch.manual_seed(0)
+    module = DivisionLM(model="tiny", train_bf16=True)
+    data = DivisionData(num_demos=8, num_val=2, num_test=2, tokenizer_name="tiny", batch_size=2)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, accumulate_grad_batches=2, logger=False,
+                        enable_progress_bar=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    trainer.fit(module, datamodule=data)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    state = torch.load(tmp_path / "last.ckpt", weights_only=False)["state_dict"]
+    assert state.keys() == {f"model.{k}" for k in before} and all(v.dtype == torch.float32 for v in state.values())
+    assert any(not torch.equal(before[k], state[f"model.{k}"]) for k in before)  # the fp32 weights moved
+    for weight, copied in zip(module.model.parameters(), module.trained_model().parameters(), strict=True):
+        assert torch.equal(copied.detach(), weight.detach().to(torch.bfloat16))
+
+    bad = L.Trainer(accelerator="cpu", max_steps=1, precision="bf16-mixed", logger=False, enable_progress_bar=False,
+                    default_root_dir=tmp_path)
+    try:
+        bad.fit(DivisionLM(model="tiny", train_bf16=True), datamodule=data)
+    except ValueError as err:
+        assert "32-true" in str(err)
+    else:
+        raise AssertionError("train_bf16 under autocast must be refused")
