@@ -64,6 +64,7 @@ TAGS = "abcdefghijklmno"  # `subtag`'s cell letters: lower case, no borrow out o
 ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
 ROW_RE = re.compile(r"^R((?:\d\d[.a-oA-O-]){1,200})$", re.MULTILINE)
 COPY_ROW_RE = re.compile(r"^R((?:\d\d\d[.-]){1,200})$", re.MULTILINE)
+ADD_ROW_RE = re.compile(r"^R((?:\d\d[.+]){1,200})$", re.MULTILINE)
 
 
 def digits_lsf(value: int, width: int) -> list[int]:
@@ -94,6 +95,21 @@ def trace(problem: Problem) -> list[tuple[str, int, list[str]]]:
     return lines
 
 
+def restored(lines: list[tuple[str, int, list[str]]], width: int, divisor: int) -> list[tuple[str, int, list[str]]]:
+    """`subadd`'s trace: after each subtraction that went negative, a '+' line adds the divisor back cell by cell
+    (separator '+' where a carry goes into the next cell); the last of them, under an 'R' head, is the answer."""
+    out = []
+    for i, (head, value, seps) in enumerate(lines):
+        out.append((head, value, seps))
+        if head == "-" and (i + 1 == len(lines) or lines[i + 1][0] != "-"):  # the negative one
+            marks, carry = [], 0
+            for a, b in zip(digits_lsf(value, width), digits_lsf(divisor, width)):
+                carry = int(a + b + carry >= 10)
+                marks.append("+" if carry else ".")
+            out.append(("R" if i + 1 == len(lines) else "+", lines[i - 1][1], marks))
+    return out
+
+
 def render_line(head: str, value: int, seps: list[str], divisor: int, tags: bool = False,
                 operand: int | None = None) -> str:
     """One line of cells; with `operand` (`subcopy`), each cell starts with that number's digit."""
@@ -113,16 +129,19 @@ def operands(lines: list[tuple[str, int, list[str]]]) -> list[int]:
 
 
 class Sub:
-    def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False):
+    def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False,
+                 restore: bool = False):
         """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits.
         `tags`: separators name their cell (`subtag`). `copy`: each cell starts with a copy of the digit it works on
-        (`subcopy`; implies the answer row)."""
-        if copy and (tags or not answer_row):
-            raise ValueError("format sub: copy goes with the answer row and without tags")
+        (`subcopy`; implies the answer row). `restore`: add the divisor back after each negative subtraction, the
+        last such line being the answer (`subadd`; implies the answer row)."""
+        if (copy or restore) and (tags or not answer_row or (copy and restore)):
+            raise ValueError("format sub: copy or restore goes with the answer row, alone and without tags")
         self.name = name
         self.answer_row = answer_row
         self.tags = tags
         self.copy = copy
+        self.restore = restore
         self.cell = 4 if copy else 3  # characters per cell; the running value's digit is the cell's second last
         self.char_layout = True  # one token per character; the data module makes sure of it
 
@@ -136,9 +155,11 @@ class Sub:
         labels = "".join(f"{label}{d}" for label, d in zip(LABELS, str(problem.dividend)))
         start = render_line("=", 0, ["."] * width, m, self.tags, 0 if self.copy else None)
         prompt = f"{problem.question}\n{labels}\n{start}\n"
-        lines = trace(problem)
+        lines = restored(trace(problem), width, m) if self.restore else trace(problem)
         copied = operands(lines) if self.copy else [None] * len(lines)
         body = [render_line(head, value, seps, m, self.tags, o) for (head, value, seps), o in zip(lines, copied)]
+        if self.restore:
+            return prompt, "\n".join(body) + "\n"  # the last add-back line is the answer
         if self.answer_row:
             answer = "R" + body[-2][1:]  # the kept line: the last one before the result went negative
         else:
@@ -147,7 +168,7 @@ class Sub:
 
     def parse(self, text: str) -> int | None:
         if self.answer_row:
-            match = (COPY_ROW_RE if self.copy else ROW_RE).search(text)
+            match = (COPY_ROW_RE if self.copy else ADD_ROW_RE if self.restore else ROW_RE).search(text)
             return int(match[1][self.cell - 2 :: self.cell][::-1]) if match else None
         match = ANSWER_RE.search(text)
         return int(match[1][::-1]) if match else None
@@ -157,3 +178,4 @@ register(Sub())
 register(Sub("subrow", answer_row=True))
 register(Sub("subtag", answer_row=True, tags=True))
 register(Sub("subcopy", answer_row=True, copy=True))
+register(Sub("subadd", answer_row=True, restore=True))
