@@ -15,8 +15,8 @@ Steps run in the order given while the budget lasts (none starts after `--budget
 - `FORMAT@RECIPE[:N[:SEED]]`, a training-recipe variant of the main recipe (N=200 and seed 0 unless given): the
   overlay configs/recipes/RECIPE.yaml (`main`: none) in the GPU recipe, fit, tested on the first `--formats_test`
   interpolate problems and then on the paper's 100, into runs/gpu_recipes/ (named like benchmarks/points.py's
-  folders); `--collect` writes their records to reports/recipe_gpu.json. Extra arguments (`--trainer.precision=32-true`)
-  apply to every step.
+  folders, with recipe.json naming the overlay); `--collect` writes their records to reports/recipe_gpu.json. Extra
+  arguments (`--trainer.precision=32-true`) apply to every step.
 `--speed` runs benchmarks/speed.py on the GPU (gemm, train, bf16, decode) after the first grid point.
 After every step DIR/runs.tgz holds each finished run's run.json and predictions, and DIR/speed_gpu.json the speed
 record, so that a run cut short still returns what it finished.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tarfile
@@ -52,7 +51,7 @@ def pack(out: Path) -> None:
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
         for record in sorted([*RUNS.glob("*/run.json"), *points.RUNS.rglob("run.json"),
                              *RECIPE_RUNS.rglob("run.json")]):
-            for name in ("run.json", "predictions.jsonl", "config.yaml"):
+            for name in ("run.json", "predictions.jsonl", "config.yaml", "recipe.json"):
                 if (record.parent / name).is_file():
                     tar.add(record.parent / name)
 
@@ -90,6 +89,8 @@ def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int
     """A recipe variant's fit and interpolate test, then its paper test (the same arguments as points.run's)."""
     path = recipe_folder(fmt, recipe, num_demos, seed)
     overlay = [] if recipe == "main" else ["--config", f"configs/recipes/{recipe}.yaml"]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": overlay[1] if overlay else None}) + "\n")
     point = ["--config", points.CONFIG, *overlay, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
              *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
     code = _call(["-m", "longdiv", "fit", *point, f"--seed_everything={seed}", f"--data.num_test={num_test}",
@@ -108,36 +109,45 @@ def speed(out: Path, fmt: str, ckpt: Path) -> int:
                   "--baseline_every", "40", "--out", str(out / "speed_gpu.json"), "--only", *sections])
 
 
+def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
+    """(kind, format, recipe, N, seed) of a step: kind `recipe` (FORMAT@RECIPE[:N[:SEED]]), `grid` (FORMAT:N:SEED),
+    `paper` (FORMAT:paper) or `formats` (FORMAT)."""
+    fmt, *rest = step.split(":")
+    if "@" in fmt:
+        fmt, recipe = fmt.split("@")
+        return "recipe", fmt, recipe, (int(rest[0]) if rest else 200), (int(rest[1]) if len(rest) > 1 else 0)
+    if len(rest) == 2:
+        return "grid", fmt, None, int(rest[0]), int(rest[1])
+    if rest not in ([], ["paper"]):
+        raise ValueError(f"step {step!r}: expected FORMAT@RECIPE[:N[:SEED]], FORMAT:N:SEED, FORMAT or FORMAT:paper")
+    return ("paper" if rest else "formats"), fmt, None, 200, 0
+
+
 def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test: int, extra: list[str]) -> None:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     log = {"steps": []}
     first_grid_point = True
-    for step in steps:
+    for step, (kind, fmt, recipe, num_demos, seed) in zip(steps, [parse_step(step) for step in steps]):
         if time.perf_counter() - start > budget:
             log["skipped_for_budget"] = steps[steps.index(step):]
             break
         began = time.perf_counter()
-        fmt, *rest = step.split(":")
-        if "@" in fmt:
-            fmt, recipe = fmt.split("@")
-            num_demos, seed = (int(rest[0]) if rest else 200), (int(rest[1]) if len(rest) > 1 else 0)
+        if kind == "recipe":
             code = recipe_point(fmt, recipe, num_demos, seed, num_test, extra)
-            rest = ["recipe"]
-        elif len(rest) == 2:
-            num_demos, seed = int(rest[0]), int(rest[1])
+        elif kind == "grid":
             keep = [] if first_grid_point and run_speed else ["--trainer.enable_checkpointing=false"]
             code = grid_point(fmt, num_demos, seed, keep + extra)
         else:
-            code = formats_point(fmt, rest == ["paper"], num_test, extra)
+            code = formats_point(fmt, kind == "paper", num_test, extra)
         log["steps"].append({"step": step, "returncode": code, "seconds": round(time.perf_counter() - began, 1)})
         pack(out)
-        if len(rest) == 2 and first_grid_point and run_speed:
+        if kind == "grid" and first_grid_point and run_speed:
             point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}
             began = time.perf_counter()
             log["speed_returncode"] = speed(out, fmt, RUNS / sweep.point_name(point) / "checkpoints" / "last.ckpt")
             log["speed_seconds"] = round(time.perf_counter() - began, 1)
-        first_grid_point &= len(rest) != 2
+        first_grid_point &= kind != "grid"
         (out / "log.json").write_text(json.dumps(log, indent=2))
 
 
@@ -151,8 +161,7 @@ def collect(folder: Path) -> None:
             tar.extractall(".", filter="data")
     if RUNS.is_dir():
         report.main([str(RUNS), "--out", "reports/ablation_gpu"])
-    recipes = [{"recipe": re.search(r"-s\d+(?:-(.+))?$", path.parent.name).group(1) or "main",
-                **points.record(path.parent)}
+    recipes = [{"recipe": json.loads((path.parent / "recipe.json").read_text())["recipe"], **points.record(path.parent)}
                for path in sorted(RECIPE_RUNS.glob("*/run.json")) if points.tested(path.parent)]
     if recipes:
         Path("reports/recipe_gpu.json").write_text(json.dumps({

@@ -7,6 +7,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 import torch
 from test_report import fake_run
 
@@ -141,6 +142,7 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
     assert "--data.num_demos=50" in calls[2] and "--seed_everything=1" in calls[2]
     assert "--ckpt_path=runs/gpu_recipes/smollm2-subrow-n200-s0-epochs12/checkpoints/last.ckpt" in test
     assert f"--data.test_file={gpu.points.PAPER_VAL}" in test
+    assert json.loads(Path("runs/gpu_recipes/smollm2-subrow-n50-s1/recipe.json").read_text())["recipe"] == "main"
     shutil.rmtree("runs")  # only the archive carries the runs back
     Path("reports").mkdir()
 
@@ -150,6 +152,16 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
     assert [(r["recipe"], r["num_demos"], r["seed"], r["correct"], r["paper_val"]["correct"]) for r in records] == [
         ("epochs12", 200, 0, 8, 9), ("main", 50, 1, 10, 11)]
     assert records[0]["epochs"] == 12 and records[0]["batch"] == "8x1"
+
+
+def test_gpu_steps_parse_to_their_kind(tmp_path):
+    assert gpu.parse_step("subrow@train-bf16") == ("recipe", "subrow", "train-bf16", 200, 0)
+    assert gpu.parse_step("subadd@main:50:1") == ("recipe", "subadd", "main", 50, 1)
+    assert gpu.parse_step("subrow:25:0") == ("grid", "subrow", None, 25, 0)
+    assert gpu.parse_step("subrow:paper") == ("paper", "subrow", None, 200, 0)
+    assert gpu.parse_step("direct") == ("formats", "direct", None, 200, 0)
+    with pytest.raises(ValueError, match="expected FORMAT"):
+        gpu.on_gpu(tmp_path, ["subrow", "subrow:oops"], budget=0, run_speed=False, num_test=1, extra=[])
 
 
 def test_votes_compare_counts_on_the_voted_problems_only(tmp_path):

@@ -16,7 +16,7 @@ PLOTS = ("accuracy.png", "parse_fail.png", "error_kinds.png", "length_heatmap.pn
 
 def fake_run(folder, model, fmt, num_demos, seed, correct, n, parse_failures, errors):
     """A run folder as RunRecord writes it after a test: run.json and predictions.jsonl."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     low, high = wilson(correct, n)
     record = {
         "stage": "test", "format": fmt, "num_demos": num_demos, "data_seed": 0, "data_hash": "abc", "model": model,

@@ -101,18 +101,22 @@ class DivisionLM(L.LightningModule):
             self._train_copy["model"] = copy.deepcopy(self.model).to(torch.bfloat16).train()
         return self._train_copy["model"]
 
+    def _copied_pairs(self):
+        """(fp32 weight, its bf16 copy) pairs; none before the copy exists or without train_bf16."""
+        if "model" not in self._train_copy:
+            return []
+        return zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True)
+
     def on_before_optimizer_step(self, optimizer) -> None:
-        if "model" in self._train_copy:  # the copy's gradients, summed over the micro-batches, go to the weights
-            for weight, copied in zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True):
-                weight.grad = None if copied.grad is None else copied.grad.float()
-                copied.grad = None
+        for weight, copied in self._copied_pairs():  # the copy's gradients, summed over the micro-batches
+            weight.grad = None if copied.grad is None else copied.grad.float()
+            copied.grad = None
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
-        if "model" in self._train_copy:
-            with torch.no_grad():
-                for weight, copied in zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True):
-                    copied.copy_(weight)
+        with torch.no_grad():
+            for weight, copied in self._copied_pairs():
+                copied.copy_(weight)
 
     def training_step(self, batch, batch_idx):
         loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"])

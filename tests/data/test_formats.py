@@ -13,7 +13,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def test_registry_holds_every_format():
-    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
+    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
 
 
@@ -71,8 +71,8 @@ def _claim(name: str, digits: str) -> str:
         return f"= {digits}\n"
     if name == "sub":
         return f"={digits[::-1]}\n"
-    if name in ("subrow", "subtag"):
-        return "R" + "".join(f"0{d}{'.' if name == 'subrow' else 'a'}" for d in digits[::-1]) + "\n"
+    if name in ("subrow", "subtag", "subadd"):
+        return "R" + "".join(f"0{d}{'a' if name == 'subtag' else '.'}" for d in digits[::-1]) + "\n"
     if name == "subcopy":
         return "R" + "".join(f"00{d}." for d in digits[::-1]) + "\n"
     return f"{{ final remainder is {' '.join(digits)} }}"
@@ -148,6 +148,8 @@ def test_subrow_answer_is_the_line_two_above_with_a_new_head(dividend, divisor):
     ("subtag", "=90a50b00c", ["p99a50b00c", "-90a55B09C", "q93a59b00c", "-94A53b00c", "-95A57B09C", "R94A53b00c"]),
     ("subcopy", "=090.050.000.",
      ["p099.050.000.", "-990.055-009-", "q993.059.000.", "-394-953.000.", "-495-357-009-", "R394-953.000."]),
+    ("subadd", "=90.50.00.", ["p99.50.00.", "-90.55-09-", "+99.50+00+", "q93.59.00.", "-94-53.00.", "-95-57-09-",
+                              "R94+53+00+"]),
 ])
 def test_sub_variants_match_their_docstring_example(name, start, lines):
     prompt, completion = get_format(name).render(Problem.from_numbers(93, 59))
@@ -205,6 +207,34 @@ def test_subcopy_is_subrow_with_each_cell_led_by_the_digit_it_works_on(dividend,
             assert first == kept and value(c) == 10 * kept + int(str(dividend)[LABELS.index(c[0])])
         if c[0] != "-" or c[-1] == ".":  # lines that are not negative: the value a bring-down will shift
             kept = value(c)
+
+
+def _value(line: str) -> int:
+    """The running value of a 3-character-cell line: each cell's second digit, least significant first."""
+    return int(line[2::3][::-1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(dividend=st.integers(0, 10**10), divisor=st.integers(1, 10**9))
+@example(dividend=93, divisor=59)
+def test_subadd_is_subrow_with_the_divisor_added_back_after_each_negative_line(dividend, divisor):
+    problem = Problem.from_numbers(dividend, divisor)
+    added, plain = _grid("subadd", problem), _grid("subrow", problem)
+    width = len(str(divisor)) + 1
+    # Take the add-back lines out and subrow is left, but for the answer: subrow's copy of the kept line.
+    assert [line for line in added if line[0] != "+"][:-1] == plain[:-1]
+    assert _value(added[-1]) == _value(plain[-1]) == problem.remainder and added[-1][0] == "R"
+    backs = [k for k, line in enumerate(added) if line[0] in "+R"]
+    assert len(backs) == len(str(dividend))  # one for each digit brought down
+    for k in backs:
+        above = added[k - 1]
+        assert above[0] == "-" and above[-1] == "-"  # the subtraction that went negative
+        assert _value(added[k]) == (_value(above) + divisor) % 10**width == _value(added[k - 2])
+        carries = [int(_value(above) % 10**(i + 1) + divisor % 10**(i + 1) >= 10**(i + 1)) for i in range(width)]
+        assert added[k][3::3] == "".join("+" if c else "." for c in carries)
+        if k + 1 < len(added):  # the next digit is brought down from the line just above
+            nxt = added[k + 1]
+            assert _value(nxt) == 10 * _value(added[k]) + int(str(dividend)[LABELS.index(nxt[0])])
 
 
 def test_direct_matches_its_docstring_example():

@@ -171,8 +171,45 @@ GARBAGE = {
 def test_sub_garbage_line(name, problem, data, how):
     lines = sub_lines(name, problem)
     k = data.draw(st.integers(0, len(lines) - 2), label="line")  # any step line; the answer line has its own kind
+    assume(not (name == "subadd" and how == "plus-head"))  # a head of `subadd`'s own: test_subadd_* below
     lines[k] = GARBAGE[how](lines[k])
     assert check(name, problem, lines) == Verdict("malformed", k)
+
+
+def _add_backs(lines: list[str]) -> list[int]:
+    return [i for i, line in enumerate(lines) if line[0] == "+"]
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_subadd_wrong_add_back_digit_is_a_subtraction_error(problem, data):
+    lines = sub_lines("subadd", problem)
+    k = pick(data, _add_backs(lines), "line")
+    pos = 2 + 3 * data.draw(st.integers(0, (len(lines[k]) - 1) // 3 - 1), label="cell")  # a value digit
+    lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
+    assert check("subadd", problem, lines) == Verdict("subtraction", k)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_subadd_skipping_or_ending_at_an_add_back(problem, data):
+    """Bringing down without adding back, or answering with digits left, is a bring-down error at that line; a '+'
+    where the answer's 'R' belongs is a wrong answer."""
+    lines = sub_lines("subadd", problem)
+    k = pick(data, _add_backs(lines), "line")
+    assert check("subadd", problem, lines[:k] + lines[k + 1 :]) == Verdict("bring_down", k)
+    assert check("subadd", problem, [*lines[:k], "R" + lines[k][1:], *lines[k + 1 :]]) == Verdict("bring_down", k)
+    last = len(lines) - 1
+    assert check("subadd", problem, [*lines[:last], "+" + lines[last][1:]]) == Verdict("final_answer", last)
+
+
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_subadd_add_back_in_place_of_a_subtraction_stops_too_early(problem, data):
+    lines = sub_lines("subadd", problem)
+    k = pick(data, [i for i, line in enumerate(lines) if line[0] == "-"], "line")
+    lines[k] = "+" + lines[k][1:]
+    assert check("subadd", problem, lines) == Verdict("quotient_digit", k)
 
 
 @pytest.mark.parametrize("name", ["direct", "recchia-w"])
