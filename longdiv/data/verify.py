@@ -9,8 +9,8 @@
 - `subtraction`: a wrong digit or borrow inside a subtraction, or (`subadd`) inside a line that adds the divisor back
 - `final_answer`: every step right but the answer line wrong (or, for formats without steps, a wrong answer)
 
-For `sub`, `subrow`, `subtag`, `subcopy` and `subadd`, the expected trace is rebuilt from the problem and compared line by
-line. Formats without a step verifier (`direct`, the paper's grid) get the coarse verdict: right answer, wrong
+For `sub`, `subrow`, `subtag`, `subcopy` and `subadd`, the expected trace is rebuilt from the problem and compared
+line by line. Formats without a step verifier (`direct`, the paper's grid) get the coarse verdict: right answer, wrong
 answer, or no answer.
 """
 

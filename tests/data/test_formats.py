@@ -13,7 +13,8 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def test_registry_holds_every_format():
-    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
+    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "recchia-ln+", "recchia-l+",
+                          "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
 
 

@@ -13,7 +13,7 @@ PROBLEMS = st.builds(Problem.from_numbers, st.integers(0, 10**10), st.integers(1
 PROPERTY = settings(max_examples=60, deadline=None)
 
 
-SUBS = pytest.mark.parametrize("name", ["sub", "subrow", "subtag", "subcopy", "subadd"])  # the formats with a step verifier
+SUBS = pytest.mark.parametrize("name", ["sub", "subrow", "subtag", "subcopy", "subadd"])  # with a step verifier
 
 
 def sub_lines(name: str, problem: Problem) -> list[str]:

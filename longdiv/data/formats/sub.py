@@ -1,5 +1,5 @@
-"""`sub`, `subrow` and `subtag`: long division by repeated subtraction, every digit computed from neighbours at fixed
-offsets.
+"""`sub`, `subrow`, `subtag`, `subcopy` and `subadd`: long division by repeated subtraction, every digit computed
+from neighbours at fixed offsets.
 
 The prompt is the question, the dividend's digits tagged with step labels, and a start line. Each line of the
 trace has W = len(divisor) + 1 cells, least significant first. A cell is three characters: the divisor's digit,
@@ -45,6 +45,16 @@ digit of the cell before it, so the shift by one place happens inside the line. 
 flipped, and a third bring-downs (in those read, the kept digit of the wrong column). It costs a quarter more tokens
 and did worse: 80.2% against 85.8% (reports/formats.json); the copies were right, the digits computed from them
 slipped as often as before.
+
+`subadd` is `subrow` with one more line after every subtraction that went negative: a '+' line adds the divisor
+back, cell by cell (digit = the negative line's digit + the divisor's digit + the carry, separator '+' where a
+carry goes into the next cell), which gives the kept value again. The next bring-down then shifts the line just
+above it, and the last add-back line, under the 'R' head, is the answer (`R94+53+00+` for 93 mod 59). Why: with
+`subrow` trained for 12 and 24 epochs, subtraction slips fell fivefold, but the two steps that copy the kept line
+from two lines up, the bring-down and the answer row, did not: most of their errors took a digit from the
+negative line in between (at 12 epochs 16 of the 42 wrong answers were answer rows, against 18 subtractions). An
+add-back line computes from the line just above with the same offsets as a subtraction, the step the model learns
+best. It costs 18% more tokens (400 SmolLM2 tokens a demonstration of the paper's problems, against 339).
 
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
