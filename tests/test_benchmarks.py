@@ -12,6 +12,7 @@ import torch
 from test_report import fake_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import copy_errors
 import gemm_peak
 import gpu
 import recchia_errors
@@ -188,3 +189,32 @@ def test_votes_compare_counts_on_the_voted_problems_only(tmp_path):
         assert "problem 0 differs" in str(err)
     else:
         raise AssertionError("different problems must not be compared")
+
+
+def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+    from longdiv.data.verify import verify
+
+    rows = []
+
+    def add(dividend, divisor, lines):
+        completion = "\n".join(lines) + "\n"
+        verdict = verify("subrow", Problem.from_numbers(dividend, divisor), completion)
+        rows.append({"dividend": dividend, "divisor": divisor, "generated": completion, "correct": False,
+                     "error_kind": verdict.kind, "error_step": verdict.step})
+
+    right = get_format("subrow").render(Problem.from_numbers(93, 59))[1].splitlines()
+    assert right[-2:] == ["-95-57-09-", "R94-53.00."]
+    add(93, 59, [*right[:-1], "R95-53.00."])  # the negative line's 5 where the kept line's 4 belongs
+    add(93, 59, [*right[:-1], "R90-53.00."])  # a 0
+    add(93, 59, [*right[:-1], "R94.53.00."])  # a separator
+    long = get_format("subrow").render(Problem.from_numbers(25736, 144))[1].splitlines()
+    assert long[:3] == ["p42.40.10.00.", "-48-45-18-09-", "q45.42.10.00."]  # kept 2, then 25
+    add(25736, 144, [*long[:2], "q45.40.10.00.", *long[3:]])  # cell 1 took the kept 0 of its own column, not the 2
+    add(25736, 144, [*long[:2], "q46.42.10.00.", *long[3:]])  # the wrong dividend digit
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "run.json").write_text(json.dumps({"format": "subrow"}))
+    got = copy_errors.classify(tmp_path)
+    assert got["final_answer"] == {"line_above": 1, "zero": 1, "separator_only": 1, "total": 3}
+    assert got["bring_down"] == {"unshifted": 1, "dividend_digit": 1, "total": 2}

@@ -50,11 +50,12 @@ slipped as often as before.
 back, cell by cell (digit = the negative line's digit + the divisor's digit + the carry, separator '+' where a
 carry goes into the next cell), which gives the kept value again. The next bring-down then shifts the line just
 above it, and the last add-back line, under the 'R' head, is the answer (`R94+53+00+` for 93 mod 59). Why: with
-`subrow` trained for 12 and 24 epochs, subtraction slips fell fivefold, but the two steps that copy the kept line
-from two lines up, the bring-down and the answer row, did not: most of their errors took a digit from the
-negative line in between (at 12 epochs 16 of the 42 wrong answers were answer rows, against 18 subtractions). An
-add-back line computes from the line just above with the same offsets as a subtraction, the step the model learns
-best. It costs 18% more tokens (400 SmolLM2 tokens a demonstration of the paper's problems, against 339).
+`subrow` trained for 12 epochs on the CPU, the answer row was the first wrong step in 21 of 500 traces, 16 of them
+with a wrong value digit, and 10 of those 16 took the digit of the negative line in between rather than of the
+kept line two lines up (subtraction slips, which longer training cuts, were 29). An add-back line computes from the
+line just above with the same offsets as a subtraction, the step the model learns best. Bring-downs also read
+the line just above now, though most of their errors are not of that kind (an unshifted copy, or the wrong
+dividend digit). It costs 18% more tokens (400 SmolLM2 tokens a demonstration of the paper's problems, against 339).
 
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
