@@ -1,7 +1,7 @@
 """Every demonstration format at N=200 on the offline SmolLM2 (the main recipe, configs/smollm2.yaml), each tested
 on 500 generated interpolate problems and the paper's 100 validation problems: reports/formats.json.
 
-    python benchmarks/formats.py [--formats subrow subcopy direct subtag sub recchia-w] [-- extra CLI arguments for every run]
+    python benchmarks/formats.py [--formats subrow subadd subcopy direct subtag sub recchia-w] [-- extra CLI arguments]
 
 Runs live in runs/formats/ and are shared with benchmarks/demos.py; finished points are not run again, and the
 report is rewritten after every point, so an interrupted script resumes. Formats asked for but not yet run are
@@ -21,7 +21,7 @@ from longdiv.data.problems import read_file
 from longdiv.models.loading import load_tokenizer
 
 # Cheapest first after the best; the paper's grid is ~2K tokens a demonstration.
-FORMATS = ["subrow", "subcopy", "direct", "subtag", "sub", "recchia-w"]
+FORMATS = ["subrow", "subadd", "subcopy", "direct", "subtag", "sub", "recchia-w"]
 OUT = Path("reports/formats.json")
 
 
