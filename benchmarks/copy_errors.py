@@ -8,8 +8,9 @@ step is the answer row or a bring-down, compares the wrong value digits with the
 - answer row: `line_above` (every wrong digit is the one in the same cell of the line just above, the subtraction
   that went negative), `zero` (every wrong digit is a 0), `separator_only` (the digits are right, a separator is
   not), `other`;
-- bring-down (after the first line): `dividend_digit` (the digit brought down, cell 0, is wrong), `unshifted` (some wrong digit is the
-  kept value's digit of its own column rather than of the column before), `other`.
+- bring-down (after the first line): `dividend_digit` (the digit brought down, cell 0, is wrong), `unshifted` (some
+  wrong digit is the kept value's digit of its own column rather than of the column before), `negative_line` (some
+  wrong digit is a digit of the subtraction that went negative, in its own column or the one before), `other`.
 
 Pure Python; no model.
 """
@@ -38,12 +39,14 @@ def answer_kind(got: str, above: str, want: str) -> str:
     return "zero" if all(values(got)[i] == "0" for i in wrong) else "other"
 
 
-def bring_down_kind(got: str, kept: str, want: str) -> str:
+def bring_down_kind(got: str, kept: str, negative: str, want: str) -> str:
     wrong = [i for i, (g, w) in enumerate(zip(values(got), values(want))) if g != w]
     if 0 in wrong:
         return "dividend_digit"
     if any(values(got)[i] == values(kept)[i] for i in wrong):
         return "unshifted"
+    if any(values(got)[i] in (values(negative)[i], values(negative)[i - 1]) for i in wrong):
+        return "negative_line"
     return "other"
 
 
@@ -64,8 +67,9 @@ def classify(folder: Path) -> dict:
             counts[kind]["shape_or_head"] += 1
         elif kind == "final_answer":
             counts[kind][answer_kind(got[step], got[step - 1], want[step])] += 1
-        else:  # the kept value: the line just above in `subadd`, the last non-negative line (two up) in `subrow`
-            counts[kind][bring_down_kind(got[step], got[step - 1 if fmt_name == "subadd" else step - 2], want[step])] += 1
+        else:  # the kept value is the line just above in `subadd` (the negative one above that), two up in `subrow`
+            kept, negative = (step - 1, step - 2) if fmt_name == "subadd" else (step - 2, step - 1)
+            counts[kind][bring_down_kind(got[step], got[kept], got[negative], want[step])] += 1
     return {"run": str(folder), "format": fmt_name, "n_eval": len(rows), "correct": sum(r["correct"] for r in rows),
             **{kind: dict(sorted(c.items())) | {"total": sum(c.values())} for kind, c in counts.items()}}
 

@@ -5,7 +5,7 @@ validation problems. A variant is an overlay in configs/recipes/ composed after 
     python benchmarks/recipe.py [--recipes lr6e-4 ...] [--format subrow] [-- extra CLI arguments for every run]
 
 Each variant lives in runs/formats/smollm2-<format>-n200-s0-<recipe>/ and is skipped once tested, so the script
-resumes. Writes reports/recipe.json: the main recipe's committed record (reports/formats.json) beside the variants.
+resumes. Writes reports/recipe.json: the variants beside their formats' main-recipe records (reports/formats.json).
 """
 
 import argparse
@@ -25,8 +25,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--format", default="subrow")
     args = parser.parse_args(argv)
     committed = json.loads(OUT.read_text())["variants"] if OUT.is_file() else []
-    base = next((r for r in json.loads(Path("reports/formats.json").read_text())["records"]
-                 if r["format"] == args.format), None)
+    main_recipe = {r["format"]: r for r in json.loads(Path("reports/formats.json").read_text())["records"]}
     variants = {(r["recipe"], r["format"]): r for r in committed}
     for recipe in args.recipes:
         overlay = f"recipes/{recipe}"
@@ -37,7 +36,8 @@ def main(argv: list[str]) -> None:
         report = {
             "question": "does a change to the training recipe move the best point's accuracy? (this CPU, same data, "
                         "seed and test problems as the main recipe's record)",
-            "main_recipe": base,
+            # Each variant's format in the main recipe, where reports/formats.json has it.
+            "main_recipe": {fmt: main_recipe[fmt] for fmt in dict.fromkeys(f for _, f in variants) if fmt in main_recipe},
             "variants": list(variants.values()),
         }
         OUT.write_text(json.dumps(report, indent=2) + "\n")

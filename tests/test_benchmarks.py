@@ -213,8 +213,9 @@ def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
     assert long[:3] == ["p42.40.10.00.", "-48-45-18-09-", "q45.42.10.00."]  # kept 2, then 25
     add(25736, 144, [*long[:2], "q45.40.10.00.", *long[3:]])  # cell 1 took the kept 0 of its own column, not the 2
     add(25736, 144, [*long[:2], "q46.42.10.00.", *long[3:]])  # the wrong dividend digit
+    add(25736, 144, [*long[:2], "q45.48.10.00.", *long[3:]])  # the 8 of the negative line just above
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "run.json").write_text(json.dumps({"format": "subrow"}))
     got = copy_errors.classify(tmp_path)
     assert got["final_answer"] == {"line_above": 1, "zero": 1, "separator_only": 1, "total": 3}
-    assert got["bring_down"] == {"unshifted": 1, "dividend_digit": 1, "total": 2}
+    assert got["bring_down"] == {"unshifted": 1, "dividend_digit": 1, "negative_line": 1, "total": 3}
