@@ -53,6 +53,8 @@ def bring_down_kind(got: str, kept: str, negative: str, want: str) -> str:
 def classify(folder: Path) -> dict:
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     fmt_name = json.loads((folder / "run.json").read_text())["format"]
+    if fmt_name not in ("subrow", "subadd"):  # the cell layout read below (3 characters, answer row) is theirs
+        raise ValueError(f"{folder}: format {fmt_name}; copy_errors reads subrow and subadd traces only")
     fmt = get_format(fmt_name)
     counts = {"final_answer": Counter(), "bring_down": Counter()}
     for row in rows:
@@ -68,7 +70,7 @@ def classify(folder: Path) -> dict:
         elif kind == "final_answer":
             counts[kind][answer_kind(got[step], got[step - 1], want[step])] += 1
         else:  # the kept value is the line just above in `subadd` (the negative one above that), two up in `subrow`
-            kept, negative = (step - 1, step - 2) if fmt_name == "subadd" else (step - 2, step - 1)
+            kept, negative = (step - 1, step - 2) if fmt.restore else (step - 2, step - 1)
             counts[kind][bring_down_kind(got[step], got[kept], got[negative], want[step])] += 1
     return {"run": str(folder), "format": fmt_name, "n_eval": len(rows), "correct": sum(r["correct"] for r in rows),
             **{kind: dict(sorted(c.items())) | {"total": sum(c.values())} for kind, c in counts.items()}}

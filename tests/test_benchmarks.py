@@ -219,3 +219,6 @@ def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
     got = copy_errors.classify(tmp_path)
     assert got["final_answer"] == {"line_above": 1, "zero": 1, "separator_only": 1, "total": 3}
     assert got["bring_down"] == {"unshifted": 1, "dividend_digit": 1, "negative_line": 1, "total": 3}
+    (tmp_path / "run.json").write_text(json.dumps({"format": "subcopy"}))  # 4-character cells: not read
+    with pytest.raises(ValueError, match="subrow and subadd traces only"):
+        copy_errors.classify(tmp_path)
