@@ -8,7 +8,8 @@ and reports/demos.png.
 
 Demonstrations are the paper's 200 training problems, or a sample of them drawn with the data seed for N < 200.
 Points run in the order below (the most informative first) and are shared with benchmarks/formats.py through
-runs/formats/; the report is rewritten after every point, so an interrupted script resumes.
+runs/formats/; the report is rewritten after every point, so an interrupted script resumes. A point already in the
+committed report is kept as it is when its run folder is not here (a fresh clone), so only missing points are fitted.
 """
 
 import argparse
@@ -75,11 +76,16 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--format", default="subrow", help="The best step-by-step format.")
     parser.add_argument("--report_only", action="store_true", help="Write the report from finished points only.")
     args = parser.parse_args(argv)
+    committed = {r["run_dir"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
     records, pending = [], plan(args.format)
     for point in plan(args.format):
-        if args.report_only and not points.finished(*point):
+        kept = committed.get(str(points.folder(*point)))
+        if kept and not points.finished(*point):
+            records.append(kept)
+        elif args.report_only and not points.finished(*point):
             continue
-        records.append(points.run(*point, extra=extra))
+        else:
+            records.append(points.run(*point, extra=extra))
         pending.remove(point)
         OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps({
