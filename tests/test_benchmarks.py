@@ -222,3 +222,32 @@ def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": "subcopy"}))  # 4-character cells: not read
     with pytest.raises(ValueError, match="subrow and subadd traces only"):
         copy_errors.classify(tmp_path)
+
+
+def test_demos_keeps_committed_points_and_fits_only_missing_ones(tmp_path, monkeypatch):
+    import demos
+
+    monkeypatch.chdir(tmp_path)
+    plan = demos.plan("subrow")
+
+    def fake_record(fmt, num_demos, seed, overlay, correct):
+        stats = {"n_eval": 10, "correct": correct, "accuracy": correct / 10, "wilson_low": 0.0, "wilson_high": 1.0}
+        return {"format": fmt, "num_demos": num_demos, "seed": seed, **stats, "paper_val": dict(stats),
+                "run_dir": str(demos.points.folder(fmt, num_demos, seed, overlay))}
+
+    kept = fake_record(*plan[1], correct=3)
+    Path("reports").mkdir()
+    demos.OUT.write_text(json.dumps({"records": [kept]}))
+    fitted = []
+
+    def fake_run(fmt, num_demos, seed, overlay, extra=()):
+        fitted.append((fmt, num_demos, seed, overlay))
+        return fake_record(fmt, num_demos, seed, overlay, correct=7)
+
+    monkeypatch.setattr(demos.points, "run", fake_run)
+    demos.main(["--format", "subrow"])
+
+    assert fitted == [p for p in plan if p != plan[1]]
+    report = json.loads(demos.OUT.read_text())
+    assert report["records"][1] == kept and [r["correct"] for r in report["records"]] == [7, 3, 7, 7, 7, 7]
+    assert report["pending"] == [] and demos.PLOT.is_file()
