@@ -38,6 +38,19 @@ class Verdict:
         return self.kind is None
 
 
+# The kind of a wrong line of the `sub` family, from what the line should do and what the written one does; a pair
+# not here is a broken line ('malformed'), or a wrong answer where the answer belongs ('final_answer'). A step line
+# where the answer belongs, or the answer where a step belongs, is one subtraction too many or too few (a quotient
+# digit), or a dividend digit left out or brought down too many (a bring-down).
+_STEP_ERRORS = {
+    ("answer", "-"): "quotient_digit", ("answer", "label"): "bring_down",
+    ("-", "-"): "subtraction", ("-", "+"): "quotient_digit", ("-", "label"): "quotient_digit",
+    ("-", "answer"): "quotient_digit",
+    ("+", "+"): "subtraction", ("+", "-"): "quotient_digit", ("+", "label"): "bring_down", ("+", "answer"): "bring_down",
+    ("label", "-"): "quotient_digit", ("label", "+"): "bring_down", ("label", "label"): "bring_down",
+}
+
+
 def _verify_sub(fmt: Sub, problem: Problem, completion: str) -> Verdict:
     expected = fmt.render(problem)[1].splitlines()
     width = len(str(problem.divisor)) + 1
@@ -48,30 +61,23 @@ def _verify_sub(fmt: Sub, problem: Problem, completion: str) -> Verdict:
     step_line = re.compile(rf"^({heads})({cell}){{{width}}}$")
     # `sub` answers in digits, the others in a step line's cells.
     answer_line = re.compile(rf"^R({cell}){{{width}}}$" if fmt.answer_row else rf"^=\d{{{width}}}$")
+
+    def head(line: str) -> str | None:
+        """What a line does: 'answer', '-' (subtract), '+' (add back), 'label' (bring down); None if broken."""
+        if answer_line.match(line):
+            return "answer"
+        if step_line.match(line):
+            return line[0] if line[0] in "-+" else "label"
+        return None
+
     got = completion.splitlines()
     for step, want in enumerate(expected):
         if step >= len(got):
             return Verdict("malformed", step)
-        line = got[step]
-        if line == want:
-            continue
-        # At the last step the answer line and a step line can stand where the other belongs: that is one
-        # subtraction too many or too few, not a wrong answer or a broken line.
-        if want[0] in "=R":
-            if step_line.match(line) and line[0] != "+":
-                return Verdict("quotient_digit" if line[0] == "-" else "bring_down", step)
-            return Verdict("final_answer", step)
-        if want[0] == "-" and answer_line.match(line):
-            return Verdict("quotient_digit", step)
-        if want[0] == "+" and answer_line.match(line):  # `subadd` answered with dividend digits left
-            return Verdict("bring_down", step)
-        if not step_line.match(line):
-            return Verdict("malformed", step)
-        if want[0] == "-":
-            return Verdict("quotient_digit" if line[0] != "-" else "subtraction", step)
-        if want[0] == "+" and line[0] == "+":
-            return Verdict("subtraction", step)
-        return Verdict("quotient_digit" if line[0] == "-" else "bring_down", step)
+        if got[step] != want:
+            wanted = head(want)
+            default = "final_answer" if wanted == "answer" else "malformed"
+            return Verdict(_STEP_ERRORS.get((wanted, head(got[step])), default), step)
     return Verdict()
 
 
