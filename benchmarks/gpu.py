@@ -13,7 +13,8 @@ Steps run in the order given while the budget lasts (none starts after `--budget
 - `FORMAT:paper`, the same checkpoint tested on the paper's 100 validation problems. These are for the paper's grid
   (`recchia-w`, ~2K tokens a trace), which a 2-core CPU would need hours for.
 - `FORMAT@RECIPE[:N[:SEED]]`, a training-recipe variant of the main recipe (N=200 and seed 0 unless given): the
-  overlay configs/recipes/RECIPE.yaml (`main`: none) in the GPU recipe, fit, tested on the first `--formats_test`
+  overlay configs/recipes/RECIPE.yaml (or configs/RECIPE.yaml: `subrow@fixed-steps:100:0` is a point of
+  benchmarks/demos.py; `main`: none) in the GPU recipe, fit, tested on the first `--formats_test`
   interpolate problems and then on the paper's 100, into runs/gpu_recipes/ (named like benchmarks/points.py's
   folders, with recipe.json naming the overlay); `--collect` writes their records to reports/recipe_gpu.json. Extra
   arguments (`--trainer.precision=32-true`) apply to every step.
@@ -85,10 +86,21 @@ def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:
     return RECIPE_RUNS / points.folder(fmt, num_demos, seed, None if recipe == "main" else recipe).name
 
 
+def recipe_overlay(recipe: str) -> str | None:
+    """The config a recipe composes after the main one: configs/recipes/RECIPE.yaml, else configs/RECIPE.yaml
+    (`fixed-steps`, the budget of benchmarks/demos.py below N=200); none for `main`."""
+    if recipe == "main":
+        return None
+    for path in (f"configs/recipes/{recipe}.yaml", f"configs/{recipe}.yaml"):  # relative, as the CLI runs here
+        if (Path(__file__).resolve().parent.parent / path).is_file():
+            return path
+    raise ValueError(f"recipe {recipe!r}: no configs/recipes/{recipe}.yaml or configs/{recipe}.yaml")
+
+
 def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> int:
     """A recipe variant's fit and interpolate test, then its paper test (the same arguments as points.run's)."""
     path = recipe_folder(fmt, recipe, num_demos, seed)
-    overlay = [] if recipe == "main" else ["--config", f"configs/recipes/{recipe}.yaml"]
+    overlay = ["--config", recipe_overlay(recipe)] if recipe != "main" else []
     path.mkdir(parents=True, exist_ok=True)
     (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": overlay[1] if overlay else None}) + "\n")
     point = ["--config", points.CONFIG, *overlay, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
@@ -115,6 +127,7 @@ def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
     fmt, *rest = step.split(":")
     if "@" in fmt:
         fmt, recipe = fmt.split("@")
+        recipe_overlay(recipe)  # fails now rather than after the steps before it
         return "recipe", fmt, recipe, (int(rest[0]) if rest else 200), (int(rest[1]) if len(rest) > 1 else 0)
     if len(rest) == 2:
         return "grid", fmt, None, int(rest[0]), int(rest[1])

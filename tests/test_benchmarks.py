@@ -158,6 +158,11 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
 def test_gpu_steps_parse_to_their_kind(tmp_path):
     assert gpu.parse_step("subrow@train-bf16") == ("recipe", "subrow", "train-bf16", 200, 0)
     assert gpu.parse_step("subadd@main:50:1") == ("recipe", "subadd", "main", 50, 1)
+    assert gpu.parse_step("subrow@fixed-steps:100:0") == ("recipe", "subrow", "fixed-steps", 100, 0)
+    assert gpu.recipe_overlay("fixed-steps") == "configs/fixed-steps.yaml"
+    assert gpu.recipe_overlay("epochs12") == "configs/recipes/epochs12.yaml" and gpu.recipe_overlay("main") is None
+    with pytest.raises(ValueError, match="no configs/recipes/nosuch.yaml"):
+        gpu.parse_step("subrow@nosuch")
     assert gpu.parse_step("subrow:25:0") == ("grid", "subrow", None, 25, 0)
     assert gpu.parse_step("subrow:paper") == ("paper", "subrow", None, 200, 0)
     assert gpu.parse_step("direct") == ("formats", "direct", None, 200, 0)
