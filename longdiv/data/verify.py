@@ -40,8 +40,9 @@ class Verdict:
 
 # The kind of a wrong line of the `sub` family, from what the line should do and what the written one does; a pair
 # not here is a broken line ('malformed'), or a wrong answer where the answer belongs ('final_answer'). A step line
-# where the answer belongs, or the answer where a step belongs, is one subtraction too many or too few (a quotient
-# digit), or a dividend digit left out or brought down too many (a bring-down).
+# where the answer belongs, or the answer where a subtraction or add-back belongs, is one subtraction too many or
+# too few (a quotient digit), or a dividend digit left out or brought down too many (a bring-down); the answer where a
+# bring-down belongs counts as malformed.
 _STEP_ERRORS = {
     ("answer", "-"): "quotient_digit", ("answer", "label"): "bring_down",
     ("-", "-"): "subtraction", ("-", "+"): "quotient_digit", ("-", "label"): "quotient_digit",
