@@ -79,10 +79,11 @@ def main(argv: list[str]) -> None:
     committed = {r["run_dir"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
     records, pending = [], plan(args.format)
     for point in plan(args.format):
-        kept = committed.get(str(points.folder(*point)))
-        if kept and not points.finished(*point):
+        done = points.finished(*point)
+        kept = None if done else committed.get(str(points.folder(*point)))
+        if kept:
             records.append(kept)
-        elif args.report_only and not points.finished(*point):
+        elif args.report_only and not done:
             continue
         else:
             records.append(points.run(*point, extra=extra))

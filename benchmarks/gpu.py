@@ -100,9 +100,10 @@ def recipe_overlay(recipe: str) -> str | None:
 def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> int:
     """A recipe variant's fit and interpolate test, then its paper test (the same arguments as points.run's)."""
     path = recipe_folder(fmt, recipe, num_demos, seed)
-    overlay = ["--config", recipe_overlay(recipe)] if recipe != "main" else []
+    config = recipe_overlay(recipe)
+    overlay = ["--config", config] if config else []
     path.mkdir(parents=True, exist_ok=True)
-    (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": overlay[1] if overlay else None}) + "\n")
+    (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": config}) + "\n")
     point = ["--config", points.CONFIG, *overlay, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
              *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
     code = _call(["-m", "longdiv", "fit", *point, f"--seed_everything={seed}", f"--data.num_test={num_test}",
