@@ -72,6 +72,21 @@ def test_generate_is_deterministic_per_seed():
     assert generate("train", 20, 3) == first[:20]
 
 
+def test_the_integer_gcd_shim_draws_the_problems_sympy_draws(monkeypatch):
+    import sympy
+    from mathematics_dataset.sample import number
+
+    problems._import_generator()
+    assert isinstance(number.sympy, problems._IntGcdSympy)
+    shim = number.sympy
+    for a, b in [(12, 18), (7, 1), (0, 5), (-4, 6), (sympy.Integer(12), 18), (12, sympy.Integer(-18))]:
+        assert shim.gcd(a, b) == sympy.gcd(a, b)
+    assert shim.Integer is sympy.Integer
+    fast = [generate("interpolate", 300, 11), generate("train", 300, 11)]
+    monkeypatch.setattr(problems._IntGcdSympy, "gcd", lambda self, a, b: sympy.gcd(a, b))
+    assert [generate("interpolate", 300, 11), generate("train", 300, 11)] == fast
+
+
 def test_generate_leaves_global_random_state_alone():
     random.seed(123)
     np.random.seed(456)
