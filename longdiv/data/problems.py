@@ -143,7 +143,7 @@ class _IntGcdSympy:
 
     `sample.number.integer` tests every integer it draws with `sympy.gcd(value, coprime_to) == 1`. For two ints,
     sympy builds polynomials first, which took about 3 s of the 4.5-5.7 s that generating 10,000 problems took on a
-    2-core EPYC (1.3-1.5 s with this shim, and the same problems). Anything that is not two ints goes to sympy.
+    2-core EPYC (1.3-1.7 s with this shim, and the same problems). Anything that is not two ints goes to sympy.
     """
 
     def __init__(self, sympy):
