@@ -178,7 +178,13 @@ def collect(folder: Path) -> None:
     recipes = [{"recipe": json.loads((path.parent / "recipe.json").read_text())["recipe"], **points.record(path.parent)}
                for path in sorted(RECIPE_RUNS.glob("*/run.json")) if points.tested(path.parent)]
     if recipes:
-        Path("reports/recipe_gpu.json").write_text(json.dumps({
+        # Records of earlier GPU sessions stay (their runs/ are gone from a fresh checkout); a run collected
+        # again replaces its own record.
+        target = Path("reports/recipe_gpu.json")
+        new = {record["run_dir"] for record in recipes}
+        earlier = json.loads(target.read_text())["records"] if target.is_file() else []
+        recipes = [record for record in earlier if record["run_dir"] not in new] + recipes
+        target.write_text(json.dumps({
             "question": "does training longer (or another recipe change) move the best format's accuracy? (a lent GPU; "
                         "every record names its device, precision and batch)",
             "records": recipes,
