@@ -146,10 +146,16 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
     assert json.loads(Path("runs/gpu_recipes/smollm2-subrow-n50-s1/recipe.json").read_text())["recipe"] == "main"
     shutil.rmtree("runs")  # only the archive carries the runs back
     Path("reports").mkdir()
+    # An earlier session's report: its records stay, unless this collection brings the same run again.
+    earlier = {"recipe": "epochs24", "run_dir": "runs/gpu_recipes/smollm2-subrow-n200-s0-epochs24", "correct": 1}
+    stale = {"recipe": "epochs12", "run_dir": "runs/gpu_recipes/smollm2-subrow-n200-s0-epochs12", "correct": 0}
+    Path("reports/recipe_gpu.json").write_text(json.dumps({"records": [earlier, stale]}))
 
     gpu.collect(tmp_path / "out")
 
     records = json.loads(Path("reports/recipe_gpu.json").read_text())["records"]
+    assert records[0] == earlier
+    records = records[1:]
     assert [(r["recipe"], r["num_demos"], r["seed"], r["correct"], r["paper_val"]["correct"]) for r in records] == [
         ("epochs12", 200, 0, 8, 9), ("main", 50, 1, 10, 11)]
     assert records[0]["epochs"] == 12 and records[0]["batch"] == "8x1"
