@@ -52,9 +52,12 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict, device: str = "cpu") -> dict:
+def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict, device: str = "cpu",
+           bf16: bool = False) -> dict:
+    """`bf16`: both loops run on the bf16 copy of the weights that `--model.decode_bf16` evaluates with."""
     dm = data(fmt, eval_batch_size=eval_batch_size)
-    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False).eval()
+    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False, decode_bf16=bf16).eval()
+    module._start_eval()
     examples = dm.eval_examples["test"]
     texts, budgets = {}, {}
     start = time.perf_counter()
@@ -69,7 +72,7 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
     lengths = {i: len(module.tokenizer(t, add_special_tokens=False)["input_ids"]) for i, t in texts.items()}
     generated = sum(n + (n < budgets[i]) for i, n in lengths.items())
 
-    tok, model = module.tokenizer, module.model
+    tok, model = module.tokenizer, module._bf16.get("decoder", module.model)
     subset = list(range(0, len(examples), baseline_every))
     same, start = 0, time.perf_counter()
     with torch.no_grad():
@@ -97,6 +100,7 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
         "decode_accuracy": correct / len(examples),
         "decode_mfu_fp32": tokens_per_second * 2 * params / peaks["fp32"],
         "decode_mfu_bf16": tokens_per_second * 2 * params / peaks["bf16"],
+        "decode_dtype": "bf16" if bf16 else "fp32",
     }
 
 
@@ -268,6 +272,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where the gemm, train, bf16 and decode sections run")
     parser.add_argument("--format", default="sub", help="demonstration format (the checkpoint's, for decode)")
+    parser.add_argument("--decode_bf16", action="store_true", help="decode on a bf16 copy of the weights")
     parser.add_argument("--_probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -348,7 +353,8 @@ def main() -> None:
     if "decode" in sections:
         ckpt = args.ckpt or str(max(Path("runs").glob("*smollm2-sub-n200/checkpoints/last.ckpt"),
                                     key=lambda p: p.stat().st_mtime))
-        report.update(decode(fmt, ckpt, args.baseline_every, args.eval_batch_size, peaks, args.device),
+        report.update(decode(fmt, ckpt, args.baseline_every, args.eval_batch_size, peaks, args.device,
+                             args.decode_bf16),
                       decode_checkpoint=ckpt)
         save()
     if args.fit_record:
