@@ -57,7 +57,7 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
     """`bf16`: both loops run on the bf16 copy of the weights that `--model.decode_bf16` evaluates with."""
     dm = data(fmt, eval_batch_size=eval_batch_size)
     module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False, decode_bf16=bf16).eval()
-    module._start_eval()
+    module.on_test_epoch_start()  # makes the bf16 copy, as a test run does
     examples = dm.eval_examples["test"]
     texts, budgets = {}, {}
     start = time.perf_counter()
@@ -72,7 +72,7 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
     lengths = {i: len(module.tokenizer(t, add_special_tokens=False)["input_ids"]) for i, t in texts.items()}
     generated = sum(n + (n < budgets[i]) for i, n in lengths.items())
 
-    tok, model = module.tokenizer, module._bf16.get("decoder", module.model)
+    tok, model = module.tokenizer, module.decoding_model
     subset = list(range(0, len(examples), baseline_every))
     same, start = 0, time.perf_counter()
     with torch.no_grad():

@@ -128,6 +128,11 @@ class DivisionLM(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
+    @property
+    def decoding_model(self) -> torch.nn.Module:
+        """The weights generation runs on: the bf16 copy while an evaluation runs with decode_bf16, else the model."""
+        return self._bf16.get("decoder", self.model)
+
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int, votes: int = 1, seed: int = 0) -> list[str]:
         """Batched, with the KV cache; the decoded continuation of each row up to its EOS: one greedy one per row, or
@@ -135,7 +140,7 @@ class DivisionLM(L.LightningModule):
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit:
             max_new_tokens = max(1, min(max_new_tokens, limit - input_ids.shape[1]))
-        model = self._bf16.get("decoder", self.model)
+        model = self.decoding_model
         sample = {}
         if votes > 1:
             input_ids, attention_mask = input_ids.repeat_interleave(votes, 0), attention_mask.repeat_interleave(votes, 0)
