@@ -1,0 +1,64 @@
+"""What the machine is, and the precision `--model.precision auto` picks for it.
+
+bf16 pays only where the hardware multiplies bf16 natively: a CUDA GPU that supports it, or a CPU with AVX-512 BF16
+or AMX. Elsewhere (an x86 CPU without them) torch emulates bf16 products, many times slower than fp32, so `auto`
+keeps fp32 there. docs/speed.md has the measured ratios.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 dot products
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The device a run computes on: `cpu` or `cuda`, its model name, and whether it has fast bf16."""
+
+    device: str
+    model: str
+    fast_bf16: bool
+    bf16_features: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def cpu(cpuinfo: str | None = None) -> Machine:
+    """This CPU, read from /proc/cpuinfo (or the text given)."""
+    info = _cpuinfo() if cpuinfo is None else cpuinfo
+    lines = info.splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    features = tuple(flag for flag in BF16_CPU_FLAGS if flag in flags)
+    return Machine("cpu", model or platform.processor() or platform.machine(), bool(features), features)
+
+
+def machine(device: torch.device | str = "cpu") -> Machine:
+    """The machine behind `device`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return Machine("cuda", torch.cuda.get_device_name(device), torch.cuda.is_bf16_supported())
+    return cpu()
+
+
+def resolve(precision: str, found: Machine) -> str:
+    """`fp32` or `bf16`: what `precision` means on `found`; `auto` is bf16 exactly where bf16 is fast."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"model.precision is {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if found.fast_bf16 else "fp32"
+    return precision

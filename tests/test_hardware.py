@@ -1,0 +1,29 @@
+"""The precision `auto` picks: bf16 only where the machine multiplies bf16 natively."""
+
+import pytest
+
+from longdiv import hardware
+
+ZEN4 = "model name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+ZEN3 = "model name\t: AMD EPYC 7R13\nflags\t\t: fpu sse2 avx2 fma\n"
+SAPPHIRE = "model name\t: Intel(R) Xeon(R) Platinum 8488C\nflags\t\t: avx512f amx_bf16 amx_tile amx_int8\n"
+
+
+def test_cpu_features_are_read_from_cpuinfo():
+    assert hardware.cpu(ZEN4) == hardware.Machine("cpu", "AMD EPYC 9R14", True, ("avx512_bf16",))
+    assert hardware.cpu(SAPPHIRE).bf16_features == ("amx_bf16",)
+    assert hardware.cpu(ZEN3) == hardware.Machine("cpu", "AMD EPYC 7R13", False, ())
+
+
+def test_auto_picks_fp32_without_bf16_hardware_and_bf16_with_it():
+    assert hardware.resolve("auto", hardware.cpu(ZEN3)) == "fp32"
+    assert hardware.resolve("auto", hardware.cpu(ZEN4)) == "bf16"
+    assert hardware.resolve("auto", hardware.cpu(SAPPHIRE)) == "bf16"
+    assert hardware.resolve("auto", hardware.Machine("cuda", "NVIDIA H200", True)) == "bf16"
+    assert hardware.resolve("bf16", hardware.cpu(ZEN3)) == "bf16"  # asked for on purpose
+    assert hardware.resolve("fp32", hardware.cpu(ZEN4)) == "fp32"
+
+
+def test_an_unknown_precision_names_the_choices():
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        hardware.resolve("fp16", hardware.cpu(ZEN4))
