@@ -243,18 +243,17 @@ class DivisionData(L.LightningDataModule):
     def encode(self, problems: list[Problem]) -> list[Example]:
         """Renders and tokenizes, one tokenizer call for all prompts and one for all completions.
 
-        Formats laid out character by character (`sub`, `subrow`, `subtag`, `subcopy`) need one token per
-        character: their digits are found by fixed distances. A tokenizer that merges characters there (GPT-2's BPE,
-        used by GPT-Neo, turns `94` or `.-` into one token) gets every completion, and every prompt after its
-        question line, encoded one character at a time instead; a tokenizer that already splits them (SmolLM2's) is
-        left as it is.
+        Formats with `char_layout` (the `sub` family) need one token per character: their digits are found by fixed
+        distances. A tokenizer that merges characters there (GPT-2's BPE, used by GPT-Neo, turns `94` or `.-` into
+        one token) gets every completion, and every prompt after its question line, encoded one character at a time
+        instead; a tokenizer that already splits them (SmolLM2's) is left as it is.
         """
         if not problems:
             return []
         prompts, completions = zip(*map(self.format.render, problems))
         tok = self.tokenizer
         completion_ids = tok(list(completions), add_special_tokens=False)["input_ids"]
-        char_level = getattr(self.format, "char_layout", False) and any(
+        char_level = self.format.char_layout and any(
             len(ids) != len(text) for ids, text in zip(completion_ids, completions)
         )
         if char_level:

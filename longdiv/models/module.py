@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, SumMetric
 
 from longdiv.data import formats
-from longdiv.data.verify import KINDS, verify
+from longdiv.data.verify import KINDS
 from longdiv.models import loading
 from longdiv.models.decode import decode
 
@@ -164,7 +164,7 @@ class DivisionLM(L.LightningModule):
             given = Counter(a for a in answers if a is not None)
             parsed = given.most_common(1)[0][0] if given else None  # most_common keeps first-seen order on ties
             text = samples[answers.index(parsed)]
-            verdict = verify(self.hparams.format, problem, text)
+            verdict = self.format.verify(problem, text)
             metrics["remainder_acc"].update(float(parsed == problem.remainder))
             metrics["parse_fail_rate"].update(float(parsed is None))
             for kind in KINDS:

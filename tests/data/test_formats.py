@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from longdiv.data.formats import format_names, get_format
 from longdiv.data.formats.sub import LABELS, TAGS
 from longdiv.data.problems import Problem
+from longdiv.data.verify import Verdict
 
 NAMES = format_names()
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -16,6 +17,16 @@ def test_registry_holds_every_format():
     assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "recchia-ln+", "recchia-l+",
                           "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_format_declares_the_whole_protocol(name):
+    fmt = get_format(name)
+    problem = Problem.from_numbers(93, 59)
+    assert isinstance(fmt.char_layout, bool)
+    assert fmt.char_layout == name.startswith("sub")  # the sub family finds digits by distance in characters
+    assert fmt.verify(problem, fmt.render(problem)[1]) == Verdict()
+    assert fmt.verify(problem, "") == Verdict("malformed", 0 if fmt.char_layout else None)
 
 
 def test_unknown_format_lists_the_valid_names():
