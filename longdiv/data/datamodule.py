@@ -47,8 +47,10 @@ def collate_train(examples: list[Example], pad_id: int) -> dict[str, torch.Tenso
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pads prompts on the left so that generation continues every row from the same position."""
+def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, torch.Tensor | list[Problem]]:
+    """Pads prompts on the left so that generation continues every row from the same position. The batch carries
+    each row's index in its evaluation set and its Problem (`problems`, a list), so that scoring needs nothing
+    else."""
     width = max(len(ex.prompt_ids) for _, ex in examples)
     input_ids = torch.full((len(examples), width), pad_id)
     attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -59,6 +61,7 @@ def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, 
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "index": torch.tensor([i for i, _ in examples]),
+        "problems": [ex.problem for _, ex in examples],
         # A generation budget from the reference traces' lengths: room for every right trace (it has exactly the
         # reference's tokens) and a little more, so a wrong trace that never stops costs a bounded time.
         "max_new_tokens": torch.tensor(max(len(ex.completion_ids) for _, ex in examples) + 16),

@@ -19,7 +19,7 @@ def test_the_verdicts_import_no_format():
     assert not any(m.startswith("longdiv.data.formats") for m in modules_after("import longdiv.data.verify"))
 
 
-@pytest.mark.parametrize("module", ["longdiv.data.formats", "longdiv.data.verify"])
-def test_formats_and_verdicts_import_no_torch(module):
+@pytest.mark.parametrize("module", ["longdiv.data.formats", "longdiv.data.verify", "longdiv.data.scoring"])
+def test_formats_verdicts_and_scoring_import_no_torch(module):
     loaded = modules_after(f"import {module}")
     assert module in loaded and "torch" not in loaded
