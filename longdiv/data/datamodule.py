@@ -15,9 +15,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
 
-from longdiv.data import formats
+from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
-from longdiv.models.loading import load_tokenizer
+from longdiv.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class DivisionData(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        self.format = formats.get_format(format)
+        self.format = get_format(format)
         problems = []
         if num_demos < 1:
             problems.append(f"num_demos is {num_demos}; it must be at least 1")

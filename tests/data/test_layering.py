@@ -23,3 +23,8 @@ def test_the_verdicts_import_no_format():
 def test_formats_verdicts_and_scoring_import_no_torch(module):
     loaded = modules_after(f"import {module}")
     assert module in loaded and "torch" not in loaded
+
+
+def test_the_data_module_imports_nothing_from_the_models():
+    loaded = modules_after("import longdiv.data.datamodule")
+    assert "longdiv.data.datamodule" in loaded and not any(m.startswith("longdiv.models") for m in loaded)
