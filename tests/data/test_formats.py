@@ -259,3 +259,19 @@ def test_direct_matches_its_docstring_example():
 def test_sub_refuses_dividends_longer_than_its_labels():
     with pytest.raises(ValueError, match="more than 26 digits"):
         get_format("sub").render(Problem.from_numbers(10**26, 7))
+
+
+def test_the_sub_docstring_shows_each_variants_trace_as_rendered():
+    """Each indented block of sub.py's docstring is a trace of 93 mod 59: `sub`'s with its prompt, then each
+    variant's start line and completion, in the order the docstring names them; notes follow two spaces."""
+    from longdiv.data.formats import sub
+
+    blocks = re.findall(r"(?:\n    \S.*)+", sub.__doc__)
+    shown = [[re.split(r"\s{2,}", line.strip())[0] for line in block.strip("\n").split("\n")] for block in blocks]
+    problem = Problem.from_numbers(93, 59)
+    prompt, completion = get_format("sub").render(problem)
+    expected = [(prompt + completion).splitlines()]
+    for name in ("subrow", "subtag", "subcopy", "subadd"):
+        prompt, completion = get_format(name).render(problem)
+        expected.append([prompt.splitlines()[-1], *completion.splitlines()])
+    assert shown == expected
