@@ -15,9 +15,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
 
-from longdiv.data import formats
+from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
-from longdiv.models.loading import load_tokenizer
+from longdiv.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,10 @@ def collate_train(examples: list[Example], pad_id: int) -> dict[str, torch.Tenso
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pads prompts on the left so that generation continues every row from the same position."""
+def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, torch.Tensor | list[Problem]]:
+    """Pads prompts on the left so that generation continues every row from the same position. The batch carries
+    each row's index in its evaluation set and its Problem (`problems`, a list), so that scoring needs nothing
+    else."""
     width = max(len(ex.prompt_ids) for _, ex in examples)
     input_ids = torch.full((len(examples), width), pad_id)
     attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -59,6 +61,7 @@ def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, 
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "index": torch.tensor([i for i, _ in examples]),
+        "problems": [ex.problem for _, ex in examples],
         # A generation budget from the reference traces' lengths: room for every right trace (it has exactly the
         # reference's tokens) and a little more, so a wrong trace that never stops costs a bounded time.
         "max_new_tokens": torch.tensor(max(len(ex.completion_ids) for _, ex in examples) + 16),
@@ -194,7 +197,7 @@ class DivisionData(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        self.format = formats.get_format(format)
+        self.format = get_format(format)
         problems = []
         if num_demos < 1:
             problems.append(f"num_demos is {num_demos}; it must be at least 1")
@@ -243,18 +246,17 @@ class DivisionData(L.LightningDataModule):
     def encode(self, problems: list[Problem]) -> list[Example]:
         """Renders and tokenizes, one tokenizer call for all prompts and one for all completions.
 
-        Formats laid out character by character (`sub`, `subrow`, `subtag`, `subcopy`) need one token per
-        character: their digits are found by fixed distances. A tokenizer that merges characters there (GPT-2's BPE,
-        used by GPT-Neo, turns `94` or `.-` into one token) gets every completion, and every prompt after its
-        question line, encoded one character at a time instead; a tokenizer that already splits them (SmolLM2's) is
-        left as it is.
+        Formats with `char_layout` (the `sub` family) need one token per character: their digits are found by fixed
+        distances. A tokenizer that merges characters there (GPT-2's BPE, used by GPT-Neo, turns `94` or `.-` into
+        one token) gets every completion, and every prompt after its question line, encoded one character at a time
+        instead; a tokenizer that already splits them (SmolLM2's) is left as it is.
         """
         if not problems:
             return []
         prompts, completions = zip(*map(self.format.render, problems))
         tok = self.tokenizer
         completion_ids = tok(list(completions), add_special_tokens=False)["input_ids"]
-        char_level = getattr(self.format, "char_layout", False) and any(
+        char_level = self.format.char_layout and any(
             len(ids) != len(text) for ids, text in zip(completion_ids, completions)
         )
         if char_level:

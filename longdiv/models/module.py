@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections import Counter
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, SumMetric
 
-from longdiv.data import formats
-from longdiv.data.verify import KINDS, verify
+from longdiv.data.formats import get_format
+from longdiv.data.scoring import score
+from longdiv.data.verify import KINDS
 from longdiv.models import loading
 from longdiv.models.decode import decode
 
@@ -70,7 +70,7 @@ class DivisionLM(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        self.format = formats.get_format(format)
+        self.format = get_format(format)
         self.model, self.tokenizer = loading.load(model, tokenizer, config_overrides)
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
@@ -150,34 +150,29 @@ class DivisionLM(L.LightningModule):
             rows = decode(model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id, **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        # An evaluation batch carries its Problems, which stay on the host: Lightning's move would try to rebuild
+        # each frozen dataclass field by field, and refuse.
+        problems = batch.get("problems") if isinstance(batch, dict) else None
+        if problems is None:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        tensors = {key: value for key, value in batch.items() if key != "problems"}
+        return {**super().transfer_batch_to_device(tensors, device, dataloader_idx), "problems": problems}
+
     def _eval_step(self, batch, stage: str) -> None:
         votes, indices = self.hparams.votes, batch["index"].tolist()
         # The batch's first problem seeds its samples: the same run samples the same traces again.
         texts = self.generate(batch["input_ids"], batch["attention_mask"], int(batch["max_new_tokens"]), votes,
                               seed=indices[0])
-        examples = self.trainer.datamodule.eval_examples[stage]
         metrics = self.stage_metrics[stage]
-        for row, index in enumerate(indices):
-            problem = examples[index].problem
-            samples = texts[row * votes : (row + 1) * votes]
-            answers = [self.format.parse(text) for text in samples]
-            given = Counter(a for a in answers if a is not None)
-            parsed = given.most_common(1)[0][0] if given else None  # most_common keeps first-seen order on ties
-            text = samples[answers.index(parsed)]
-            verdict = verify(self.hparams.format, problem, text)
-            metrics["remainder_acc"].update(float(parsed == problem.remainder))
-            metrics["parse_fail_rate"].update(float(parsed is None))
+        for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True)):
+            record = score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
+            metrics["remainder_acc"].update(float(record["correct"]))
+            metrics["parse_fail_rate"].update(float(record["parsed"] is None))
             for kind in KINDS:
-                metrics[f"err_{kind}"].update(float(verdict.kind == kind))
+                metrics[f"err_{kind}"].update(float(record["error_kind"] == kind))
             # Every evaluation keeps its per-problem records: test writes them out, callbacks show samples.
-            self.records.append(
-                {
-                    "index": index, "question": problem.question, "dividend": problem.dividend,
-                    "divisor": problem.divisor, "expected": problem.remainder, "generated": text, "parsed": parsed,
-                    "correct": parsed == problem.remainder, "error_kind": verdict.kind, "error_step": verdict.step,
-                    **({"votes": answers} if votes > 1 else {}),
-                }
-            )
+            self.records.append(record)
 
     def _log_eval(self, stage: str) -> None:
         for name, metric in self.stage_metrics[stage].items():

@@ -36,6 +36,7 @@ def test_eval_batches_pad_on_the_left():
         n = len(e.prompt_ids)
         assert batch["input_ids"][row, -n:].tolist() == e.prompt_ids
         assert batch["attention_mask"][row, -n:].all() and not batch["attention_mask"][row, :-n].any()
+    assert batch["index"].tolist() == [i for i, _ in items] and batch["problems"] == [e.problem for _, e in items]
 
 
 def test_same_seed_same_bytes_other_seed_other_problems():

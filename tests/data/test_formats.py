@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from longdiv.data.formats import format_names, get_format
 from longdiv.data.formats.sub import LABELS, TAGS
 from longdiv.data.problems import Problem
+from longdiv.data.verify import Verdict
 
 NAMES = format_names()
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -16,6 +17,16 @@ def test_registry_holds_every_format():
     assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "recchia-ln+", "recchia-l+",
                           "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_format_declares_the_whole_protocol(name):
+    fmt = get_format(name)
+    problem = Problem.from_numbers(93, 59)
+    assert isinstance(fmt.char_layout, bool)
+    assert fmt.char_layout == name.startswith("sub")  # the sub family finds digits by distance in characters
+    assert fmt.verify(problem, fmt.render(problem)[1]) == Verdict()
+    assert fmt.verify(problem, "") == Verdict("malformed", 0 if fmt.char_layout else None)
 
 
 def test_unknown_format_lists_the_valid_names():
@@ -248,3 +259,19 @@ def test_direct_matches_its_docstring_example():
 def test_sub_refuses_dividends_longer_than_its_labels():
     with pytest.raises(ValueError, match="more than 26 digits"):
         get_format("sub").render(Problem.from_numbers(10**26, 7))
+
+
+def test_the_sub_docstring_shows_each_variants_trace_as_rendered():
+    """Each indented block of sub.py's docstring is a trace of 93 mod 59: `sub`'s with its prompt, then each
+    variant's start line and completion, in the order the docstring names them; notes follow two spaces."""
+    from longdiv.data.formats import sub
+
+    blocks = re.findall(r"(?:\n    \S.*)+", sub.__doc__)
+    shown = [[re.split(r"\s{2,}", line.strip())[0] for line in block.strip("\n").split("\n")] for block in blocks]
+    problem = Problem.from_numbers(93, 59)
+    prompt, completion = get_format("sub").render(problem)
+    expected = [(prompt + completion).splitlines()]
+    for name in ("subrow", "subtag", "subcopy", "subadd"):
+        prompt, completion = get_format(name).render(problem)
+        expected.append([prompt.splitlines()[-1], *completion.splitlines()])
+    assert shown == expected

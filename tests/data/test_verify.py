@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from longdiv.data.formats import format_names, get_format
 from longdiv.data.formats.sub import LABELS
 from longdiv.data.problems import Problem
-from longdiv.data.verify import KINDS, Verdict, verify
+from longdiv.data.verify import KINDS, Verdict
 
 PROBLEMS = st.builds(Problem.from_numbers, st.integers(0, 10**10), st.integers(1, 10**9))
 PROPERTY = settings(max_examples=60, deadline=None)
@@ -21,7 +21,7 @@ def sub_lines(name: str, problem: Problem) -> list[str]:
 
 
 def check(name: str, problem: Problem, lines: list[str]) -> Verdict:
-    return verify(name, problem, "\n".join(lines) + "\n")
+    return get_format(name).verify(problem, "\n".join(lines) + "\n")
 
 
 def pick(data, indices: list[int], label: str) -> int:
@@ -42,9 +42,9 @@ def other_digit(data, digit: str) -> str:
 def test_sub_correct_trace_is_ok(name, problem):
     completion = get_format(name).render(problem)[1]
     assert get_format(name).parse(completion) == problem.remainder
-    assert verify(name, problem, completion) == Verdict()
-    assert verify(name, problem, completion).ok
-    assert verify(name, problem, completion.rstrip("\n")).ok
+    assert get_format(name).verify(problem, completion) == Verdict()
+    assert get_format(name).verify(problem, completion).ok
+    assert get_format(name).verify(problem, completion.rstrip("\n")).ok
 
 
 @SUBS
@@ -150,7 +150,7 @@ def test_sub_truncated_trace(name, problem, data):
     lines = sub_lines(name, problem)
     keep = data.draw(st.integers(0, len(lines) - 1), label="lines kept")
     assert check(name, problem, lines[:keep]) == Verdict("malformed", keep)
-    assert verify(name, problem, "\n".join(lines[:keep])) == Verdict("malformed", keep)
+    assert get_format(name).verify(problem, "\n".join(lines[:keep])) == Verdict("malformed", keep)
 
 
 GARBAGE = {
@@ -227,10 +227,10 @@ def test_coarse_verdicts(name, problem):
     else:
         claim, wrong_claim = (f"{{ final remainder is {' '.join(r)} }}" for r in (right, wrong))
     assert claim in completion
-    assert verify(name, problem, completion) == Verdict()
-    assert verify(name, problem, completion.replace(claim, wrong_claim)) == Verdict("final_answer", None)
-    assert verify(name, problem, completion.replace(claim, "")) == Verdict("malformed", None)
-    assert verify(name, problem, "") == Verdict("malformed", None)
+    assert get_format(name).verify(problem, completion) == Verdict()
+    assert get_format(name).verify(problem, completion.replace(claim, wrong_claim)) == Verdict("final_answer", None)
+    assert get_format(name).verify(problem, completion.replace(claim, "")) == Verdict("malformed", None)
+    assert get_format(name).verify(problem, "") == Verdict("malformed", None)
 
 
 def _valid(verdict: Verdict, text: str) -> bool:
@@ -243,7 +243,7 @@ def _valid(verdict: Verdict, text: str) -> bool:
 @settings(max_examples=100, deadline=None)
 @given(problem=PROBLEMS, text=st.text())
 def test_verify_never_raises_on_arbitrary_text(name, problem, text):
-    assert _valid(verify(name, problem, text), text)
+    assert _valid(get_format(name).verify(problem, text), text)
 
 
 @SUBS
@@ -256,6 +256,6 @@ def test_verify_never_raises_on_a_mangled_sub_trace(name, problem, data):
     mangled = (
         completion[:start] + data.draw(st.text(alphabet="-=.0123456789pqx\n\r"), label="insert") + completion[end:]
     )
-    verdict = verify(name, problem, mangled)
+    verdict = get_format(name).verify(problem, mangled)
     assert _valid(verdict, mangled)
     assert verdict.ok == (mangled.splitlines()[: len(completion.splitlines())] == completion.splitlines())

@@ -33,6 +33,17 @@ def test_batched_generation_equals_one_by_one():
     assert together == alone and any(together)
 
 
+def test_an_eval_batch_moves_its_tensors_and_keeps_its_problems():
+    module, data = setup_pair()
+    items = list(enumerate(data.eval_examples["test"]))
+    batch = collate_eval(items, data.tokenizer.pad_token_id)
+    moved = module.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert moved.keys() == batch.keys() and moved["problems"] == [e.problem for _, e in items]
+    assert all(torch.equal(moved[k], batch[k]) for k in batch if k != "problems")
+    train = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
+    assert module.transfer_batch_to_device(train, torch.device("cpu"), 0).keys() == train.keys()
+
+
 def test_nan_loss_stops_with_advice():
     module, data = setup_pair()
     batch = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
@@ -93,8 +104,7 @@ def test_votes_pick_the_most_given_answer_and_keep_its_first_trace(monkeypatch):
         return [text for row in scripted for text in row]
 
     monkeypatch.setattr(module, "generate", generate)
-    module.trainer = type("T", (), {"datamodule": data})()
-    module.records = []
+    module.records = []  # no trainer and no data module: the batch carries its problems
     batch = collate_eval(list(enumerate(tests)), data.tokenizer.pad_token_id)
     module._eval_step(batch, "test")
 

@@ -1,21 +1,25 @@
 """`direct`: the question, then the remainder. Saxton et al.'s setting, with no steps to learn from.
 
-    What is the remainder when 93 is divided by 59?
-    = 34
+    What is the remainder when 93 is divided by 59?     <- prompt
+    = 34                                                <- completion
+
+With no steps, its checker gives the coarse verdict: right answer, wrong answer, or no answer.
 """
 
 from __future__ import annotations
 
 import re
 
-from longdiv.data.formats import register
+from longdiv.data.formats.base import register
 from longdiv.data.problems import Problem
+from longdiv.data.verify import Verdict, answer_verdict
 
 ANSWER_RE = re.compile(r"=\s*(\d{1,200})(?!\d)")  # a longer number is no claim, not its first 200 digits
 
 
 class Direct:
     name = "direct"
+    char_layout = False
 
     def render(self, problem: Problem) -> tuple[str, str]:
         return f"{problem.question}\n", f"= {problem.remainder}\n"
@@ -23,6 +27,9 @@ class Direct:
     def parse(self, text: str) -> int | None:
         match = ANSWER_RE.search(text)
         return int(match[1]) if match else None
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        return answer_verdict(problem, self.parse(completion))
 
 
 register(Direct())

@@ -68,8 +68,9 @@ from __future__ import annotations
 
 import re
 
-from longdiv.data.formats import register
+from longdiv.data.formats.base import register
 from longdiv.data.problems import Problem
+from longdiv.data.verify import Verdict, answer_verdict
 
 VARIANTS = ("ln+", "l+", "w", "bare")
 SEPARATOR = "ì" * 50
@@ -299,12 +300,15 @@ def demonstrate(dividend: int, divisor: int) -> tuple[Paper, int]:
 
 
 class RecchiaFormat:
-    """The paper's demonstration format in one of its four published variants.
+    """The paper's demonstration format in one of its four published variants. Its checker gives the coarse verdict:
+    right answer, wrong answer, or no answer.
 
     Args:
         variant: "ln+" (writes, looks and narration), "l+" (writes and looks), "w" (writes only) or "bare" (the
             tagged prompt, then the answer).
     """
+
+    char_layout = False  # a cell is found by its written coordinates, not by a distance in characters
 
     def __init__(self, variant: str):
         if variant not in VARIANTS:
@@ -327,6 +331,9 @@ class RecchiaFormat:
             return None
         match = ANSWER_RE.search(text)
         return int(match[1].replace(" ", "")) if match else None
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        return answer_verdict(problem, self.parse(completion))
 
 
 for _variant in VARIANTS:

@@ -9,7 +9,7 @@ label (bring down that label's digit: the value becomes 10 * kept + digit) or '-
 A step subtracts until the result goes negative; the last non-negative value is kept. After the last digit, '='
 repeats the kept value's digits (still least significant first); that is the remainder.
 
-93 mod 59 (W = 3, divisor digits 9 5 0):
+`sub`, 93 mod 59 (W = 3, divisor digits 9 5 0):
 
     What is the remainder when 93 is divided by 59?     <- prompt
     p9q3
@@ -21,59 +21,86 @@ repeats the kept value's digits (still least significant first); that is the rem
     -95-57-09-                                          34 - 59 < 0: keep 34
     =430                                                remainder 34
 
-`subrow` is the same trace with one change to the last line: instead of the compact `=430`, it repeats the kept
-line cell by cell under an 'R' head (`R94-53.00.`; not '=', which starts the prompt's last line), and the
-remainder is read from its value digits. The kept line is always two lines above the answer (the line before the
-subtraction that went negative), so every character of the answer is a copy from one fixed distance back. With
-`=430`, SmolLM2 trained on 200 demonstrations wrote every step of 399 of 500 test traces right and then this line
-wrong (accuracy 1.4%, reports/formats.json): it has to gather digits from every third position of a line it no
-longer sits under. With the answer row it reached 85.8%.
+The variants change that trace as below; each shows its completion for 93 mod 59 after the same first two prompt
+lines and a start line in its own cells.
+
+`subrow` ends on a copy of the kept line, cell by cell under an 'R' head (not '=', which starts the prompt's last
+line), instead of the compact `=430`; the remainder is read from its value digits. The kept line is always two
+lines above the answer (the line before the subtraction that went negative), so every character of the answer is a
+copy from one fixed distance back. Writing `=430`, the model has to gather digits from every third position of a
+line it no longer sits under, and that last line is where traces with every step right went wrong.
+
+    =90.50.00.                                          <- start line
+    p99.50.00.
+    -90.55-09-
+    q93.59.00.
+    -94-53.00.
+    -95-57-09-
+    R94-53.00.                                          the kept line: 34
 
 `subtag` is `subrow` with separators that name their cell: cell i ends on the i-th letter, in upper case where a
-borrow goes into the next cell (`R94A53b00c`). The trace is as long as `subrow`'s, and a digit's partner in the
-line above can be found by its letter as well as by its distance, which depends on the divisor's length. With
-`subrow`, SmolLM2 at N=200 was right on 91% of the test problems with 1-4 digit divisors but on 67% of those with
-5-7, and the paper's training problems hold few long divisors. `subtag` did worse at every width: 71.0% against
-85.8% (reports/formats.json).
+borrow goes into the next cell. A digit's partner in the line above can then be found by its letter as well as by
+its distance, which depends on the divisor's length: `subrow` went wrong more often on long divisors, of which the
+paper's training problems hold few.
+
+    =90a50b00c                                          <- start line
+    p99a50b00c
+    -90a55B09C
+    q93a59b00c
+    -94A53b00c
+    -95A57B09C
+    R94A53b00c
 
 `subcopy` is `subrow` with one more character at the start of every cell: the digit that cell works on, copied
-from the line it comes from (`-394-953.000.` subtracts 59 from 93: cells `3 9 4 -`, `9 5 3 .`, `0 0 0 .`). A
-subtraction cell then computes its digit from the three characters just before it (copied digit, divisor digit,
-the borrow), and a bring-down cell copies the kept value's digit of its own column (from two lines up) and writes the
-digit of the cell before it, so the shift by one place happens inside the line. Only copies reach far. Why: of
-`subrow`'s first wrong steps at N=200, two thirds were subtraction digits, most of them a - d - b with the borrow b
-flipped, and a third bring-downs (in those read, the kept digit of the wrong column). It costs a quarter more tokens
-and did worse: 80.2% against 85.8% (reports/formats.json); the copies were right, the digits computed from them
-slipped as often as before.
+from the line it comes from. A subtraction cell then computes its digit from the three characters just before it
+(copied digit, divisor digit, the borrow), and a bring-down cell copies the kept value's digit of its own column
+(from two lines up) and writes the digit of the cell before it, so the shift by one place happens inside the line.
+Only copies reach far. Why: most of `subrow`'s first wrong steps were subtraction digits a - d - b with the borrow
+b flipped, and the rest mostly bring-downs that read the kept digit of the wrong column. It costs more tokens.
+
+    =090.050.000.                                       <- start line
+    p099.050.000.
+    -990.055-009-
+    q993.059.000.
+    -394-953.000.                                       cells 3 9 4 -, 9 5 3 ., 0 0 0 .: 93 - 59 = 34
+    -495-357-009-
+    R394-953.000.
 
 `subadd` is `subrow` with one more line after every subtraction that went negative: a '+' line adds the divisor
 back, cell by cell (digit = the negative line's digit + the divisor's digit + the carry, separator '+' where a
 carry goes into the next cell), which gives the kept value again. The next bring-down then shifts the line just
-above it, and the last add-back line, under the 'R' head, is the answer (`R94+53+00+` for 93 mod 59). Why: with
-`subrow` trained for 12 epochs on the CPU, the answer row was the first wrong step in 21 of 500 traces, 16 of them
-with a wrong value digit, and 10 of those 16 took the digit of the negative line in between rather than of the
-kept line two lines up (subtraction slips, which longer training cuts, were 29). An add-back line computes from the
-line just above with the same offsets as a subtraction, the step the model learns best. Bring-downs also read
-the line just above now, though most of their errors are not of that kind (an unshifted copy, or the wrong
-dividend digit). It costs 18% more tokens (400 SmolLM2 tokens a demonstration of the paper's problems, against 339)
-and did worse: 84.8% against 91.6% at 12 epochs (reports/recipe.json). The answer row went wrong less often (6
-first errors against 21), but bring-downs far more (47 against 8; 15 of them the wrong dividend digit), and
-subtractions a little more (41 against 29): in this run, bring-downs that read the kept value from the add-back
-line just above, under separators of a new kind, went wrong far more often than those that read it two lines up
-(reports/copy_errors.json).
+above it, and the last add-back line, under the 'R' head, is the answer. Why: where `subrow`'s answer row went
+wrong, it mostly took a digit of the negative line in between rather than of the kept line two lines up. An
+add-back line computes from the line just above with the same offsets as a subtraction, the step the model learns
+best, and bring-downs read the line just above too. It costs more tokens.
+
+    =90.50.00.                                          <- start line
+    p99.50.00.
+    -90.55-09-                                          9 - 59 < 0
+    +99.50+00+                                          add 59 back: 9 again
+    q93.59.00.
+    -94-53.00.
+    -95-57-09-                                          34 - 59 < 0
+    R94+53+00+                                          add 59 back: 34, the answer
 
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
 embeddings learns from few examples. The quotient digit is never chosen by comparison: it is the number of
 subtractions before the sign flips. The only look-up at a distance is the dividend digit, found by its label.
+Every one of these formats needs one token per character (`char_layout`).
+
+`Sub.verify` rebuilds the expected trace and compares it line by line; the first line that differs is the wrong
+step, and its kind comes from what that line should do and what the written one does. How each variant fared
+against the others is measured in docs/formats.md.
 """
 
 from __future__ import annotations
 
 import re
 
-from longdiv.data.formats import register
+from longdiv.data.formats.base import register
 from longdiv.data.problems import Problem
+from longdiv.data.verify import Verdict
 
 LABELS = "pqrstuvwxyzabcdefghijklmno"  # one letter per dividend digit, a single token each
 TAGS = "abcdefghijklmno"  # `subtag`'s cell letters: lower case, no borrow out of the cell; upper case, a borrow
@@ -81,6 +108,19 @@ ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
 ROW_RE = re.compile(r"^R((?:\d\d[.a-oA-O-]){1,200})$", re.MULTILINE)
 COPY_ROW_RE = re.compile(r"^R((?:\d\d\d[.-]){1,200})$", re.MULTILINE)
 ADD_ROW_RE = re.compile(r"^R((?:\d\d[.+]){1,200})$", re.MULTILINE)
+
+# The kind of a wrong line, from what the line should do and what the written one does; a pair not here is a broken
+# line ('malformed'), or a wrong answer where the answer belongs ('final_answer'). A step line where the answer
+# belongs, or the answer where a subtraction or add-back belongs, is one subtraction too many or too few (a quotient
+# digit), or a dividend digit left out or brought down too many (a bring-down); the answer where a bring-down belongs
+# counts as malformed.
+STEP_ERRORS = {
+    ("answer", "-"): "quotient_digit", ("answer", "label"): "bring_down",
+    ("-", "-"): "subtraction", ("-", "+"): "quotient_digit", ("-", "label"): "quotient_digit",
+    ("-", "answer"): "quotient_digit",
+    ("+", "+"): "subtraction", ("+", "-"): "quotient_digit", ("+", "label"): "bring_down", ("+", "answer"): "bring_down",
+    ("label", "-"): "quotient_digit", ("label", "+"): "bring_down", ("label", "label"): "bring_down",
+}
 
 
 def digits_lsf(value: int, width: int) -> list[int]:
@@ -145,6 +185,8 @@ def operands(lines: list[tuple[str, int, list[str]]]) -> list[int]:
 
 
 class Sub:
+    char_layout = True  # digits are found at fixed distances in characters: one token per character
+
     def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False,
                  restore: bool = False):
         """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits.
@@ -159,7 +201,6 @@ class Sub:
         self.copy = copy
         self.restore = restore
         self.cell = 4 if copy else 3  # characters per cell; the running value's digit is the cell's second last
-        self.char_layout = True  # one token per character; the data module makes sure of it
 
     def render(self, problem: Problem) -> tuple[str, str]:
         if len(str(problem.dividend)) > len(LABELS):
@@ -188,6 +229,37 @@ class Sub:
             return int(match[1][self.cell - 2 :: self.cell][::-1]) if match else None
         match = ANSWER_RE.search(text)
         return int(match[1][::-1]) if match else None
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        """The first line of `completion` that differs from the expected trace, and its kind (see `STEP_ERRORS`);
+        a trace that stops early is malformed at the first missing line. Never raises on any text."""
+        expected = self.render(problem)[1].splitlines()
+        width = len(str(problem.divisor)) + 1
+        # `subtag`'s separators are cell letters; `subadd`'s add-back lines mark a carry with '+'.
+        sep = "[a-oA-O]" if self.tags else "[.+-]" if self.restore else "[.-]"
+        cell = rf"\d{{{self.cell - 1}}}{sep}"  # digits, then the separator: 2 digits, or 3 in `subcopy`
+        heads = r"[a-z]|-|\+" if self.restore else r"[a-z]|-"
+        step_line = re.compile(rf"^({heads})({cell}){{{width}}}$")
+        # `sub` answers in digits, the others in a step line's cells.
+        answer_line = re.compile(rf"^R({cell}){{{width}}}$" if self.answer_row else rf"^=\d{{{width}}}$")
+
+        def head(line: str) -> str | None:
+            """What a line does: 'answer', '-' (subtract), '+' (add back), 'label' (bring down); None if broken."""
+            if answer_line.match(line):
+                return "answer"
+            if step_line.match(line):
+                return line[0] if line[0] in "-+" else "label"
+            return None
+
+        got = completion.splitlines()
+        for step, want in enumerate(expected):
+            if step >= len(got):
+                return Verdict("malformed", step)
+            if got[step] != want:
+                wanted = head(want)
+                default = "final_answer" if wanted == "answer" else "malformed"
+                return Verdict(STEP_ERRORS.get((wanted, head(got[step])), default), step)
+        return Verdict()
 
 
 register(Sub())

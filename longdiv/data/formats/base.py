@@ -1,0 +1,51 @@
+"""What a demonstration format is, and the registry that finds one by name.
+
+A format owns every direction of its text. `render(problem)` gives `(prompt, completion)`: the model is trained on
+the completion given the prompt, and at evaluation sees the prompt alone. `parse(text)` reads a generated
+completion and returns the remainder it claims, or None when it claims none; accuracy is decided by it alone.
+`verify(problem, completion)` says where and why a trace went wrong, for error analysis. `char_layout` says whether
+the format's digits are found by fixed distances in characters, so that it needs one token per character.
+
+Formats are pure Python (no torch) and are chosen by name, so a config says `format: subrow` and a sweep can vary
+it. Each format module registers its formats when imported; `longdiv.data.formats` imports them all.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from longdiv.data.problems import Problem
+from longdiv.data.verify import Verdict
+
+
+class Format(Protocol):
+    name: str
+    char_layout: bool
+
+    def render(self, problem: Problem) -> tuple[str, str]: ...
+
+    def parse(self, text: str) -> int | None: ...
+
+    def verify(self, problem: Problem, completion: str) -> Verdict: ...
+
+
+_REGISTRY: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    """Makes `fmt` available as `get_format(fmt.name)`."""
+    if fmt.name in _REGISTRY:
+        raise ValueError(f"format {fmt.name!r} is registered twice")
+    _REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def get_format(name: str) -> Format:
+    """Returns the registered format called `name`."""
+    if name not in _REGISTRY:
+        raise ValueError(f"format {name!r} is unknown; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def format_names() -> list[str]:
+    return sorted(_REGISTRY)

