@@ -54,9 +54,11 @@ def _sync(device: str) -> None:
 
 def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks: dict, device: str = "cpu",
            bf16: bool = False) -> dict:
-    """`bf16`: both loops run on the bf16 copy of the weights that `--model.decode_bf16` evaluates with."""
+    """`bf16`: both loops run on the bf16 copy of the weights that `--model.precision bf16` evaluates with."""
     dm = data(fmt, eval_batch_size=eval_batch_size)
-    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False, decode_bf16=bf16).eval()
+    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False,
+                                           precision="bf16" if bf16 else "fp32").eval()
+    module.compute["decode"] = "bf16" if bf16 else "fp32"  # what a test run's setup resolves the precision to
     module.on_test_epoch_start()  # makes the bf16 copy, as a test run does
     examples = dm.eval_examples["test"]
     texts, budgets = {}, {}
@@ -104,6 +106,71 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
     }
 
 
+def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, peaks: dict, device: str = "cpu",
+                   bf16: bool = False, compile_static: bool = True) -> dict:
+    """Our decode loop against transformers' batched `generate` on the same batches of the same checkpoint: with its
+    dynamic cache, its static cache, and the static cache under `torch.compile` (`compile_static`). Each method's
+    problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps stepping finished rows
+    until its batch is done, which is counted as time, not tokens), and how many of its texts equal ours."""
+    import copy
+
+    from transformers import CompileConfig
+
+    from longdiv.models.decode import decode as our_decode
+
+    dm = data(fmt, num_test=num_test, eval_batch_size=eval_batch_size)
+    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False)
+    model = copy.deepcopy(module.model).to(torch.bfloat16 if bf16 else torch.float32).eval()
+    tok = module.tokenizer
+    batches = [(b["input_ids"].to(device), b["attention_mask"].to(device), int(b["max_new_tokens"]))
+               for b in dm.test_dataloader()]
+
+    def ours(ids, mask, budget):
+        return our_decode(model, ids, mask, budget, tok.eos_token_id)
+
+    def library(cache: str | None, compiled: bool):
+        options = {"cache_implementation": cache} if cache else {}
+        if compiled:
+            config = CompileConfig(mode="default")  # reduce-overhead means CUDA graphs
+            config._compile_all_devices = True  # generate compiles only on GPUs unless told this
+            options["compile_config"] = config
+        else:
+            options["disable_compile"] = True
+
+        def run(ids, mask, budget):
+            with torch.inference_mode():
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=budget, do_sample=False,
+                                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **options)
+            rows = []
+            for row in out[:, ids.shape[1]:].tolist():
+                rows.append(row[: row.index(tok.eos_token_id)] if tok.eos_token_id in row else row)
+            return rows
+        return run
+
+    methods = {"ours": ours, "hf_dynamic": library(None, False), "hf_static": library("static", False)}
+    if compile_static:
+        methods["hf_static_compiled"] = library("static", True)
+    found, texts = {}, {}
+    dtype = "bf16" if bf16 else "fp32"
+    for name, method in methods.items():
+        method(*batches[0][:2], 4)  # warm-up, and compilation where there is one, outside the timing
+        _sync(device)
+        start, rows = time.perf_counter(), []
+        for ids, mask, budget in batches:
+            rows += method(ids, mask, budget)
+        _sync(device)
+        seconds = time.perf_counter() - start
+        texts[name] = tok.batch_decode(rows, skip_special_tokens=True)
+        tokens = sum(len(r) for r in rows)
+        found[name] = {"seconds": seconds, "problems_per_second": len(rows) / seconds, "tokens_per_second":
+                       tokens / seconds, "generated_tokens": tokens, "same_as_ours": sum(
+                           a == b for a, b in zip(texts[name], texts.get("ours", texts[name]))),
+                       "mfu": tokens / seconds * 2 * sum(p.numel() for p in model.parameters()) / peaks[dtype]}
+        print(name, json.dumps(found[name]), flush=True)
+    return {"decode_compare": {"dtype": dtype, "eval_batch_size": eval_batch_size, "problems": num_test,
+                               "checkpoint": ckpt, "methods": found}}
+
+
 # Training ----------------------------------------------------------------------------------------------------------
 class StepTimer(L.Callback):
     """Wall time and real tokens of the micro-batches after the first `warmup`."""
@@ -127,9 +194,10 @@ class StepTimer(L.Callback):
 
 def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str, accumulate: int,
                               device: str = "cpu", train_bf16: bool = False) -> tuple:
-    """Real tokens/s of `Trainer.fit` (`train_bf16`: on the module's bf16 copy), and the model's parameter count."""
+    """Real tokens/s of `Trainer.fit` (`train_bf16`: on the module's bf16 copy, `--model.precision bf16`; else
+    fp32 weights under the trainer's `precision`), and the model's parameter count."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format=dm.hparams.format, train_bf16=train_bf16)
+    module = DivisionLM(model="smollm2", format=dm.hparams.format, precision="bf16" if train_bf16 else "fp32")
     timer = StepTimer(warmup, device)
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else device, max_epochs=1, limit_train_batches=micro_steps,
@@ -267,12 +335,13 @@ def main() -> None:
     parser.add_argument("--bf16_micro_steps", type=int, default=10)
     parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--only", nargs="*",
-                        help="sections to run: gemm load synth memory train bf16 bf16copy decode plot")
+                        help="sections to run: gemm load synth memory train bf16 bf16copy decode decode_compare plot")
     parser.add_argument("--out", default="reports/speed.json")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where the gemm, train, bf16 and decode sections run")
     parser.add_argument("--format", default="sub", help="demonstration format (the checkpoint's, for decode)")
     parser.add_argument("--decode_bf16", action="store_true", help="decode on a bf16 copy of the weights")
+    parser.add_argument("--compare_problems", type=int, default=100, help="problems for the decode_compare section")
     parser.add_argument("--_probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -343,7 +412,7 @@ def main() -> None:
                       bf16_vs_fp32_bare=bare / report["train_tokens_per_second_bare"],
                       train_vs_bare_bf16=fit / bare, bf16_micro_steps=args.bf16_micro_steps)
         save()
-    if "bf16copy" in sections:  # --model.train_bf16: one cast to bf16 per optimizer step instead of per micro-batch
+    if "bf16copy" in sections:  # --model.precision bf16: one cast to bf16 per optimizer step instead of per micro-batch
         dm = data(fmt, num_test=1, batch_size=args.micro_batch)
         fit, params = trainer_tokens_per_second(dm, args.bf16_micro_steps, 2, "32-true", args.accumulate,
                                                 args.device, train_bf16=True)
@@ -356,6 +425,10 @@ def main() -> None:
         report.update(decode(fmt, ckpt, args.baseline_every, args.eval_batch_size, peaks, args.device,
                              args.decode_bf16),
                       decode_checkpoint=ckpt)
+        save()
+    if "decode_compare" in sections:
+        report.update(decode_compare(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks, args.device,
+                                     args.decode_bf16))
         save()
     if args.fit_record:
         record = json.loads(Path(args.fit_record).read_text())

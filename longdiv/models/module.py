@@ -8,8 +8,11 @@ import copy
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric, SumMetric
 
+from longdiv import hardware
 from longdiv.data.formats import get_format
 from longdiv.data.scoring import score
 from longdiv.data.verify import KINDS
@@ -40,8 +43,7 @@ class DivisionLM(L.LightningModule):
         lr: float = 3e-4,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.05,
-        decode_bf16: bool = False,
-        train_bf16: bool = False,
+        precision: str = "auto",
         votes: int = 1,
         temperature: float = 0.7,
     ):
@@ -56,13 +58,14 @@ class DivisionLM(L.LightningModule):
             weight_decay: AdamW weight decay.
             warmup_ratio: Fraction of the optimizer steps spent warming the learning rate up from 0; the rest
                 decays it to 0 on a cosine.
-            decode_bf16: Generate with a bf16 copy of the weights, made at the start of each evaluation and dropped
-                at its end; training weights stay as they are. For CPUs with bf16 matrix units, where autocast
-                would cast every weight again at every generated token. One process or DDP (not FSDP).
-            train_bf16: Run training's forward and backward passes on a bf16 copy of the weights, which is
-                refreshed after each optimizer step; its gradients become the fp32 weights' at the optimizer step,
-                and the optimizer and checkpoints keep fp32. Autocast instead casts every weight again at every
-                micro-batch. With `--trainer.precision 32-true` on one device.
+            precision: What training and generation compute in: `bf16`, `fp32`, or `auto` (bf16 where the machine
+                multiplies bf16 natively: a GPU, or a CPU with AVX-512 BF16 or AMX; fp32 elsewhere, where bf16 is
+                emulated and many times slower). bf16 trains on a bf16 copy of the weights, cast once per optimizer
+                step rather than per micro-batch as autocast does: the copy's gradients become the fp32 weights'
+                at the optimizer step, and the optimizer and checkpoints keep fp32. That needs
+                `--trainer.precision 32-true` on one device; elsewhere (DDP, FSDP, bf16-mixed) `auto` trains as the
+                trainer says. Generation in bf16 runs on a bf16 copy made at each evaluation's start (not under
+                FSDP). The choice is printed when a run starts and kept in `compute`.
             votes: Traces per problem at evaluation. 1: one greedy trace. More: that many traces sampled at
                 `temperature`, and the answer is the remainder most of them give (a tie goes to the earlier sample);
                 the trace kept and verified is the first that gives it. Costs `votes` times the decoding.
@@ -75,8 +78,12 @@ class DivisionLM(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
-        self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation runs with decode_bf16
-        self._train_copy: dict[str, torch.nn.Module] = {}  # training's bf16 copy with train_bf16 (not in checkpoints)
+        hardware.resolve(precision, hardware.Machine("cpu", "", False))  # an unknown name fails here, not in setup
+        # What setup resolved `precision` to: "bf16" (a bf16 copy) or the trainer's own precision, per phase.
+        self.compute = {"train": "fp32", "decode": "fp32"}
+        self.machine: hardware.Machine | None = None
+        self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation decodes in bf16
+        self._train_copy: dict[str, torch.nn.Module] = {}  # training's bf16 copy (not in checkpoints)
 
     @staticmethod
     def _metrics() -> torch.nn.ModuleDict:
@@ -87,22 +94,34 @@ class DivisionLM(L.LightningModule):
         return torch.nn.ModuleDict(metrics)
 
     def setup(self, stage: str) -> None:
-        if self.hparams.train_bf16 and stage == "fit":
-            precision, devices = str(self.trainer.precision), self.trainer.world_size
-            if precision != "32-true" or devices != 1:
-                raise ValueError(f"model.train_bf16 needs --trainer.precision 32-true on one device, not {precision} "
-                                 f"on {devices}")
+        trainer = self.trainer
+        self.machine = hardware.machine(trainer.strategy.root_device)
+        wanted = hardware.resolve(self.hparams.precision, self.machine)
+        precision, devices = str(trainer.precision), trainer.world_size
+        own = {"32-true": "fp32"}.get(precision, precision)
+        copy_ok = precision == "32-true" and devices == 1
+        if stage == "fit" and wanted == "bf16" and not copy_ok and self.hparams.precision == "bf16":
+            raise ValueError(f"model.precision bf16 trains on a bf16 copy, which needs --trainer.precision 32-true "
+                             f"on one device, not {precision} on {devices}; use model.precision auto to train as "
+                             "the trainer says")
+        self.compute = {
+            "train": "bf16" if wanted == "bf16" and copy_ok else own,
+            "decode": "bf16" if wanted == "bf16" and not isinstance(trainer.strategy, FSDPStrategy) else own,
+        }
+        features = ", ".join(self.machine.bf16_features) or ("native" if self.machine.fast_bf16 else "none")
+        rank_zero_info(f"precision {self.hparams.precision}: training in {self.compute['train']}, decoding in "
+                       f"{self.compute['decode']} ({self.machine.device}: {self.machine.model}; fast bf16: {features})")
 
     def trained_model(self) -> torch.nn.Module:
         """The model that training's forward and backward passes run on: the weights, or their bf16 copy."""
-        if not self.hparams.train_bf16:
+        if self.compute["train"] != "bf16":
             return self.model
         if "model" not in self._train_copy:
             self._train_copy["model"] = copy.deepcopy(self.model).to(torch.bfloat16).train()
         return self._train_copy["model"]
 
     def _copied_pairs(self):
-        """(fp32 weight, its bf16 copy) pairs; none before the copy exists or without train_bf16."""
+        """(fp32 weight, its bf16 copy) pairs; none before the copy exists or when training is not in bf16."""
         if "model" not in self._train_copy:
             return []
         return zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True)
@@ -130,7 +149,7 @@ class DivisionLM(L.LightningModule):
 
     @property
     def decoding_model(self) -> torch.nn.Module:
-        """The weights generation runs on: the bf16 copy while an evaluation runs with decode_bf16, else the model."""
+        """The weights generation runs on: the bf16 copy while an evaluation decodes in bf16, else the model."""
         return self._bf16.get("decoder", self.model)
 
     @torch.no_grad()
@@ -180,7 +199,7 @@ class DivisionLM(L.LightningModule):
 
     def _start_eval(self) -> None:
         self.records = []
-        if self.hparams.decode_bf16:
+        if self.compute["decode"] == "bf16":
             self._bf16["decoder"] = copy.deepcopy(self.model).to(torch.bfloat16).eval()
 
     def _end_eval(self, stage: str) -> None:
@@ -208,9 +227,10 @@ class DivisionLM(L.LightningModule):
     def configure_optimizers(self):
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
+        # fused: one kernel per step for all weights, instead of a pass over every weight per AdamW operation
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr,
+            lr=self.hparams.lr, fused=True,
         )
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = int(self.hparams.warmup_ratio * total)

@@ -57,7 +57,7 @@ def test_nan_loss_stops_with_advice():
         raise AssertionError("a NaN loss must stop training")
 
 
-def test_decode_bf16_generates_with_a_bf16_copy_and_leaves_the_weights_alone():
+def test_bf16_decoding_generates_with_a_bf16_copy_and_leaves_the_weights_alone():
     import copy
 
     import lightning as L
@@ -65,7 +65,7 @@ def test_decode_bf16_generates_with_a_bf16_copy_and_leaves_the_weights_alone():
     from longdiv.models.decode import decode
 
     torch.manual_seed(0)
-    module = DivisionLM(model="tiny", format="direct", decode_bf16=True)
+    module = DivisionLM(model="tiny", format="direct", precision="bf16")
     data = DivisionData(format="direct", num_demos=8, num_val=2, num_test=5, tokenizer_name="tiny")
     before = {k: v.clone() for k, v in module.state_dict().items()}
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
@@ -127,11 +127,11 @@ def test_sampled_votes_run_end_to_end():
     assert len(module.records) == 3 and all(len(r["votes"]) == 2 for r in module.records)
 
 
-def test_train_bf16_sums_the_copys_gradients_into_the_fp32_weights_and_refreshes_the_copy():
+def test_bf16_training_sums_the_copys_gradients_into_the_fp32_weights_and_refreshes_the_copy():
     import copy
 
     module, data = setup_pair()
-    module.hparams.train_bf16 = True
+    module.compute["train"] = "bf16"  # what setup resolves precision bf16 to on one device
     start = copy.deepcopy(module.model)
     micro = [collate_train(data.train_examples[i : i + 2], data.tokenizer.pad_token_id) for i in (0, 2)]
     optimizer = torch.optim.SGD(module.model.parameters(), lr=0.5)
@@ -161,11 +161,11 @@ def test_train_bf16_sums_the_copys_gradients_into_the_fp32_weights_and_refreshes
         assert torch.equal(copied.detach(), weight.detach().to(torch.bfloat16))
 
 
-def test_train_bf16_fits_with_lightning_and_checkpoints_fp32_weights_only(tmp_path):
+def test_bf16_training_fits_with_lightning_and_checkpoints_fp32_weights_only(tmp_path):
     import lightning as L
 
     torch.manual_seed(0)
-    module = DivisionLM(model="tiny", train_bf16=True)
+    module = DivisionLM(model="tiny", precision="bf16")
     data = DivisionData(num_demos=8, num_val=2, num_test=2, tokenizer_name="tiny", batch_size=2)
     trainer = L.Trainer(accelerator="cpu", max_steps=2, accumulate_grad_batches=2, logger=False,
                         enable_progress_bar=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
@@ -182,8 +182,87 @@ def test_train_bf16_fits_with_lightning_and_checkpoints_fp32_weights_only(tmp_pa
     bad = L.Trainer(accelerator="cpu", max_steps=1, precision="bf16-mixed", logger=False, enable_progress_bar=False,
                     default_root_dir=tmp_path)
     try:
-        bad.fit(DivisionLM(model="tiny", train_bf16=True), datamodule=data)
+        bad.fit(DivisionLM(model="tiny", precision="bf16"), datamodule=data)
     except ValueError as err:
         assert "32-true" in str(err)
     else:
-        raise AssertionError("train_bf16 under autocast must be refused")
+        raise AssertionError("bf16 copy training under autocast must be refused")
+
+
+class Batches(__import__("lightning").Callback):
+    """Keeps the training batches a fit ran on."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.append({k: v.clone() for k, v in batch.items()})
+
+
+def fit_one_step(precision: str, model_precision: str = "auto"):
+    """One optimizer step of two accumulated micro-batches under Lightning, from the same start."""
+    import lightning as L
+
+    torch.manual_seed(0)
+    module = DivisionLM(model="tiny", precision=model_precision, lr=1e-2, warmup_ratio=0.0)
+    start = {k: v.clone() for k, v in module.model.state_dict().items()}
+    data = DivisionData(num_demos=8, num_val=2, num_test=2, tokenizer_name="tiny", batch_size=2)
+    batches = Batches()
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=2, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=0, precision=precision, callbacks=[batches])
+    trainer.fit(module, datamodule=data)
+    return module, start, batches.seen
+
+
+def test_one_accumulated_bf16_step_under_lightning_is_the_hand_computed_update():
+    import copy
+
+    module, start, seen = fit_one_step("32-true", "bf16")
+    assert module.compute["train"] == "bf16" and len(seen) == 2
+    fp32 = DivisionLM(model="tiny").model
+    fp32.load_state_dict(start)
+    copied = copy.deepcopy(fp32).to(torch.bfloat16)
+    for batch in seen:  # Lightning divides each micro-batch's loss by the accumulation
+        (completion_loss(copied, batch["input_ids"], batch["attention_mask"], batch["labels"]) / 2).backward()
+    for weight, c in zip(fp32.parameters(), copied.parameters(), strict=True):
+        weight.grad = None if c.grad is None else c.grad.float()
+    decay = [p for p in fp32.parameters() if p.ndim >= 2]
+    no_decay = [p for p in fp32.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.0}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=1e-2)
+    optimizer.step()
+    for (name, want), got in zip(fp32.state_dict().items(), module.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-7, msg=name)
+    assert any(not torch.equal(start[k], v) for k, v in module.model.state_dict().items())
+
+
+def test_the_bf16_step_stays_near_the_fp32_step():
+    bf16, start, _ = fit_one_step("32-true", "bf16")
+    fp32, _, _ = fit_one_step("32-true", "fp32")
+    assert fp32.compute["train"] == "fp32"
+    # AdamW's first step moves each weight by about lr in the direction of its gradient's sign, so the two agree
+    # wherever bf16 rounding leaves a gradient's sign alone: on almost every weight.
+    moved = torch.cat([(bf16.model.state_dict()[k] - start[k]).flatten() for k in start])
+    reference = torch.cat([(fp32.model.state_dict()[k] - start[k]).flatten() for k in start])
+    agree = (torch.sign(moved) == torch.sign(reference)).float().mean()
+    assert agree > 0.97, f"bf16 and fp32 updates agree in sign on only {agree:.1%} of the weights"
+    assert (moved - reference).norm() / reference.norm() < 0.25
+
+
+def test_auto_trains_and_decodes_in_fp32_on_a_cpu_without_bf16(monkeypatch):
+    from longdiv import hardware
+
+    without = hardware.Machine("cpu", "AMD EPYC 7R13", False)
+    monkeypatch.setattr(hardware, "cpu", lambda cpuinfo=None: without)
+    module, _, _ = fit_one_step("32-true")
+    assert module.machine == without and module.compute == {"train": "fp32", "decode": "fp32"}
+    assert module.trained_model() is module.model
+
+    with_bf16 = hardware.Machine("cpu", "AMD EPYC 9R14", True, ("avx512_bf16",))
+    monkeypatch.setattr(hardware, "cpu", lambda cpuinfo=None: with_bf16)
+    module, _, _ = fit_one_step("32-true")
+    assert module.compute == {"train": "bf16", "decode": "bf16"}
+    assert next(module.trained_model().parameters()).dtype == torch.bfloat16
+    module, _, _ = fit_one_step("bf16-mixed")  # auto leaves a mixed-precision trainer alone for training
+    assert module.compute == {"train": "bf16-mixed", "decode": "bf16"} and module.trained_model() is module.model
