@@ -71,10 +71,12 @@ def read(folder: str | Path) -> Record | None:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not a run record ({err}); delete the file to run that run again") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: holds a {type(record).__name__}, not a run record; delete it to run that run again")
-    return record
+        problem = str(err)
+    else:
+        if isinstance(record, dict):
+            return record
+        problem = f"it holds a {type(record).__name__}"
+    raise ValueError(f"{path}: not a run record ({problem}); delete the file to run that run again")
 
 
 def tested(folder: str | Path) -> Record | None:

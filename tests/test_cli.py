@@ -80,10 +80,11 @@ def test_neo125m_config_names_the_hub_model():
 
 
 def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
-    main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8", "--data.num_test=5",
+    returned = main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8", "--data.num_test=5",
           "--data.format=direct",
           f"--runs_dir={tmp_path}"])
     (run,) = tmp_path.iterdir()
+    assert returned == run
     record = json.loads((run / "run.json").read_text())
     lines = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
     assert record["n_eval"] == len(lines) == 5 and record["num_demos"] == 8
@@ -94,6 +95,7 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     assert record["device"].startswith("cpu: ") and len(record["device"]) > len("cpu: ")
     out = capsys.readouterr().out
     assert "test accuracy" in out and f"run folder: {run}" in out
+    assert f"run folder: {run}" in out.split("test accuracy")[0]  # said when the run starts, too
 
     # `test --ckpt_path ... --data.test_file F` evaluates any file with the fitted weights
     problems = tmp_path / "mine.txt"
@@ -121,3 +123,4 @@ def test_bad_input_fails_before_training(args, message, tmp_path):
     )
     assert proc.returncode != 0 and message in proc.stderr
     assert "Epoch" not in proc.stdout + proc.stderr
+    assert not any(tmp_path.iterdir())  # no empty run folder left behind

@@ -52,7 +52,7 @@ def test_tested_untested_and_corrupt_records(tmp_path):
     with pytest.raises(ValueError, match=r"broken/run.json: not a run record"):
         runs.tested(tmp_path / "broken")
     (tmp_path / "broken" / "run.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match=r"broken/run.json: holds a list"):
+    with pytest.raises(ValueError, match=r"broken/run.json: not a run record \(it holds a list\)"):
         runs.read(tmp_path / "broken")
     with pytest.raises(ValueError, match="nosuch: no such folder"):
         runs.find_tested([tmp_path / "nosuch"])

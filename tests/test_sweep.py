@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from longdiv import runs
 from longdiv import sweep as local
 
 SWEEP = Path("configs/sweeps/demos.yaml")
@@ -65,15 +66,19 @@ def test_one_point_runs_like_the_wandb_agent(tmp_path):
 
 
 def test_local_runner_filters_and_skips_finished_points(tmp_path, capsys):
-    done = tmp_path / local.point_name({"model.model": "smollm2", "data.format": "subrow", "data.num_demos": 25,
-                                        "seed_everything": 0})
+    done = tmp_path / runs.point_name({"model.model": "smollm2", "data.format": "subrow", "data.num_demos": 25,
+                                       "seed_everything": 0})
     done.mkdir()
     (done / "run.json").write_text(json.dumps({"accuracy": 0.5}))
+    damaged = tmp_path / "smollm2-subrow-n50-s0"
+    damaged.mkdir()
+    (damaged / "run.json").write_text('{"accuracy": 0.')
     args = [str(SWEEP), "--num_demos", "25", "50", "--models", "smollm2", "--formats", "subrow", "--seeds", "0",
             "--runs_dir", str(tmp_path), "--dry_run", "--", "--trainer.max_epochs=1"]
     assert local.main(args) == 0
     out = capsys.readouterr().out
     assert "[1/2] smollm2-subrow-n25-s0: done, skipped" in out and "[2/2] smollm2-subrow-n50-s0: dry run" in out
+    assert f"{damaged / 'run.json'}: not a run record" in out  # said, then run over
     assert f"--trainer.default_root_dir={tmp_path / 'smollm2-subrow-n50-s0'}" in out and "--trainer.max_epochs=1" in out
     with pytest.raises(SystemExit):
         local.main([str(SWEEP), "--models", "smollm", "--dry_run"])
