@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from longdiv import sweep
 from longdiv.cli import main
 
-OVERLAYS = ("bf16.yaml", "ddp.yaml", "fsdp.yaml", "fixed-steps.yaml")  # composed after a model config, never run alone
-ALL_CONFIGS = sorted(str(p) for p in Path("configs").glob("*.yaml"))
-CONFIGS = [c for c in ALL_CONFIGS if Path(c).name not in OVERLAYS]
+ALL_CONFIGS = sorted(str(p) for p in Path("configs").rglob("*.yaml"))
+# Model configs sit at the top of configs/; overlays and recipes are composed after one, never run alone.
+CONFIGS = [c for c in ALL_CONFIGS if Path(c).parent == Path("configs")]
+COMPOSED_AFTER = {"overlays": "configs/neo125m.yaml", "recipes": "configs/smollm2.yaml"}
 # Each config's own model, swapped for a random-init one of the same class at toy width so no hub is needed.
 TINY_NEO = '{"hidden_size": 32, "num_layers": 2, "num_heads": 2, "attention_types": [[["global", "local"], 1]]}'
 TINY = [
@@ -42,11 +44,32 @@ def test_every_config_runs_fast_dev_run(config, tmp_path):
           f"--runs_dir={tmp_path}"])
 
 
+def covers(resolved, written) -> bool:
+    """Whether every value a config file writes is in the resolved config."""
+    if isinstance(written, dict):
+        return isinstance(resolved, dict) and all(covers(resolved.get(k), v) for k, v in written.items())
+    return resolved == written
+
+
 @pytest.mark.parametrize("config", ALL_CONFIGS)
 def test_every_config_parses(config, capsys):
-    first = ["--config", "configs/neo125m.yaml"] if Path(config).name in OVERLAYS else []
+    """Every YAML under configs/: a sweep renders its grid into commands the CLI parses; any other config parses
+    through the CLI, alone or after the model config it is composed with, and its values are what the CLI resolves."""
+    path = Path(config)
+    written = yaml.safe_load(path.read_text())
+    if path.parent.name == "sweeps":
+        points = sweep.grid(written)
+        command = sweep.agent_command(written, points[-1])
+        args = command[command.index("fit") + 1 :]
+        assert all(Path(c).is_file() for c in args[1::2] if c.startswith("configs/"))
+        resolved = print_config(args, capsys)
+        assert resolved["model"]["model"] == str(points[-1]["model.model"])
+        return
+    assert path.parent == Path("configs") or path.parent.name in COMPOSED_AFTER, f"{config}: where does it belong?"
+    first = ["--config", COMPOSED_AFTER[path.parent.name]] if path.parent.name in COMPOSED_AFTER else []
     resolved = print_config([*first, "--config", config], capsys)
     assert resolved["data"]["num_test"] and resolved["model"]["model"]
+    assert covers(resolved, written)
 
 
 def test_base_recipe_is_the_default_under_every_config(capsys):
@@ -62,10 +85,10 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
     assert smollm2["trainer"].items() >= {"max_epochs": 6, "accumulate_grad_batches": 8, "precision": "32-true",
                                          "check_val_every_n_epoch": 1000,
                                          "num_sanity_val_steps": 0, "log_every_n_steps": 5}.items()
-    composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/ddp.yaml"], capsys)
+    composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/overlays/ddp.yaml"], capsys)
     assert composed["model"]["model"] == "EleutherAI/gpt-neo-125m" and composed["trainer"]["strategy"] == "ddp"
     assert composed["data"]["train_file"] == smollm2["data"]["train_file"] and composed["data"]["eval_batch_size"] == 100
-    budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/fixed-steps.yaml"],
+    budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/overlays/fixed-steps.yaml"],
                           capsys)
     assert budget["trainer"] | {"max_epochs": 6, "max_steps": -1} == smollm2["trainer"]
     assert budget["trainer"]["max_steps"] == 150 and budget["data"] == smollm2["data"]

@@ -35,7 +35,7 @@ def test_the_sweep_is_the_demos_grid():
     assert {"subrow", "direct"} <= set(params["data.format"]["values"])
     assert len(params["seed_everything"]["values"]) == 2 and "smollm2" in params["model.model"]["values"]
     assert config["command"][:4] == ["${env}", "python", "-m", "${program}"] and config["command"][-1] == "${args}"
-    assert config["command"][4:9] == ["fit", "--config", "configs/smollm2.yaml", "--config", "configs/fixed-steps.yaml"]
+    assert config["command"][4:9] == ["fit", "--config", "configs/smollm2.yaml", "--config", "configs/overlays/fixed-steps.yaml"]
     points = local.grid(config)
     assert len(points) == 6 * 2 * 2 * len(params["model.model"]["values"])
     assert len({tuple(p.items()) for p in points}) == len(points)
