@@ -12,7 +12,7 @@ Steps run in the order given while the budget lasts (none starts after `--budget
 - `FORMAT`, the main recipe's point of experiments.formats (the paper's 200 problems, training seed 0) in the same
   GPU recipe, into runs/formats/; tested on the first `--formats_test` interpolate problems, then
 - `FORMAT:paper`, the same checkpoint tested on the paper's 100 validation problems. These are for the paper's grid
-  (`recchia-w`, ~2K tokens a trace), which a 2-core CPU would need hours for.
+  (`recchia-w`), whose long traces are too slow to train and decode on a CPU.
 - `FORMAT@RECIPE[:N[:SEED]]`, a training-recipe variant of the main recipe (N=200 and seed 0 unless given): the
   overlay configs/recipes/RECIPE.yaml (or configs/overlays/RECIPE.yaml: `subrow@fixed-steps:100:0` is a point of
   experiments.demos; `main`: none) in the GPU recipe, fit, tested on the first `--formats_test`

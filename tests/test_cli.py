@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from longdiv import sweep
+from longdiv import runs, sweep
 from longdiv.cli import main
 
 ALL_CONFIGS = sorted(str(p) for p in Path("configs").rglob("*.yaml"))
@@ -49,6 +49,15 @@ def covers(resolved, written) -> bool:
     if isinstance(written, dict):
         return isinstance(resolved, dict) and all(covers(resolved.get(k), v) for k, v in written.items())
     return resolved == written
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs.time, "strftime", lambda _: "20260101-120000")
+    args = ["fit", "--config", "configs/tiny.yaml", "--trainer.fast_dev_run=true", "--num_samples=0",
+            f"--runs_dir={tmp_path}"]
+    first, second = main(args), main(args)
+    assert first != second and sorted(tmp_path.iterdir()) == [first, second]
+    assert [json.loads((f / "run.json").read_text())["run_dir"] for f in (first, second)] == [str(first), str(second)]
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS)

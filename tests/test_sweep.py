@@ -83,3 +83,14 @@ def test_local_runner_filters_and_skips_finished_points(tmp_path, capsys):
     with pytest.raises(SystemExit):
         local.main([str(SWEEP), "--models", "smollm", "--dry_run"])
     assert "--models smollm: not among the sweep's model.model values" in capsys.readouterr().err
+
+
+def test_points_that_differ_only_in_lr_get_their_own_folders(tmp_path, capsys):
+    grid = {"program": "longdiv", "method": "grid", "command": ["${env}", "python", "-m", "${program}", "fit", "${args}"],
+            "parameters": {"model.model": {"value": "tiny"}, "model.lr": {"values": [1e-4, 2e-4]}}}
+    path = tmp_path / "lr.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    assert local.main([str(path), "--runs_dir", str(tmp_path / "runs"), "--dry_run"]) == 0
+    folders = [line.split("--trainer.default_root_dir=")[1].split()[0] for line in capsys.readouterr().out.splitlines()
+               if "--trainer.default_root_dir=" in line]
+    assert len(folders) == len(set(folders)) == 2
