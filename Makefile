@@ -18,10 +18,10 @@ $(BIN)/longdiv: pyproject.toml
 setup: $(BIN)/longdiv
 
 main: setup
-	$(BIN)/python benchmarks/main.py
+	$(BIN)/python -m experiments.main
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check longdiv tests benchmarks
+	$(BIN)/ruff check longdiv tests benchmarks experiments

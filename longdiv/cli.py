@@ -1,8 +1,9 @@
 """The command line: `python -m longdiv fit|validate|test|predict --config configs/<experiment>.yaml`.
 
 A `fit` also tests the fitted model (unless `--test_after_fit false`) and prints the test accuracy with its 95%
-interval and the run folder. Every run gets its own folder under `runs/` holding the saved config, checkpoints,
-`run.json` and, after a test, `predictions.jsonl`.
+interval. Every run gets its own folder under `runs/` (longdiv/runs.py names and creates it), printed when the run
+starts, holding the saved config, checkpoints, `run.json` and, after a test, `predictions.jsonl`. `main(args)`
+returns that folder.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import time
 from pathlib import Path
 
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.cli import LightningCLI
 
+from longdiv import runs
 from longdiv.callbacks.checkpoint import AtomicCheckpointIO, LastCheckpoint, RandomState
 from longdiv.callbacks.records import RunRecord
 from longdiv.callbacks.samples import SampleTable
 from longdiv.data.datamodule import DivisionData
 from longdiv.models.module import DivisionLM
 
-RUN_DIR_ENV = "LONGDIV_RUN_DIR"  # shared with the processes that DDP starts, so that all ranks use one folder
+# Set by the launching process to the run folder it created, so that the processes DDP starts join it.
+RUN_DIR_ENV = "LONGDIV_RUN_DIR"
 # The shared recipe, loaded as defaults under every --config. Found next to the package, not in the working folder.
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -43,6 +45,8 @@ def wandb_offline() -> bool:
 
 
 class LongDivCLI(LightningCLI):
+    created: Path | None = None  # the run folder this process created, if it created one
+
     def add_arguments_to_parser(self, parser):
         parser.link_arguments("data.format", "model.format")
         parser.link_arguments(("model.model", "model.tokenizer"), "data.tokenizer_name", compute_fn=tokenizer_name)
@@ -77,19 +81,31 @@ class LongDivCLI(LightningCLI):
         if "weights_only" in cfg and cfg.weights_only is None:
             # A checkpoint holds tensors and plain settings: refuse any that would run code when loaded.
             cfg.weights_only = True
+        launcher = os.environ.get("LOCAL_RANK", "0") == "0"  # not a process that DDP started
         if cfg.trainer.default_root_dir is None:
-            # Processes that DDP starts (LOCAL_RANK > 0) join the folder their launcher chose.
-            run_dir = os.environ.get(RUN_DIR_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
+            run_dir = None if launcher else os.environ.get(RUN_DIR_ENV)
             if run_dir is None:
-                name = f"{cfg.model.model.replace('/', '_').replace(':', '_')}-{cfg.data.format}-n{cfg.data.num_demos}"
-                run_dir = str(Path(cfg.runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.subcommand}-{name}")
+                self.created = runs.new_folder(cfg.runs_dir, self.subcommand, cfg.model.model, cfg.data.format,
+                                               cfg.data.num_demos)
+                run_dir = str(self.created)
                 os.environ[RUN_DIR_ENV] = run_dir
             cfg.trainer.default_root_dir = run_dir
+        if launcher:
+            print(f"run folder: {cfg.trainer.default_root_dir}", flush=True)
         logger = cfg.trainer.logger
         if logger and not isinstance(logger, bool) and logger.class_path.endswith("WandbLogger"):
             logger.init_args.save_dir = cfg.trainer.default_root_dir
             if wandb_offline():
                 logger.init_args.offline = True
+
+    def instantiate_classes(self):
+        try:
+            super().instantiate_classes()
+        except BaseException:
+            # A run that fails to start leaves no empty folder behind.
+            if self.created is not None and not any(self.created.iterdir()):
+                self.created.rmdir()
+            raise
 
     def instantiate_trainer(self, **kwargs):
         cfg = self.config[self.subcommand]
@@ -130,7 +146,7 @@ class LongDivCLI(LightningCLI):
 
     def report(self):
         record = next(c for c in self.trainer.callbacks if isinstance(c, RunRecord)).record
-        if self.trainer.is_global_zero and "accuracy" in record:
+        if self.trainer.is_global_zero and runs.is_tested(record):
             print(
                 f"\ntest accuracy {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']}), 95% interval "
                 f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}], parse failures "
@@ -138,6 +154,8 @@ class LongDivCLI(LightningCLI):
             )
 
 
-def main(args=None):
-    LongDivCLI(DivisionLM, DivisionData, args=args, save_config_kwargs={"overwrite": True},
-               parser_kwargs={name: {"default_config_files": [str(BASE_CONFIG)]} for name in SUBCOMMANDS})
+def main(args: list[str] | None = None) -> Path:
+    """Runs the command line on `args` (default: sys.argv) and returns the run's folder."""
+    cli = LongDivCLI(DivisionLM, DivisionData, args=args, save_config_kwargs={"overwrite": True},
+                     parser_kwargs={name: {"default_config_files": [str(BASE_CONFIG)]} for name in SUBCOMMANDS})
+    return Path(cli.config[cli.subcommand].trainer.default_root_dir)

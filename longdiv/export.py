@@ -9,23 +9,24 @@ checkpoint's run folder when there is one.
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 from pathlib import Path
 
+from longdiv import runs
 from longdiv.data import formats
 from longdiv.data.problems import Problem
 
 
-def run_record(ckpt_path: Path) -> dict:
-    """The run.json of the run that wrote `ckpt_path` (`<run>/checkpoints/last.ckpt`), or {} when there is none."""
+def run_record(ckpt_path: Path) -> runs.Record:
+    """The record of the run that wrote `ckpt_path` (`<run>/checkpoints/last.ckpt`), or {} when there is none."""
     for folder in (ckpt_path.parent.parent, ckpt_path.parent):
-        if (folder / "run.json").is_file():
-            return json.loads((folder / "run.json").read_text())
+        record = runs.read(folder)
+        if record is not None:
+            return record
     return {}
 
 
-def model_card(hparams: dict, record: dict) -> str:
+def model_card(hparams: dict, record: runs.Record) -> str:
     """The README.md of an exported model. It names only what describes the model: no paths, config or keys."""
     fmt = hparams["format"]
     prompt, completion = formats.get_format(fmt).render(Problem.from_numbers(93, 59))
@@ -43,7 +44,7 @@ def model_card(hparams: dict, record: dict) -> str:
         f"| data seed | {record.get('data_seed', 'unknown')} |",
         f"| data hash | `{record.get('data_hash', 'unknown')}` |",
     ]
-    if "accuracy" in record:
+    if runs.is_tested(record):
         lines.append(
             f"| test accuracy | {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']}), 95% Wilson interval "
             f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}] |"

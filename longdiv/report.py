@@ -22,21 +22,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from longdiv import runs
 from longdiv.data.verify import KINDS
 from longdiv.stats import wilson
 
 COLUMNS = ("model", "format", "test_set", "num_demos", "seed", "n", "correct", "accuracy", "wilson_low", "wilson_high",
            "parse_fail_rate", *(f"err_{kind}" for kind in KINDS), "run_dir")
-
-
-def find_runs(folders: list[Path]) -> list[Path]:
-    """Run folders under `folders` whose `run.json` holds a test result, in path order."""
-    found = set()
-    for folder in folders:
-        if not folder.exists():
-            raise ValueError(f"{folder}: no such folder; pass run folders or folders that hold them")
-        found |= {p.parent for p in folder.rglob("run.json")}
-    return sorted(f for f in found if "accuracy" in json.loads((f / "run.json").read_text()))
 
 
 def test_set(data: dict) -> str:
@@ -49,8 +40,8 @@ def test_set(data: dict) -> str:
 
 
 def row(folder: Path) -> dict:
-    """One table row from a run folder's `run.json`."""
-    record = json.loads((folder / "run.json").read_text())
+    """One table row from a tested run folder's record."""
+    record = runs.tested(folder)
     config = record.get("config", {})
     n, correct = record["n_eval"], record["correct"]
     metrics = record.get("metrics", {})
@@ -221,10 +212,10 @@ def report(folders: list[Path], out: Path) -> list[dict]:
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    runs = find_runs(folders)
-    if not runs:
+    tested = runs.find_tested(folders)
+    if not tested:
         raise ValueError(f"no tested run (a run.json with an accuracy) under {', '.join(map(str, folders))}")
-    rows = sorted((row(f) for f in runs),
+    rows = sorted((row(f) for f in tested),
                   key=lambda r: (r["model"], r["format"], r["test_set"], r["num_demos"], str(r["seed"])))
     pooled = pool(rows)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """Runs a W&B grid sweep locally, without W&B: `python -m longdiv sweep configs/sweeps/demos.yaml [filters]`.
 
 Each grid point runs the command that `wandb agent` would run for it (the sweep's `command` with `${args}` as
-`--key=value` per parameter), in a subprocess, writing to its own folder `<runs_dir>/<point name>/`. A point whose
-folder already holds a tested `run.json` is skipped, so an interrupted grid resumes where it stopped:
+`--key=value` per parameter), in a subprocess, writing to its own folder `<runs_dir>/<point name>/`, named by every
+parameter of the point (longdiv/runs.py). A point whose folder already holds a tested run is skipped, so an
+interrupted grid resumes where it stopped:
 
     python -m longdiv sweep configs/sweeps/demos.yaml --num_demos 25 50 --models smollm2 --formats subrow direct
     python -m longdiv sweep configs/sweeps/demos.yaml --dry_run              # print the commands only
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from longdiv import runs
 
 # Filters a user types, and the sweep parameters they select on.
 FILTERS = {"num_demos": "data.num_demos", "models": "model.model", "formats": "data.format", "seeds": "seed_everything"}
@@ -63,22 +64,15 @@ def agent_command(sweep: dict, point: dict[str, Any], python: str = "python") ->
     return command
 
 
-def point_name(point: dict[str, Any]) -> str:
-    """A folder name that says which point a run is, e.g. `smollm2-sub-n25-s0`."""
-    name = f"{point.get('model.model', 'model')}-{point.get('data.format', 'fmt')}-n{point.get('data.num_demos', 'x')}"
-    name += f"-s{point.get('seed_everything', 'x')}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
-
-def done(folder: Path) -> bool:
-    """Whether the run in `folder` got as far as its test."""
-    path = folder / "run.json"
-    if not path.is_file():
-        return False
+def status(folder: Path, dry_run: bool) -> str:
+    """What the runner does with the point in `folder`: skip it once its run is tested, else run it (or print it).
+    A damaged record is said and run over."""
     try:
-        return "accuracy" in json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return False
+        if runs.tested(folder) is not None:
+            return "done, skipped"
+    except ValueError as err:
+        print(err, flush=True)
+    return "dry run" if dry_run else "running"
 
 
 def select(points: list[dict[str, Any]], filters: dict[str, list[str] | None]) -> list[dict[str, Any]]:
@@ -119,13 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     failed = []
     for number, point in enumerate(points, start=1):
-        folder = args.runs_dir / point_name(point)
+        name = runs.point_name(point)
+        folder = args.runs_dir / name
         command = agent_command(sweep, point, python=sys.executable)
         command += [f"--runs_dir={args.runs_dir}", f"--trainer.default_root_dir={folder}", *extra]
-        status = "done, skipped" if done(folder) else "dry run" if args.dry_run else "running"
-        print(f"[{number}/{len(points)}] {point_name(point)}: {status}\n  {' '.join(command)}", flush=True)
-        if status == "running" and subprocess.run(command, check=False).returncode != 0:
-            failed.append(point_name(point))
+        todo = status(folder, args.dry_run)
+        print(f"[{number}/{len(points)}] {name}: {todo}\n  {' '.join(command)}", flush=True)
+        if todo == "running" and subprocess.run(command, check=False).returncode != 0:
+            failed.append(name)
     if failed:
         print(f"{len(failed)} of {len(points)} points failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from longdiv import runs, sweep
 from longdiv.cli import main
 
-OVERLAYS = ("bf16.yaml", "ddp.yaml", "fsdp.yaml", "fixed-steps.yaml")  # composed after a model config, never run alone
-ALL_CONFIGS = sorted(str(p) for p in Path("configs").glob("*.yaml"))
-CONFIGS = [c for c in ALL_CONFIGS if Path(c).name not in OVERLAYS]
+ALL_CONFIGS = sorted(str(p) for p in Path("configs").rglob("*.yaml"))
+# Model configs sit at the top of configs/; overlays and recipes are composed after one, never run alone.
+CONFIGS = [c for c in ALL_CONFIGS if Path(c).parent == Path("configs")]
+COMPOSED_AFTER = {"overlays": "configs/neo125m.yaml", "recipes": "configs/smollm2.yaml"}
 # Each config's own model, swapped for a random-init one of the same class at toy width so no hub is needed.
 TINY_NEO = '{"hidden_size": 32, "num_layers": 2, "num_heads": 2, "attention_types": [[["global", "local"], 1]]}'
 TINY = [
@@ -42,11 +44,41 @@ def test_every_config_runs_fast_dev_run(config, tmp_path):
           f"--runs_dir={tmp_path}"])
 
 
+def covers(resolved, written) -> bool:
+    """Whether every value a config file writes is in the resolved config."""
+    if isinstance(written, dict):
+        return isinstance(resolved, dict) and all(covers(resolved.get(k), v) for k, v in written.items())
+    return resolved == written
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs.time, "strftime", lambda _: "20260101-120000")
+    args = ["fit", "--config", "configs/tiny.yaml", "--trainer.fast_dev_run=true", "--num_samples=0",
+            f"--runs_dir={tmp_path}"]
+    first, second = main(args), main(args)
+    assert first != second and sorted(tmp_path.iterdir()) == [first, second]
+    assert [json.loads((f / "run.json").read_text())["run_dir"] for f in (first, second)] == [str(first), str(second)]
+
+
 @pytest.mark.parametrize("config", ALL_CONFIGS)
 def test_every_config_parses(config, capsys):
-    first = ["--config", "configs/neo125m.yaml"] if Path(config).name in OVERLAYS else []
+    """Every YAML under configs/: a sweep renders its grid into commands the CLI parses; any other config parses
+    through the CLI, alone or after the model config it is composed with, and its values are what the CLI resolves."""
+    path = Path(config)
+    written = yaml.safe_load(path.read_text())
+    if path.parent.name == "sweeps":
+        points = sweep.grid(written)
+        command = sweep.agent_command(written, points[-1])
+        args = command[command.index("fit") + 1 :]
+        assert all(Path(c).is_file() for c in args[1::2] if c.startswith("configs/"))
+        resolved = print_config(args, capsys)
+        assert resolved["model"]["model"] == str(points[-1]["model.model"])
+        return
+    assert path.parent == Path("configs") or path.parent.name in COMPOSED_AFTER, f"{config}: where does it belong?"
+    first = ["--config", COMPOSED_AFTER[path.parent.name]] if path.parent.name in COMPOSED_AFTER else []
     resolved = print_config([*first, "--config", config], capsys)
     assert resolved["data"]["num_test"] and resolved["model"]["model"]
+    assert covers(resolved, written)
 
 
 def test_base_recipe_is_the_default_under_every_config(capsys):
@@ -62,10 +94,10 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
     assert smollm2["trainer"].items() >= {"max_epochs": 6, "accumulate_grad_batches": 8, "precision": "32-true",
                                          "check_val_every_n_epoch": 1000,
                                          "num_sanity_val_steps": 0, "log_every_n_steps": 5}.items()
-    composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/ddp.yaml"], capsys)
+    composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/overlays/ddp.yaml"], capsys)
     assert composed["model"]["model"] == "EleutherAI/gpt-neo-125m" and composed["trainer"]["strategy"] == "ddp"
     assert composed["data"]["train_file"] == smollm2["data"]["train_file"] and composed["data"]["eval_batch_size"] == 100
-    budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/fixed-steps.yaml"],
+    budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/overlays/fixed-steps.yaml"],
                           capsys)
     assert budget["trainer"] | {"max_epochs": 6, "max_steps": -1} == smollm2["trainer"]
     assert budget["trainer"]["max_steps"] == 150 and budget["data"] == smollm2["data"]
@@ -80,10 +112,11 @@ def test_neo125m_config_names_the_hub_model():
 
 
 def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
-    main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8", "--data.num_test=5",
+    returned = main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8", "--data.num_test=5",
           "--data.format=direct",
           f"--runs_dir={tmp_path}"])
     (run,) = tmp_path.iterdir()
+    assert returned == run
     record = json.loads((run / "run.json").read_text())
     lines = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
     assert record["n_eval"] == len(lines) == 5 and record["num_demos"] == 8
@@ -94,6 +127,7 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     assert record["device"].startswith("cpu: ") and len(record["device"]) > len("cpu: ")
     out = capsys.readouterr().out
     assert "test accuracy" in out and f"run folder: {run}" in out
+    assert f"run folder: {run}" in out.split("test accuracy")[0]  # said when the run starts, too
 
     # `test --ckpt_path ... --data.test_file F` evaluates any file with the fitted weights
     problems = tmp_path / "mine.txt"
@@ -121,3 +155,4 @@ def test_bad_input_fails_before_training(args, message, tmp_path):
     )
     assert proc.returncode != 0 and message in proc.stderr
     assert "Epoch" not in proc.stdout + proc.stderr
+    assert not any(tmp_path.iterdir())  # no empty run folder left behind

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from longdiv import runs
 from longdiv import sweep as local
 
 SWEEP = Path("configs/sweeps/demos.yaml")
@@ -34,7 +35,7 @@ def test_the_sweep_is_the_demos_grid():
     assert {"subrow", "direct"} <= set(params["data.format"]["values"])
     assert len(params["seed_everything"]["values"]) == 2 and "smollm2" in params["model.model"]["values"]
     assert config["command"][:4] == ["${env}", "python", "-m", "${program}"] and config["command"][-1] == "${args}"
-    assert config["command"][4:9] == ["fit", "--config", "configs/smollm2.yaml", "--config", "configs/fixed-steps.yaml"]
+    assert config["command"][4:9] == ["fit", "--config", "configs/smollm2.yaml", "--config", "configs/overlays/fixed-steps.yaml"]
     points = local.grid(config)
     assert len(points) == 6 * 2 * 2 * len(params["model.model"]["values"])
     assert len({tuple(p.items()) for p in points}) == len(points)
@@ -65,16 +66,31 @@ def test_one_point_runs_like_the_wandb_agent(tmp_path):
 
 
 def test_local_runner_filters_and_skips_finished_points(tmp_path, capsys):
-    done = tmp_path / local.point_name({"model.model": "smollm2", "data.format": "subrow", "data.num_demos": 25,
-                                        "seed_everything": 0})
+    done = tmp_path / runs.point_name({"model.model": "smollm2", "data.format": "subrow", "data.num_demos": 25,
+                                       "seed_everything": 0})
     done.mkdir()
     (done / "run.json").write_text(json.dumps({"accuracy": 0.5}))
+    damaged = tmp_path / "smollm2-subrow-n50-s0"
+    damaged.mkdir()
+    (damaged / "run.json").write_text('{"accuracy": 0.')
     args = [str(SWEEP), "--num_demos", "25", "50", "--models", "smollm2", "--formats", "subrow", "--seeds", "0",
             "--runs_dir", str(tmp_path), "--dry_run", "--", "--trainer.max_epochs=1"]
     assert local.main(args) == 0
     out = capsys.readouterr().out
     assert "[1/2] smollm2-subrow-n25-s0: done, skipped" in out and "[2/2] smollm2-subrow-n50-s0: dry run" in out
+    assert f"{damaged / 'run.json'}: not a run record" in out  # said, then run over
     assert f"--trainer.default_root_dir={tmp_path / 'smollm2-subrow-n50-s0'}" in out and "--trainer.max_epochs=1" in out
     with pytest.raises(SystemExit):
         local.main([str(SWEEP), "--models", "smollm", "--dry_run"])
     assert "--models smollm: not among the sweep's model.model values" in capsys.readouterr().err
+
+
+def test_points_that_differ_only_in_lr_get_their_own_folders(tmp_path, capsys):
+    grid = {"program": "longdiv", "method": "grid", "command": ["${env}", "python", "-m", "${program}", "fit", "${args}"],
+            "parameters": {"model.model": {"value": "tiny"}, "model.lr": {"values": [1e-4, 2e-4]}}}
+    path = tmp_path / "lr.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    assert local.main([str(path), "--runs_dir", str(tmp_path / "runs"), "--dry_run"]) == 0
+    folders = [line.split("--trainer.default_root_dir=")[1].split()[0] for line in capsys.readouterr().out.splitlines()
+               if "--trainer.default_root_dir=" in line]
+    assert len(folders) == len(set(folders)) == 2

@@ -1,9 +1,8 @@
-"""Writes what a run did into its run folder: per-problem predictions and a `run.json` record."""
+"""Writes what a run did into its run folder: per-problem predictions and its record (longdiv/runs.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import resource
 import subprocess
@@ -14,17 +13,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from longdiv import runs
 from longdiv.stats import wilson
 
 PACKAGES = ("torch", "lightning", "transformers", "torchmetrics", "jsonargparse", "wandb", "mathematics-dataset")
-
-
-def _gather(obj):
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        parts = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(parts, obj)
-        return [x for part in parts for x in part]
-    return obj
 
 
 def git_commit() -> str | None:
@@ -72,7 +64,7 @@ class RunRecord(L.Callback):
 
     def __init__(self, config: dict | None = None):
         self.config = config or {}
-        self.record: dict = {}
+        self.record: runs.Record = {}
         self._start = 0.0
 
     def _folder(self, trainer) -> Path:
@@ -93,7 +85,7 @@ class RunRecord(L.Callback):
 
     def on_test_end(self, trainer, pl_module):
         self.record["eval_seconds"] = round(time.perf_counter() - self._start, 1)
-        records = sorted(_gather(pl_module.records), key=lambda r: r["index"])
+        records = sorted(runs.gather(pl_module.records), key=lambda r: r["index"])
         if trainer.is_global_zero:
             with (self._folder(trainer) / "predictions.jsonl").open("w") as f:
                 for r in records:
@@ -130,7 +122,4 @@ class RunRecord(L.Callback):
             "run_dir": str(self._folder(trainer)),
         }
         if trainer.is_global_zero:
-            path = self._folder(trainer) / "run.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.record, indent=2, default=str))
-            os.replace(tmp, path)
+            runs.write(self._folder(trainer), self.record)

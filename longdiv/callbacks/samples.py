@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from longdiv.callbacks.records import _gather
+from longdiv import runs
 
 COLUMNS = ("index", "question", "expected", "parsed", "correct", "error_kind", "error_step", "generated")
 
@@ -32,7 +32,7 @@ class SampleTable(L.Callback):
             return
         # The first problems overall are among each process's own first ones: gather only those.
         first = sorted(pl_module.records, key=lambda r: r["index"])[: self.num_samples]
-        records = sorted(_gather(first), key=lambda r: r["index"])[: self.num_samples]
+        records = sorted(runs.gather(first), key=lambda r: r["index"])[: self.num_samples]
         if not trainer.is_global_zero or not records:
             return
         rows = [{c: r.get(c) for c in COLUMNS} for r in records]

@@ -1,23 +1,23 @@
-"""The main job: fit the offline SmolLM2 on the paper's 200 problems in the default format, test on 500
-generated interpolate problems, and write the headline figures to reports/main.json.
+"""The main job (`make main`): fit the offline SmolLM2 on the paper's 200 problems in the default format, test on
+500 generated interpolate problems, and write the headline figures to reports/main.json.
 
-    python benchmarks/main.py [extra CLI arguments]
-    python benchmarks/main.py --from_run runs/<run>   # the record of a finished run of exactly this job
+    python -m experiments.main [extra CLI arguments]
+    python -m experiments.main --from_run runs/<run>   # the record of a finished run of exactly this job
 
-`--from_run` saves the 45 minutes when a run of the same resolved config already exists (benchmarks/formats.py
-runs it as its seed-0 point): the run's config must equal what `fit --config configs/smollm2.yaml` resolves to,
-its folder aside.
+`--from_run` skips the fit when a run of the same resolved config already exists (experiments.formats runs it as
+its seed-0 point): the run's config must equal what `fit --config configs/smollm2.yaml` resolves to, its folder
+aside.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from longdiv.cli import RUN_DIR_ENV, main
+from longdiv import runs
+from longdiv.cli import main
 
 KEYS = ("accuracy", "n_eval", "correct", "wilson_low", "wilson_high", "fit_seconds", "eval_seconds", "fit_peak_rss_gb",
         "mean_tokens", "max_tokens", "format", "num_demos", "parse_failures", "data_hash", "run_dir", "metrics")
@@ -56,12 +56,10 @@ def _covers(expected, recorded) -> bool:
 if __name__ == "__main__":
     args = sys.argv[1:]
     from_run = args[:1] == ["--from_run"]
-    if from_run:
-        run_dir = Path(args[1])
-    else:
-        main([*CLI_ARGS, *args])
-        run_dir = Path(os.environ[RUN_DIR_ENV])  # the folder the CLI chose for this run
-    record = json.loads((run_dir / "run.json").read_text())
+    run_dir = Path(args[1]) if from_run else main([*CLI_ARGS, *args])
+    record = runs.read(run_dir)
+    if record is None:
+        sys.exit(f"{run_dir} holds no run record")
     if from_run and not same_job(record["config"]):
         sys.exit(f"{run_dir} is not a run of `python -m longdiv {' '.join(CLI_ARGS)}`; run this script without "
                  "--from_run")

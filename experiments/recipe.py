@@ -2,7 +2,7 @@
 recipe, each tested like every point of reports/formats.json: 500 generated interpolate problems and the paper's 100
 validation problems. A variant is an overlay in configs/recipes/ composed after configs/smollm2.yaml.
 
-    python benchmarks/recipe.py [--recipes lr6e-4 ...] [--format subrow] [-- extra CLI arguments for every run]
+    python -m experiments.recipe [--recipes lr6e-4 ...] [--format subrow] [-- extra CLI arguments for every run]
 
 Each variant lives in runs/formats/smollm2-<format>-n200-s0-<recipe>/ and is skipped once tested, so the script
 resumes. Writes reports/recipe.json: the variants beside their formats' main-recipe records (reports/formats.json).
@@ -13,13 +13,13 @@ import json
 import sys
 from pathlib import Path
 
-import points
+from experiments import runner
 
 OUT = Path("reports/recipe.json")
 
 
 def main(argv: list[str]) -> None:
-    argv, extra = points.split_extra(argv)
+    argv, extra = runner.split_extra(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=["lr6e-4"])
     parser.add_argument("--format", default="subrow")
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
         overlay = f"recipes/{recipe}"
         if not Path(f"configs/{overlay}.yaml").is_file():
             parser.error(f"no configs/{overlay}.yaml")
-        record = points.run(args.format, 200, 0, overlay, extra=extra)
+        record = runner.run(args.format, 200, 0, overlay, extra=extra)
         variants[(recipe, args.format)] = {"recipe": recipe, "overlay": f"configs/{overlay}.yaml", **record}
         report = {
             "question": "does a change to the training recipe move the best point's accuracy? (this CPU, same data, "

@@ -1,8 +1,8 @@
 """Test-time votes: a trained point's checkpoint tested with `--model.votes K` (K traces sampled per problem at a
 temperature, the remainder most of them give wins) against its own greedy test on the same problems.
 
-    python benchmarks/votes.py --point runs/formats/smollm2-subrow-n200-s0-epochs12 [--votes 5] [--temperature 0.7]
-                               [--num_test 200]
+    python -m experiments.votes --point runs/formats/smollm2-subrow-n200-s0-epochs12 [--votes 5] [--temperature 0.7]
+                                    [--num_test 200]
 
 The votes run tests the first `--num_test` of the point's 500 interpolate problems (the generator draws the same
 problems first whatever the count) into `<point>/votes<K>-t<T>-n<num_test>/`, and is skipped once tested. Writes
@@ -16,8 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-import points
-
+from experiments import runner
+from longdiv import runs
 from longdiv.stats import wilson
 
 OUT = Path("reports/votes.json")
@@ -40,7 +40,7 @@ def compare(point: Path, voted_dir: Path) -> dict:
         if greedy[index]["question"] != row["question"]:
             raise ValueError(f"problem {index} differs between {point} and {voted_dir}")
     rows = [(greedy[i], voted[i]) for i in sorted(voted)]
-    run = points.tested(voted_dir)
+    run = runs.tested(voted_dir)
     return {
         "greedy": accuracy(sum(g["correct"] for g, _ in rows), len(rows)),
         "voted": accuracy(sum(v["correct"] for _, v in rows), len(rows)),
@@ -49,7 +49,7 @@ def compare(point: Path, voted_dir: Path) -> dict:
         "voted_right_greedy_wrong": sum(v["correct"] and not g["correct"] for g, v in rows),
         "voted_wrong_greedy_right": sum(g["correct"] and not v["correct"] for g, v in rows),
         "eval_seconds": run["eval_seconds"],
-        "greedy_eval_seconds_500": points.tested(point)["eval_seconds"],
+        "greedy_eval_seconds_500": runs.tested(point)["eval_seconds"],
     }
 
 
@@ -60,12 +60,12 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--num_test", type=int, default=200)
     args = parser.parse_args()
-    fit = points.tested(args.point)
+    fit = runs.tested(args.point)
     if fit is None:
         parser.error(f"{args.point} holds no tested run")
     voted_dir = args.point / f"votes{args.votes}-t{args.temperature}-n{args.num_test}"
-    if points.tested(voted_dir) is None:
-        points.cli(["test", "--config", points.CONFIG, f"--data.format={fit['format']}",
+    if runs.tested(voted_dir) is None:
+        runner.cli(["test", "--config", runner.CONFIG, f"--data.format={fit['format']}",
                     f"--data.num_demos={fit['num_demos']}", f"--data.num_test={args.num_test}",
                     f"--model.votes={args.votes}", f"--model.temperature={args.temperature}",
                     f"--ckpt_path={args.point / 'checkpoints' / 'last.ckpt'}",

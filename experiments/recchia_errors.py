@@ -2,7 +2,7 @@
 reference trace of its problem, action by action, and the first action that differs, sorted into kinds by what the
 right action was doing on the grid.
 
-    python benchmarks/recchia_errors.py RUN_DIR [--out reports/recchia_w_errors.json]
+    python -m experiments.recchia_errors RUN_DIR [--out reports/recchia_w_errors.json]
 
 Kinds of the first wrong action (the verifier gives this format only a final-answer verdict):
 - `copy`: the first action, which writes the divisor, the bracket and the dividend onto row 2 of the grid;
@@ -25,6 +25,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from longdiv import runs
 from longdiv.data.formats import get_format
 from longdiv.data.formats.recchia import SCRATCH_X
 from longdiv.data.problems import Problem
@@ -75,7 +76,7 @@ def first_error(reference: list[str], generated: list[str]) -> tuple[str, int]:
 
 
 def analyse(run_dir: Path) -> dict:
-    record = json.loads((run_dir / "run.json").read_text())
+    record = runs.read(run_dir)
     fmt = get_format(record["format"])
     rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     kinds, at_fraction, examples = Counter(), [], {}

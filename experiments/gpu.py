@@ -1,24 +1,25 @@
-"""What a lent GPU machine adds to the CPU figures (issues 4, 5 and 6), in one run sized to the device's time budget.
+"""What a lent GPU machine adds to the CPU runs (the paper's grid format, second seeds, longer recipes, speed), in one
+run sized to the device's time budget.
 
-    python benchmarks/gpu.py --out DIR --budget 400 [--steps ...] [--speed]   # on the GPU machine; DIR comes back
-    python benchmarks/gpu.py --collect DIR                                    # here: unpack, write the reports
+    python -m experiments.gpu --out DIR --budget 400 [--steps ...] [--speed]   # on the GPU machine; DIR comes back
+    python -m experiments.gpu --collect DIR                                    # here: unpack, write the reports
 
 Steps run in the order given while the budget lasts (none starts after `--budget` seconds):
 - `FORMAT:N:SEED`, a point of the ablation's grid (configs/sweeps/demos.yaml) through `python -m longdiv sweep`
   into runs/gpu/, in the GPU recipe: bf16-mixed; the recipe's optimizer steps of 8 demonstrations taken as one
   batch of 8 rather than 8 accumulated micro-batches of 1 (the CPU's memory choice); the test's 500 problems
   generated in one batch; no checkpoint but the first point's, which the decoding benchmark reads.
-- `FORMAT`, the main recipe's point of benchmarks/formats.py (the paper's 200 problems, training seed 0) in the same
+- `FORMAT`, the main recipe's point of experiments.formats (the paper's 200 problems, training seed 0) in the same
   GPU recipe, into runs/formats/; tested on the first `--formats_test` interpolate problems, then
 - `FORMAT:paper`, the same checkpoint tested on the paper's 100 validation problems. These are for the paper's grid
-  (`recchia-w`, ~2K tokens a trace), which a 2-core CPU would need hours for.
+  (`recchia-w`), whose long traces are too slow to train and decode on a CPU.
 - `FORMAT@RECIPE[:N[:SEED]]`, a training-recipe variant of the main recipe (N=200 and seed 0 unless given): the
-  overlay configs/recipes/RECIPE.yaml (or configs/RECIPE.yaml: `subrow@fixed-steps:100:0` is a point of
-  benchmarks/demos.py; `main`: none) in the GPU recipe, fit, tested on the first `--formats_test`
-  interpolate problems and then on the paper's 100, into runs/gpu_recipes/ (named like benchmarks/points.py's
+  overlay configs/recipes/RECIPE.yaml (or configs/overlays/RECIPE.yaml: `subrow@fixed-steps:100:0` is a point of
+  experiments.demos; `main`: none) in the GPU recipe, fit, tested on the first `--formats_test`
+  interpolate problems and then on the paper's 100, into runs/gpu_recipes/ (named like experiments.runner's
   folders, with recipe.json naming the overlay); `--collect` writes their records to reports/recipe_gpu.json. Extra
   arguments (`--trainer.precision=32-true`) apply to every step.
-`--speed` runs benchmarks/speed.py on the GPU (gemm, train, bf16, decode) after the first grid point.
+`--speed` runs benchmarks.speed on the GPU (gemm, train, bf16, decode) after the first grid point.
 After every step DIR/runs.tgz holds each finished run's run.json and predictions, and DIR/speed_gpu.json the speed
 record, so that a run cut short still returns what it finished.
 """
@@ -34,23 +35,22 @@ import tarfile
 import time
 from pathlib import Path
 
-import points
-
-from longdiv import sweep
+from experiments import runner
+from longdiv import runs
 
 SWEEP = "configs/sweeps/demos.yaml"
 RUNS = Path("runs/gpu")
 RECIPE_RUNS = Path("runs/gpu_recipes")
 GPU_RECIPE = ["--trainer.precision=bf16-mixed", "--data.batch_size=8", "--trainer.accumulate_grad_batches=1",
               "--data.eval_batch_size=500", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
-# Most wanted first: the paper's grid at N=200 (issue 4's paper row), second seeds of the grid (issue 5).
+# Most wanted first: the paper's grid at N=200 (too slow for a CPU), then second seeds of the grid.
 STEPS = ["recchia-w", "subrow:200:1", "recchia-w:paper", "subrow:50:1", "subrow:800:1", "subrow:100:1"]
 
 
 def pack(out: Path) -> None:
     """Every finished run's records into out/runs.tgz (checkpoints stay behind)."""
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
-        for record in sorted([*RUNS.glob("*/run.json"), *points.RUNS.rglob("run.json"),
+        for record in sorted([*RUNS.glob("*/run.json"), *runner.RUNS.rglob("run.json"),
                              *RECIPE_RUNS.rglob("run.json")]):
             for name in ("run.json", "predictions.jsonl", "config.yaml", "recipe.json"):
                 if (record.parent / name).is_file():
@@ -71,11 +71,11 @@ def grid_point(fmt: str, num_demos: int, seed: int, extra: list[str]) -> int:
 
 def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int:
     """The main recipe's N=200 point of `fmt` in the GPU recipe: fit and test, or (`paper`) the paper's test."""
-    path = points.folder(fmt, 200, 0)
-    common = ["-m", "longdiv", "--config", points.CONFIG, f"--data.format={fmt}", "--data.num_demos=200",
+    path = runner.folder(fmt, 200, 0)
+    common = ["-m", "longdiv", "--config", runner.CONFIG, f"--data.format={fmt}", "--data.num_demos=200",
               "--seed_everything=0", *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
     if paper:
-        return _call([*common[:2], "test", *common[2:], f"--data.test_file={points.PAPER_VAL}",
+        return _call([*common[:2], "test", *common[2:], f"--data.test_file={runner.PAPER_VAL}",
                       f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}",
                       f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
     return _call([*common[:2], "fit", *common[2:], f"--data.num_test={num_test}",
@@ -83,41 +83,42 @@ def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int
 
 
 def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:
-    return RECIPE_RUNS / points.folder(fmt, num_demos, seed, None if recipe == "main" else recipe).name
+    return RECIPE_RUNS / runner.folder(fmt, num_demos, seed, None if recipe == "main" else recipe).name
 
 
 def recipe_overlay(recipe: str) -> str | None:
-    """The config a recipe composes after the main one: configs/recipes/RECIPE.yaml, else configs/RECIPE.yaml
-    (`fixed-steps`, the budget of benchmarks/demos.py below N=200); none for `main`."""
+    """The config a recipe composes after the main one: configs/recipes/RECIPE.yaml, else configs/overlays/RECIPE.yaml
+    (`fixed-steps`, the budget of experiments.demos below N=200); none for `main`."""
     if recipe == "main":
         return None
-    for path in (f"configs/recipes/{recipe}.yaml", f"configs/{recipe}.yaml"):  # relative, as the CLI runs here
+    candidates = (f"configs/recipes/{recipe}.yaml", f"configs/overlays/{recipe}.yaml")
+    for path in candidates:  # relative, as the CLI runs here
         if (Path(__file__).resolve().parent.parent / path).is_file():
             return path
-    raise ValueError(f"recipe {recipe!r}: no configs/recipes/{recipe}.yaml or configs/{recipe}.yaml")
+    raise ValueError(f"recipe {recipe!r}: no {' or '.join(candidates)}")
 
 
 def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> int:
-    """A recipe variant's fit and interpolate test, then its paper test (the same arguments as points.run's)."""
+    """A recipe variant's fit and interpolate test, then its paper test (the same arguments as runner.run's)."""
     path = recipe_folder(fmt, recipe, num_demos, seed)
     config = recipe_overlay(recipe)
     overlay = ["--config", config] if config else []
     path.mkdir(parents=True, exist_ok=True)
     (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": config}) + "\n")
-    point = ["--config", points.CONFIG, *overlay, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
+    point = ["--config", runner.CONFIG, *overlay, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
              *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
     code = _call(["-m", "longdiv", "fit", *point, f"--seed_everything={seed}", f"--data.num_test={num_test}",
                   f"--trainer.default_root_dir={path}", *extra])
     if code:
         return code
-    return _call(["-m", "longdiv", "test", *point, f"--data.test_file={points.PAPER_VAL}",
+    return _call(["-m", "longdiv", "test", *point, f"--data.test_file={runner.PAPER_VAL}",
                   f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}", f"--trainer.default_root_dir={path / 'paper_val'}",
                   *extra])
 
 
 def speed(out: Path, fmt: str, ckpt: Path) -> int:
     sections = ["gemm", "train", "bf16"] + (["decode", "--ckpt", str(ckpt)] if ckpt.is_file() else [])
-    return _call(["benchmarks/speed.py", "--device", "cuda", "--format", fmt, "--micro_batch", "8", "--accumulate",
+    return _call(["-m", "benchmarks.speed", "--device", "cuda", "--format", fmt, "--micro_batch", "8", "--accumulate",
                   "1", "--micro_steps", "20", "--bf16_micro_steps", "20", "--eval_batch_size", "200",
                   "--baseline_every", "40", "--out", str(out / "speed_gpu.json"), "--only", *sections])
 
@@ -159,7 +160,7 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
         if kind == "grid" and first_grid_point and run_speed:
             point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}
             began = time.perf_counter()
-            log["speed_returncode"] = speed(out, fmt, RUNS / sweep.point_name(point) / "checkpoints" / "last.ckpt")
+            log["speed_returncode"] = speed(out, fmt, RUNS / runs.point_name(point) / "checkpoints" / "last.ckpt")
             log["speed_seconds"] = round(time.perf_counter() - began, 1)
         first_grid_point &= kind != "grid"
         (out / "log.json").write_text(json.dumps(log, indent=2))
@@ -175,8 +176,8 @@ def collect(folder: Path) -> None:
             tar.extractall(".", filter="data")
     if RUNS.is_dir():
         report.main([str(RUNS), "--out", "reports/ablation_gpu"])
-    recipes = [{"recipe": json.loads((path.parent / "recipe.json").read_text())["recipe"], **points.record(path.parent)}
-               for path in sorted(RECIPE_RUNS.glob("*/run.json")) if points.tested(path.parent)]
+    recipes = [{"recipe": json.loads((path.parent / "recipe.json").read_text())["recipe"], **runner.record(path.parent)}
+               for path in sorted(RECIPE_RUNS.glob("*/run.json")) if runs.tested(path.parent)]
     if recipes:
         # Records of earlier GPU sessions stay (their runs/ are gone from a fresh checkout); a run collected
         # again replaces its own record.
@@ -200,7 +201,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, help="on the GPU machine: the folder that comes back")
     parser.add_argument("--budget", type=float, default=420, help="seconds after which no new step starts")
     parser.add_argument("--steps", nargs="+", default=STEPS, help="FORMAT:N:SEED, FORMAT or FORMAT:paper (above)")
-    parser.add_argument("--speed", action="store_true", help="run benchmarks/speed.py after the first grid point")
+    parser.add_argument("--speed", action="store_true", help="run benchmarks.speed after the first grid point")
     parser.add_argument("--formats_test", type=int, default=100, help="interpolate problems for FORMAT steps")
     parser.add_argument("--collect", type=Path, help="here: the folder that came back")
     args, extra = parser.parse_known_args()

@@ -1,26 +1,27 @@
-"""Shared by benchmarks/formats.py and benchmarks/demos.py: one run per (format, demo count, training seed) of the
-offline SmolLM2 on the main recipe (configs/smollm2.yaml), tested on 500 generated interpolate problems and on the
-paper's 100 validation problems, and the record the reports hold for it.
+"""The runner the experiments share: one run per (format, demo count, training seed) of the offline SmolLM2 on the
+main recipe (configs/smollm2.yaml), tested on 500 generated interpolate problems and on the paper's 100 validation
+problems, and the record the reports hold for it.
 
-A point lives in `runs/formats/smollm2-<format>-n<N>-s<seed>[-<overlay>]/`: the fit and its 500-problem test there,
-the paper test in its `paper_val/` subfolder. An overlay is a config composed after the main one (`fixed-steps`:
-150 optimizer steps whatever N). The seed is the training seed, which orders the demonstrations. A point whose
-records are complete is not run again, so both scripts resume and share runs: the best format at N=200 is a point
-of both.
+A point lives in `runs/formats/smollm2-<format>-n<N>-s<seed>[-<overlay>]/` (named by longdiv/runs.py): the fit and
+its 500-problem test there, the paper test in its `paper_val/` subfolder. An overlay is a config composed after the
+main one (`overlays/fixed-steps`: a fixed number of optimizer steps whatever N). The seed is the training seed,
+which orders the demonstrations. A point whose records are complete is not run again, so the scripts resume and
+share runs: the best format at N=200 is a point of both experiments.formats and experiments.demos.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
 from pathlib import Path
 
+from longdiv import runs
+from longdiv.data.verify import KINDS
+
 RUNS = Path("runs/formats")
 CONFIG = "configs/smollm2.yaml"
 PAPER_VAL = "data/paper/validation_numbers__div_remainder.txt"
-KINDS = ("malformed", "bring_down", "quotient_digit", "subtraction", "final_answer")
 
 
 def split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -32,17 +33,10 @@ def split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def folder(fmt: str, num_demos: int, seed: int, overlay: str | None = None) -> Path:
-    """The point's run folder; an overlay in a subfolder of configs/ (`recipes/lr6e-4`) names it by its last part."""
-    return RUNS / f"smollm2-{fmt}-n{num_demos}-s{seed}{'-' + overlay.split('/')[-1] if overlay else ''}"
-
-
-def tested(path: Path) -> dict | None:
-    """The run record in `path` if the run got as far as its test."""
-    record_path = path / "run.json"
-    if not record_path.is_file():
-        return None
-    record = json.loads(record_path.read_text())
-    return record if "accuracy" in record else None
+    """The point's run folder. `overlay` is a config under configs/ without its `.yaml` (`recipes/lr6e-4`),
+    composed after the main one; the folder is named by its last part."""
+    point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}
+    return RUNS / runs.point_name(point | ({"config": f"configs/{overlay}.yaml"} if overlay else {}))
 
 
 def cli(args: list[str]) -> None:
@@ -53,7 +47,7 @@ def cli(args: list[str]) -> None:
 
 def finished(fmt: str, num_demos: int, seed: int, overlay: str | None = None) -> bool:
     path = folder(fmt, num_demos, seed, overlay)
-    return tested(path) is not None and tested(path / "paper_val") is not None
+    return runs.tested(path) is not None and runs.tested(path / "paper_val") is not None
 
 
 def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: list[str] = ()) -> dict:
@@ -61,22 +55,22 @@ def run(fmt: str, num_demos: int, seed: int, overlay: str | None = None, extra: 
     path = folder(fmt, num_demos, seed, overlay)
     point = ["--config", CONFIG, *(["--config", f"configs/{overlay}.yaml"] if overlay else []),
              f"--data.format={fmt}", f"--data.num_demos={num_demos}"]
-    if tested(path) is None:
+    if runs.tested(path) is None:
         cli(["fit", *point, f"--seed_everything={seed}", f"--trainer.default_root_dir={path}", *extra])
     ckpt = path / "checkpoints" / "last.ckpt"
-    if tested(path / "paper_val") is None and ckpt.is_file():
+    if runs.tested(path / "paper_val") is None and ckpt.is_file():
         cli(["test", *point, f"--data.test_file={PAPER_VAL}", f"--ckpt_path={ckpt}",
              f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
-    elif tested(path / "paper_val") is None:
-        # A run made elsewhere (benchmarks/gpu.py brings back records, not checkpoints): no paper test here.
+    elif runs.tested(path / "paper_val") is None:
+        # A run made elsewhere (experiments.gpu brings back records, not checkpoints): no paper test here.
         print(f"{path}: no checkpoint here, so no paper test", flush=True)
     return record(path)
 
 
-def record(path: Path, fit: dict | None = None) -> dict:
-    """The report record of the point in `path`: the issue's fields, then the paper-validation figures. `fit` is
-    the point's tested run record when it is not `path`'s own run.json."""
-    fit, paper = fit or tested(path), tested(path / "paper_val")
+def record(path: Path, fit: runs.Record | None = None) -> dict:
+    """The report record of the point in `path`: the test figures and what the fit cost, then the paper-validation
+    figures. `fit` is the point's tested run record when it is not `path`'s own."""
+    fit, paper = fit or runs.tested(path), runs.tested(path / "paper_val")
     steps, micro_batches = optimizer_steps(fit["config"])
     trained_tokens = fit["mean_tokens"] * fit["config"]["data"]["batch_size"] * micro_batches
     return {

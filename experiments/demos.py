@@ -1,13 +1,13 @@
 """Accuracy against the number of demonstrations for the best format, on the offline SmolLM2 with the same training
-compute at every N (150 optimizer steps of 8 demonstrations: configs/smollm2.yaml, which at N=200 is 6 epochs, with
-configs/fixed-steps.yaml below N=200): N = 25, 50, 100, 200 (N=200 with two training seeds) and `direct` at N=200,
+compute at every N (configs/smollm2.yaml at N=200, with configs/overlays/fixed-steps.yaml below N=200 giving the same
+number of optimizer steps): N = 25, 50, 100, 200 (N=200 with two training seeds) and `direct` at N=200,
 each tested on 500 generated interpolate problems and the paper's 100 validation problems. Writes reports/demos.json
 and reports/demos.png.
 
-    python benchmarks/demos.py [--format subrow] [-- extra CLI arguments for every run]
+    python -m experiments.demos [--format subrow] [-- extra CLI arguments for every run]
 
 Demonstrations are the paper's 200 training problems, or a sample of them drawn with the data seed for N < 200.
-Points run in the order below (the most informative first) and are shared with benchmarks/formats.py through
+Points run in the order below (the most informative first) and are shared with experiments.formats through
 runs/formats/; the report is rewritten after every point, so an interrupted script resumes. A point already in the
 committed report is kept as it is when its run folder is not here (a fresh clone), so only missing points are fitted.
 """
@@ -21,13 +21,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import points
+
+from experiments import runner
 
 OUT = Path("reports/demos.json")
 PLOT = Path("reports/demos.png")
 
 
-BUDGET = "fixed-steps"  # below N=200; at N=200 configs/smollm2.yaml's 6 epochs are the same 150 steps
+BUDGET = "overlays/fixed-steps"  # below N=200; at N=200 configs/smollm2.yaml's epochs take as many steps
 
 
 def plan(best: str) -> list[tuple[str, int, int, str | None]]:
@@ -71,7 +72,7 @@ def plot(records: list[dict], best: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    argv, extra = points.split_extra(argv)
+    argv, extra = runner.split_extra(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", default="subrow", help="The best step-by-step format.")
     parser.add_argument("--report_only", action="store_true", help="Write the report from finished points only.")
@@ -79,18 +80,18 @@ def main(argv: list[str]) -> None:
     committed = {r["run_dir"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
     records, pending = [], plan(args.format)
     for point in plan(args.format):
-        done = points.finished(*point)
-        kept = None if done else committed.get(str(points.folder(*point)))
+        done = runner.finished(*point)
+        kept = None if done else committed.get(str(runner.folder(*point)))
         if kept:
             records.append(kept)
         elif args.report_only and not done:
             continue
         else:
-            records.append(points.run(*point, extra=extra))
+            records.append(runner.run(*point, extra=extra))
         pending.remove(point)
         OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps({
-            "model": "smollm2", "config": points.CONFIG, "best_format": args.format, "records": records,
+            "model": "smollm2", "config": runner.CONFIG, "best_format": args.format, "records": records,
             "pending": [{"format": f, "num_demos": n, "seed": s, "overlay": o} for f, n, s, o in pending],
         }, indent=2) + "\n")
         plot(records, args.format)

@@ -1,6 +1,6 @@
 """Where the answer row's and the bring-downs' wrong digits come from, in `subrow` and `subadd` traces.
 
-    python benchmarks/copy_errors.py RUN_DIR [RUN_DIR ...] [--out reports/copy_errors.json]
+    python -m experiments.copy_errors RUN_DIR [RUN_DIR ...] [--out reports/copy_errors.json]
 
 Reads each run's predictions.jsonl (the verifier's first wrong step is in it) and, for the traces whose first wrong
 step is the answer row or a bring-down, compares the wrong value digits with the lines above:
@@ -21,6 +21,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from longdiv import runs
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem
 
@@ -52,7 +53,7 @@ def bring_down_kind(got: str, kept: str, negative: str, want: str) -> str:
 
 def classify(folder: Path) -> dict:
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-    fmt_name = json.loads((folder / "run.json").read_text())["format"]
+    fmt_name = runs.read(folder)["format"]
     if fmt_name not in ("subrow", "subadd"):  # the cell layout read below (3 characters, answer row) is theirs
         raise ValueError(f"{folder}: format {fmt_name}; copy_errors reads subrow and subadd traces only")
     fmt = get_format(fmt_name)

@@ -1,0 +1,16 @@
+"""The research runs and the analyses that read them. Each script runs from the repository root as
+`python -m experiments.<name>` and writes its report under reports/:
+
+- `main`: the main job (`make main`), reports/main.json;
+- `formats`, `demos`, `recipe`, `precision`: points of the main recipe (formats at N=200, demonstration counts,
+  recipe and precision variants) run through `runner`, each tested on generated problems and on the paper's
+  validation problems; `votes`: a point's checkpoint tested with votes over sampled traces;
+- `ablation`: the grid of configs/sweeps/demos.yaml through `python -m longdiv sweep`, then `python -m longdiv report`;
+- `gpu`: what a lent GPU machine runs in its time budget, and the collection of what it brings back;
+- `copy_errors`, `recchia_errors`, `recchia_lengths`: analyses of run folders and of demonstration lengths.
+
+Only `ablation` is a grid, and it already is a sweep config with a thin script that runs two slices of it and the
+report. The other runs stay scripts because a sweep cannot express them: each point is a fit followed by a second
+test of its checkpoint on the paper's file (`paper_val/`), points are chosen one by one rather than as a product,
+and the reports keep committed records of runs whose folders are elsewhere.
+"""

@@ -1,0 +1,158 @@
+"""Run folders and the record each one holds: the one place that names and creates them, reads and writes their
+`run.json`, and says whether a run got as far as its test.
+
+A run folder holds the saved `config.yaml`, `checkpoints/last.ckpt`, `run.json` (a `Record`) and, after a test,
+`predictions.jsonl`. A run started without a folder gets a new one, named by when and what it ran:
+
+    runs/20260101-120000-fit-smollm2-subrow-n200/
+
+A sweep point gets a folder named by its parameters, so that a rerun finds it: `runs/ablation/smollm2-subrow-n25-s0/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypedDict
+
+RECORD_FILE = "run.json"
+# Sweep parameters named by a short form, in this order, before any other parameter.
+SHORT_NAMES = {"model.model": "", "data.format": "", "data.num_demos": "n", "seed_everything": "s"}
+
+
+class Record(TypedDict, total=False):
+    """What `run.json` holds. A fit writes the fit fields; its test adds the test fields. Records written by older
+    versions lack some fields, so readers use `.get` for anything but the test figures of a tested run."""
+
+    stage: str  # the last stage that wrote the record: "fit" or "test"
+    model: str
+    format: str
+    num_demos: int
+    data_seed: int
+    order_seed: int
+    data_hash: str
+    removed_overlap: int  # training problems dropped because an evaluation set holds them
+    n_val: int
+    n_test: int
+    mean_tokens: float  # tokens per training demonstration, prompt and completion
+    max_tokens: int
+    metrics: dict[str, float]  # the trainer's logged metrics when the stage ended
+    versions: dict[str, str | None]
+    device: str
+    git_commit: str | None
+    config: dict[str, Any]  # the resolved run config
+    run_dir: str
+    fit_seconds: float
+    fit_peak_rss_gb: float
+    # The test fields: present once the run is tested.
+    eval_seconds: float
+    accuracy: float
+    correct: int
+    n_eval: int
+    wilson_low: float
+    wilson_high: float
+    parse_failures: int
+
+
+def is_tested(record: Record) -> bool:
+    """Whether the record holds a test result."""
+    return "accuracy" in record
+
+
+def read(folder: str | Path) -> Record | None:
+    """The record in `folder`, or None when it holds none. A file that is not a JSON object is a ValueError naming it."""
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        problem = str(err)
+    else:
+        if isinstance(record, dict):
+            return record
+        problem = f"it holds a {type(record).__name__}"
+    raise ValueError(f"{path}: not a run record ({problem}); delete the file to run that run again")
+
+
+def tested(folder: str | Path) -> Record | None:
+    """The record in `folder` if its run got as far as its test, else None."""
+    record = read(folder)
+    return record if record is not None and is_tested(record) else None
+
+
+def find_tested(folders: Iterable[str | Path]) -> list[Path]:
+    """The run folders under `folders` (each searched recursively, itself included) whose run is tested, sorted."""
+    found = set()
+    for folder in map(Path, folders):
+        if not folder.exists():
+            raise ValueError(f"{folder}: no such folder; pass run folders or folders that hold them")
+        found |= {path.parent for path in folder.rglob(RECORD_FILE)}
+    return sorted(f for f in found if tested(f) is not None)
+
+
+def write(folder: str | Path, record: Record) -> Path:
+    """Writes `record` to `folder`/run.json through a file beside it and a rename, so a reader never sees half a
+    record; returns the path."""
+    path = Path(folder) / RECORD_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{RECORD_FILE}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2, default=str))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def point_name(point: dict[str, Any]) -> str:
+    """A folder name made of every parameter of a sweep point, so that points that differ anywhere get different
+    folders: model, format, `n<num_demos>` and `s<seed>` first (`smollm2-subrow-n25-s0`), then each other parameter
+    as its last dotted part and value (`-lr0.0003`; the whole key where two would share a last part). A `config`
+    parameter (an overlay composed after the sweep's configs) is named by its file's stem: `-fixed-steps`."""
+    parts = [f"{short}{point[key]}" for key, short in SHORT_NAMES.items() if key in point]
+    others = [key for key in point if key not in SHORT_NAMES]
+    last = [key.split(".")[-1] for key in others]
+    for key, tail in zip(others, last):
+        if key == "config":
+            parts.append(Path(str(point[key])).stem)
+        else:
+            parts.append(f"{tail if last.count(tail) == 1 else key}{point[key]}")
+    return _safe("-".join(parts))
+
+
+def new_folder(runs_dir: str | Path, subcommand: str, model: str, format: str, num_demos: int) -> Path:
+    """Creates and returns a new run folder in `runs_dir`, named `<time>-<subcommand>-<model>-<format>-n<N>`. The
+    folder is created exclusively: a run that finds the name taken (another started in the same second) takes the
+    name with `-2`, `-3`, ... appended, so two runs never share a folder."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    point = {"model.model": model, "data.format": format, "data.num_demos": num_demos}
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{subcommand}-{point_name(point)}"
+    for suffix in ("", *(f"-{k}" for k in range(2, 10_000))):
+        try:
+            (runs_dir / (name + suffix)).mkdir()
+        except FileExistsError:
+            continue
+        return runs_dir / (name + suffix)
+    raise RuntimeError(f"{runs_dir / name}: 10,000 runs of this name started this second; use another --runs_dir")
+
+
+def gather(items: list) -> list:
+    """Every process's `items` concatenated in rank order when torch.distributed runs, else `items` itself. Every
+    process must call it."""
+    import torch.distributed as dist  # here, so that reading records needs no torch
+
+    if dist.is_available() and dist.is_initialized():
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, items)
+        return [x for part in parts for x in part]
+    return items

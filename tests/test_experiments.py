@@ -1,0 +1,249 @@
+"""The experiment helpers that committed reports depend on: the GPU run's packing and collection, the analyses, the
+shared runner's points."""
+
+import csv
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+from test_report import fake_run
+
+from experiments import copy_errors, demos, gpu, recchia_errors, runner, votes
+
+
+def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    point = Path("runs/gpu/smollm2-subrow-n25-s0")
+    fake_run(point, "smollm2", "subrow", 25, 0, correct=3, n=10, parse_failures=1, errors={"subtraction": 6})
+    (point / "checkpoints").mkdir()
+    (point / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    unfinished = Path("runs/gpu/smollm2-subrow-n50-s0")
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("trainer: {}\n")
+    paper_row = Path("runs/formats/smollm2-recchia-w-n200-s0")  # a main-recipe point and its paper test
+    fake_run(paper_row, "smollm2", "recchia-w", 200, 0, correct=1, n=4, parse_failures=0, errors={})
+    (paper_row / "checkpoints").mkdir()
+    (paper_row / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    fake_run(paper_row / "paper_val", "smollm2", "recchia-w", 200, 0, correct=2, n=4, parse_failures=0, errors={})
+    (tmp_path / "out").mkdir()
+
+    gpu.pack(tmp_path / "out")
+
+    with tarfile.open(tmp_path / "out" / "runs.tgz") as tar:
+        assert sorted(tar.getnames()) == sorted(
+            f"{folder}/{name}" for folder in (point, paper_row, paper_row / "paper_val")
+            for name in ("predictions.jsonl", "run.json"))
+
+
+def test_collect_rebuilds_the_report_and_the_speed_record(tmp_path, monkeypatch):
+    back = tmp_path / "back"  # what the GPU machine returned
+    monkeypatch.chdir(back.parent)
+    records = {}
+    for num_demos, correct in ((25, 2), (800, 9)):
+        folder = Path(f"runs/gpu/smollm2-subrow-n{num_demos}-s0")
+        records[num_demos] = fake_run(folder, "smollm2", "subrow", num_demos, 0, correct, 10, 0, {"subtraction": 1})
+    back.mkdir()
+    gpu.pack(back)
+    (back / "speed_gpu.json").write_text(json.dumps({"device": "cuda", "decode_speedup": 100.0}))
+    for path in Path("runs/gpu").rglob("*"):  # only the archive carries the runs now
+        if path.is_file():
+            path.unlink()
+    Path("reports").mkdir()
+    Path("reports/speed.json").write_text(json.dumps({"device": "cpu", "decode_speedup": 9.4}))
+
+    gpu.collect(back)
+
+    with open("reports/ablation_gpu/table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((int(r["num_demos"]), int(r["correct"])) for r in rows) == sorted(
+        (n, rec["correct"]) for n, rec in records.items())
+    speed = json.loads(Path("reports/speed.json").read_text())
+    assert speed["decode_speedup"] == 9.4 and speed["gpu"] == {"device": "cuda", "decode_speedup": 100.0}
+
+
+def test_recchia_first_error_finds_the_corrupted_action():
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+
+    _, completion = get_format("recchia-w").render(Problem(4083, 17, "What is the remainder when 4083 is divided by 17?"))
+    reference = recchia_errors.actions(completion)
+    assert " ".join(reference) == completion  # the split loses nothing
+    assert recchia_errors.first_error(reference, list(reference)) == ("right trace", len(reference))
+    assert recchia_errors.first_error(reference, reference[:-3]) == ("unfinished", len(reference) - 3)
+
+    def corrupt(index: int, old: str, new: str) -> list[str]:
+        wrong = list(reference)
+        wrong[index] = wrong[index][::-1].replace(old[::-1], new[::-1], 1)[::-1]  # the action's last `old`
+        assert wrong[index] != reference[index]
+        return wrong
+
+    assert recchia_errors.first_error(reference, corrupt(0, "3", "4")) == ("copy", 0)
+    addition = next(i for i, a in enumerate(reference) if recchia_errors.cells(a) and len(recchia_errors.cells(a)) == 1
+                    and recchia_errors.cells(a)[0][0] >= recchia_errors.SCRATCH_X and recchia_errors.cells(a)[0][2].isdigit())
+    digit = reference[addition][-1]
+    assert recchia_errors.first_error(reference, corrupt(addition, digit, str((int(digit) + 1) % 10))) == ("addition", addition)
+    # stopping the repeated addition one multiple early: the subtraction starts where the quotient should grow
+    step = next(i for i, a in enumerate(reference) if recchia_errors.is_quotient_step(recchia_errors.cells(a)))
+    early = reference[:step] + [next(a for a in reference[step:] if a.endswith(" -"))]
+    assert recchia_errors.first_error(reference, early) == ("comparison", step)
+    assert recchia_errors.first_error(reference, reference[:-1] + ["{ final remainder is 9 }"]) == ("answer", len(reference) - 1)
+
+
+def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake_call(args):  # what `python -m longdiv fit|test` leaves in its root dir
+        calls.append(args)
+        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
+        num_demos = int(next(a for a in args if a.startswith("--data.num_demos=")).split("=")[1])
+        seed = 0 if args[2] == "test" else int(next(a for a in args if a.startswith("--seed_everything=")).split("=")[1])
+        record = fake_run(root, "smollm2", "subrow", num_demos, seed, correct=7 + len(calls), n=20,
+                          parse_failures=0, errors={"subtraction": 1})
+        record["config"] |= {"trainer": {"max_steps": -1, "max_epochs": 12, "accumulate_grad_batches": 1,
+                                         "precision": "32-true"},
+                             "data": {"batch_size": 8, "num_demos": num_demos}}
+        record |= {"mean_tokens": 300.0, "max_tokens": 500, "fit_seconds": 10.0, "eval_seconds": 5.0,
+                   "git_commit": "abc", "device": "cuda"}
+        (root / "run.json").write_text(json.dumps(record))
+        return 0
+
+    monkeypatch.setattr(gpu, "_call", fake_call)
+    gpu.on_gpu(tmp_path / "out", ["subrow@epochs12", "subrow@main:50:1"], budget=100, run_speed=False, num_test=10,
+               extra=["--trainer.precision=32-true"])
+
+    assert [a[2] for a in calls] == ["fit", "test", "fit", "test"]
+    fit, test = calls[0], calls[1]
+    assert fit[fit.index("--config") + 3] == "configs/recipes/epochs12.yaml" and fit[-1] == "--trainer.precision=32-true"
+    assert "--config" not in calls[2][calls[2].index("--config") + 2 :]  # `main`: no overlay
+    assert "--data.num_demos=50" in calls[2] and "--seed_everything=1" in calls[2]
+    assert "--ckpt_path=runs/gpu_recipes/smollm2-subrow-n200-s0-epochs12/checkpoints/last.ckpt" in test
+    assert f"--data.test_file={gpu.runner.PAPER_VAL}" in test
+    assert json.loads(Path("runs/gpu_recipes/smollm2-subrow-n50-s1/recipe.json").read_text())["recipe"] == "main"
+    shutil.rmtree("runs")  # only the archive carries the runs back
+    Path("reports").mkdir()
+    # An earlier session's report: its records stay, unless this collection brings the same run again.
+    earlier = {"recipe": "epochs24", "run_dir": "runs/gpu_recipes/smollm2-subrow-n200-s0-epochs24", "correct": 1}
+    stale = {"recipe": "epochs12", "run_dir": "runs/gpu_recipes/smollm2-subrow-n200-s0-epochs12", "correct": 0}
+    Path("reports/recipe_gpu.json").write_text(json.dumps({"records": [earlier, stale]}))
+
+    gpu.collect(tmp_path / "out")
+
+    records = json.loads(Path("reports/recipe_gpu.json").read_text())["records"]
+    assert records[0] == earlier
+    records = records[1:]
+    assert [(r["recipe"], r["num_demos"], r["seed"], r["correct"], r["paper_val"]["correct"]) for r in records] == [
+        ("epochs12", 200, 0, 8, 9), ("main", 50, 1, 10, 11)]
+    assert records[0]["epochs"] == 12 and records[0]["batch"] == "8x1"
+
+
+def test_gpu_steps_parse_to_their_kind(tmp_path):
+    assert gpu.parse_step("subrow@train-bf16") == ("recipe", "subrow", "train-bf16", 200, 0)
+    assert gpu.parse_step("subadd@main:50:1") == ("recipe", "subadd", "main", 50, 1)
+    assert gpu.parse_step("subrow@fixed-steps:100:0") == ("recipe", "subrow", "fixed-steps", 100, 0)
+    assert gpu.recipe_overlay("fixed-steps") == "configs/overlays/fixed-steps.yaml"
+    assert gpu.recipe_overlay("epochs12") == "configs/recipes/epochs12.yaml" and gpu.recipe_overlay("main") is None
+    with pytest.raises(ValueError, match="no configs/recipes/nosuch.yaml"):
+        gpu.parse_step("subrow@nosuch")
+    assert gpu.parse_step("subrow:25:0") == ("grid", "subrow", None, 25, 0)
+    assert gpu.parse_step("subrow:paper") == ("paper", "subrow", None, 200, 0)
+    assert gpu.parse_step("direct") == ("formats", "direct", None, 200, 0)
+    with pytest.raises(ValueError, match="expected FORMAT"):
+        gpu.on_gpu(tmp_path, ["subrow", "subrow:oops"], budget=0, run_speed=False, num_test=1, extra=[])
+
+
+def test_votes_compare_counts_on_the_voted_problems_only(tmp_path):
+    def write(folder, rows):
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"accuracy": 0.5, "eval_seconds": 7.0}))
+        with (folder / "predictions.jsonl").open("w") as f:
+            for index, (correct, answers) in enumerate(rows):
+                f.write(json.dumps({"index": index, "question": f"q{index}", "expected": 3, "correct": correct,
+                                    **({"votes": answers} if answers is not None else {})}) + "\n")
+
+    point = tmp_path / "point"
+    write(point, [(True, None), (False, None), (True, None), (False, None), (False, None)])  # greedy, 5 problems
+    voted = point / "votes3"
+    write(voted, [(True, [3, 3, 3]), (True, [3, 1, 3]), (False, [4, 4, 3]), (False, [None, 2, 2])])  # first 4
+    got = votes.compare(point, voted)
+    assert got["greedy"]["correct"] == 2 and got["greedy"]["n_eval"] == 4
+    assert got["voted"]["correct"] == 2 and got["any_trace_right"]["correct"] == 3
+    assert (got["unanimous"], got["voted_right_greedy_wrong"], got["voted_wrong_greedy_right"]) == (1, 1, 1)
+    (voted / "predictions.jsonl").write_text(json.dumps({"index": 0, "question": "other", "votes": []}) + "\n")
+    try:
+        votes.compare(point, voted)
+    except ValueError as err:
+        assert "problem 0 differs" in str(err)
+    else:
+        raise AssertionError("different problems must not be compared")
+
+
+def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+    from longdiv.data.verify import verify
+
+    rows = []
+
+    def add(dividend, divisor, lines):
+        completion = "\n".join(lines) + "\n"
+        verdict = verify("subrow", Problem.from_numbers(dividend, divisor), completion)
+        rows.append({"dividend": dividend, "divisor": divisor, "generated": completion, "correct": False,
+                     "error_kind": verdict.kind, "error_step": verdict.step})
+
+    right = get_format("subrow").render(Problem.from_numbers(93, 59))[1].splitlines()
+    assert right[-2:] == ["-95-57-09-", "R94-53.00."]
+    add(93, 59, [*right[:-1], "R95-53.00."])  # the negative line's 5 where the kept line's 4 belongs
+    add(93, 59, [*right[:-1], "R90-53.00."])  # a 0
+    add(93, 59, [*right[:-1], "R94.53.00."])  # a separator
+    long = get_format("subrow").render(Problem.from_numbers(25736, 144))[1].splitlines()
+    assert long[:3] == ["p42.40.10.00.", "-48-45-18-09-", "q45.42.10.00."]  # kept 2, then 25
+    add(25736, 144, [*long[:2], "q45.40.10.00.", *long[3:]])  # cell 1 took the kept 0 of its own column, not the 2
+    add(25736, 144, [*long[:2], "q46.42.10.00.", *long[3:]])  # the wrong dividend digit
+    add(25736, 144, [*long[:2], "q45.48.10.00.", *long[3:]])  # the 8 of the negative line just above
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "run.json").write_text(json.dumps({"format": "subrow"}))
+    got = copy_errors.classify(tmp_path)
+    assert got["final_answer"] == {"line_above": 1, "zero": 1, "separator_only": 1, "total": 3}
+    assert got["bring_down"] == {"unshifted": 1, "dividend_digit": 1, "negative_line": 1, "total": 3}
+    (tmp_path / "run.json").write_text(json.dumps({"format": "subcopy"}))  # 4-character cells: not read
+    with pytest.raises(ValueError, match="subrow and subadd traces only"):
+        copy_errors.classify(tmp_path)
+
+
+def test_demos_keeps_committed_points_and_fits_only_missing_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = demos.plan("subrow")
+
+    def fake_record(fmt, num_demos, seed, overlay, correct):
+        stats = {"n_eval": 10, "correct": correct, "accuracy": correct / 10, "wilson_low": 0.0, "wilson_high": 1.0}
+        return {"format": fmt, "num_demos": num_demos, "seed": seed, **stats, "paper_val": dict(stats),
+                "run_dir": str(demos.runner.folder(fmt, num_demos, seed, overlay))}
+
+    kept = fake_record(*plan[1], correct=3)
+    Path("reports").mkdir()
+    demos.OUT.write_text(json.dumps({"records": [kept]}))
+    fitted = []
+
+    def fake_run(fmt, num_demos, seed, overlay, extra=()):
+        fitted.append((fmt, num_demos, seed, overlay))
+        return fake_record(fmt, num_demos, seed, overlay, correct=7)
+
+    monkeypatch.setattr(demos.runner, "run", fake_run)
+    demos.main(["--format", "subrow"])
+
+    assert fitted == [p for p in plan if p != plan[1]]
+    report = json.loads(demos.OUT.read_text())
+    assert report["records"][1] == kept and [r["correct"] for r in report["records"]] == [7, 3, 7, 7, 7, 7]
+    assert report["pending"] == [] and demos.PLOT.is_file()
+
+
+def test_runner_folders_keep_the_names_of_the_committed_runs():
+    committed = [r["run_dir"] for r in json.loads(Path("reports/demos.json").read_text())["records"]]
+    assert [str(runner.folder(*point)) for point in demos.plan("subrow")] == committed
+    assert runner.folder("subrow", 200, 0, "recipes/lr6e-4") == Path("runs/formats/smollm2-subrow-n200-s0-lr6e-4")
+    assert runner.folder("subrow", 200, 0, "overlays/bf16") == Path("runs/formats/smollm2-subrow-n200-s0-bf16")
+    for overlay in {overlay for *_, overlay in demos.plan("subrow") if overlay}:
+        assert Path(f"configs/{overlay}.yaml").is_file()
