@@ -2,7 +2,7 @@
 square and model-shaped products, in fp32 and bf16, with the threads torch uses (or on a GPU, with larger squares
 too; fp32 there is true fp32, as Lightning's `32-true` runs it, not TF32).
 
-    python benchmarks/gemm_peak.py [cuda]     # prints JSON
+    python -m benchmarks.gemm_peak [cuda]     # prints JSON
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Speed and memory of the offline SmolLM2 pipeline on this machine, written to reports/speed.json.
 
-    python benchmarks/speed.py --ckpt runs/<fit>/checkpoints/last.ckpt --fit_record runs/<fit>/run.json
-    python benchmarks/speed.py --device cuda --only gemm train bf16 decode --out speed_gpu.json ...  # on a GPU
+    python -m benchmarks.speed --ckpt runs/<fit>/checkpoints/last.ckpt --fit_record runs/<fit>/run.json
+    python -m benchmarks.speed --device cuda --only gemm train bf16 decode --out speed_gpu.json ...  # on a GPU
 
 - decoding: our batched greedy loop against a per-problem `generate` loop on the same fine-tuned checkpoint, on
   generated interpolate problems; the per-problem loop runs on every `--baseline_every`-th problem (it is slow),
@@ -28,9 +28,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import gemm_peak
-
+from benchmarks import gemm_peak
 from longdiv.callbacks.records import peak_rss_gb
 from longdiv.data.datamodule import DivisionData, collate_train
 from longdiv.models.module import DivisionLM, completion_loss
@@ -109,7 +107,8 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
 def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, peaks: dict, device: str = "cpu",
                    bf16: bool = False, compile_static: bool = True) -> dict:
     """Our decode loop against transformers' batched `generate` on the same batches of the same checkpoint: with its
-    dynamic cache, its static cache, and the static cache under `torch.compile` (`compile_static`). Each method's
+    dynamic cache, its static cache, and the static cache under `torch.compile` (`compile_static`); ours also with
+    eager attention in place of SDPA. Each method's
     problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps stepping finished rows
     until its batch is done, which is counted as time, not tokens), and how many of its texts equal ours."""
     import copy
@@ -125,8 +124,11 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
     batches = [(b["input_ids"].to(device), b["attention_mask"].to(device), int(b["max_new_tokens"]))
                for b in dm.test_dataloader()]
 
-    def ours(ids, mask, budget):
-        return our_decode(model, ids, mask, budget, tok.eos_token_id)
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")  # attention as plain matmuls: one query token meets the cache
+
+    def ours(ids, mask, budget, on=model):
+        return our_decode(on, ids, mask, budget, tok.eos_token_id)
 
     def library(cache: str | None, compiled: bool):
         options = {"cache_implementation": cache} if cache else {}
@@ -147,7 +149,8 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
             return rows
         return run
 
-    methods = {"ours": ours, "hf_dynamic": library(None, False), "hf_static": library("static", False)}
+    methods = {"ours": ours, "ours_eager": lambda *a: ours(*a, on=eager), "hf_dynamic": library(None, False),
+               "hf_static": library("static", False)}
     if compile_static:
         methods["hf_static_compiled"] = library("static", True)
     found, texts = {}, {}
@@ -270,7 +273,7 @@ def probe(fmt: str, micro_batch: int, steps: int) -> dict:
 
 
 def in_subprocess(fmt: str, *args: str, env: dict | None = None) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--format", fmt, *args], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--format", fmt, *args], capture_output=True, text=True, check=True,
                          env=os.environ | (env or {}))
     return json.loads(out.stdout.strip().splitlines()[-1])
 

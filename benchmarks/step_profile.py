@@ -1,7 +1,7 @@
 """Where a training micro-step of SmolLM2 spends its time on this CPU, fp32 against bf16 autocast: why bf16-mixed
 gains about 1.1x here (reports/speed.json) although the bf16 matrix-multiply peak is 7x the fp32 one.
 
-    python benchmarks/step_profile.py [--steps 4] [--out reports/step_profile.json]
+    python -m benchmarks.step_profile [--steps 4] [--out reports/step_profile.json]
 
 The same micro-batches of 1 demonstration (the main recipe's `subrow`, the paper's problems) and the same loss as
 `Trainer.fit` (longdiv.models.module.completion_loss), forward and backward, no optimizer step (that runs once per 8
@@ -20,8 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from speed import data
 
+from benchmarks.speed import data
 from longdiv.models.module import DivisionLM, completion_loss
 
 MATMUL = {"addmm", "mm", "bmm", "matmul", "linear"}

@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from longdiv import runs
 from longdiv.callbacks.checkpoint import AtomicCheckpointIO, LastCheckpoint, RandomState
+from longdiv.callbacks.progress import LogProgress
 from longdiv.callbacks.records import RunRecord
 from longdiv.callbacks.samples import SampleTable
 from longdiv.data.datamodule import DivisionData
@@ -110,7 +111,8 @@ class LongDivCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         cfg = self.config[self.subcommand]
         callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-        callbacks = [*callbacks, RunRecord(config=self.config_dict()), SampleTable(cfg.num_samples)]
+        callbacks = [*callbacks, RunRecord(config=self.config_dict()), SampleTable(cfg.num_samples),
+                     LogProgress(every_n_steps=cfg.trainer.log_every_n_steps or 50)]
         if cfg.trainer.enable_checkpointing is not False:
             callbacks += [LastCheckpoint(Path(cfg.trainer.default_root_dir) / "checkpoints",
                                          cfg.checkpoint_every_n_steps), RandomState()]

@@ -125,6 +125,9 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     assert all(x["expected"] == x["dividend"] % x["divisor"] for x in lines)
     assert (run / "checkpoints" / "last.ckpt").is_file() and record["data_hash"]
     assert record["device"].startswith("cpu: ") and len(record["device"]) > len("cpu: ")
+    # configs/tiny.yaml pins fp32; the record keeps the setting, what it resolved to, and the machine's bf16 support
+    assert record["precision"] == {"setting": "fp32", "train": "fp32", "decode": "fp32"}
+    assert record["device"] == f"cpu: {record['machine']['model']}" and isinstance(record["machine"]["fast_bf16"], bool)
     out = capsys.readouterr().out
     assert "test accuracy" in out and f"run folder: {run}" in out
     assert f"run folder: {run}" in out.split("test accuracy")[0]  # said when the run starts, too
@@ -156,3 +159,16 @@ def test_bad_input_fails_before_training(args, message, tmp_path):
     assert proc.returncode != 0 and message in proc.stderr
     assert "Epoch" not in proc.stdout + proc.stderr
     assert not any(tmp_path.iterdir())  # no empty run folder left behind
+
+
+def test_a_run_into_a_log_prints_its_progress(tmp_path):
+    """Under nohup or in CI the output is a file, where the progress bar shows nothing useful: lines instead."""
+    log = tmp_path / "fit.log"
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "-m", "longdiv", "fit", "--config", "configs/tiny.yaml", "--data.format=direct",
+                        "--trainer.max_epochs=1", "--trainer.log_every_n_steps=2", "--data.num_demos=24",
+                        "--data.batch_size=4", "--data.num_test=40", "--data.eval_batch_size=8", "--num_samples=0",
+                        f"--runs_dir={tmp_path / 'runs'}"], stdout=out, stderr=subprocess.STDOUT, check=True)
+    text = log.read_text()
+    assert "step 2/6 loss " in text and "step 6/6 loss " in text and "tokens/s elapsed" in text
+    assert "test batch 2/5 (16 problems)" in text and "test batch 5/5 (40 problems)" in text

@@ -183,13 +183,12 @@ def test_votes_compare_counts_on_the_voted_problems_only(tmp_path):
 def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
     from longdiv.data.formats import get_format
     from longdiv.data.problems import Problem
-    from longdiv.data.verify import verify
 
     rows = []
 
     def add(dividend, divisor, lines):
         completion = "\n".join(lines) + "\n"
-        verdict = verify("subrow", Problem.from_numbers(dividend, divisor), completion)
+        verdict = get_format("subrow").verify(Problem.from_numbers(dividend, divisor), completion)
         rows.append({"dividend": dividend, "divisor": divisor, "generated": completion, "correct": False,
                      "error_kind": verdict.kind, "error_step": verdict.step})
 

@@ -18,7 +18,9 @@ def _clock(seconds: float | None) -> str:
 
 
 class LogProgress(L.Callback):
-    """Prints a line every `every_n_steps` optimizer steps (step, mean loss since the last line, training tokens/s,
+    """The CLI adds it to every run, printing training lines every `--trainer.log_every_n_steps` steps.
+
+    Prints a line every `every_n_steps` optimizer steps (step, mean loss since the last line, training tokens/s,
     elapsed, ETA) and every `every_n_batches` evaluation batches (batch, problems done, elapsed, ETA), when the
     output is not a terminal (`always` prints on a terminal too). Only the first process prints.
 

@@ -11,9 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 import lightning as L
-import torch
 
-from longdiv import runs
+from longdiv import hardware, runs
 from longdiv.stats import wilson
 
 PACKAGES = ("torch", "lightning", "transformers", "torchmetrics", "jsonargparse", "wandb", "mathematics-dataset")
@@ -26,18 +25,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def device_name(device: torch.device) -> str:
-    """What ran the run: the device type and the GPU's name or the CPU's model."""
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return f"{device.type}: {model}"
 
 
 def versions() -> dict[str, str | None]:
@@ -100,6 +87,7 @@ class RunRecord(L.Callback):
 
     def _write(self, trainer, pl_module, stage: str) -> None:
         data = trainer.datamodule
+        machine = pl_module.machine or hardware.machine(trainer.strategy.root_device)
         lengths = [len(e) for e in data.train_examples]
         self.record |= {
             "stage": stage,
@@ -116,7 +104,10 @@ class RunRecord(L.Callback):
             "model": pl_module.hparams.model,
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "versions": versions(),
-            "device": device_name(trainer.strategy.root_device),
+            "device": f"{machine.device}: {machine.model}",
+            # What the machine offers and what the run computed in (model.precision resolved by the module).
+            "machine": machine.as_dict(),
+            "precision": {"setting": pl_module.hparams.precision, **pl_module.compute},
             "git_commit": git_commit(),
             "config": self.config,
             "run_dir": str(self._folder(trainer)),
