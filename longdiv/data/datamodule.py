@@ -373,6 +373,15 @@ class DivisionData(L.LightningDataModule):
             generator=self._own_generator(),
         )
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        # An evaluation batch carries its Problems, which stay on the host: Lightning's move would try to rebuild
+        # each frozen dataclass field by field, and refuse.
+        problems = batch.get("problems") if isinstance(batch, dict) else None
+        if problems is None:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        tensors = {key: value for key, value in batch.items() if key != "problems"}
+        return {**super().transfer_batch_to_device(tensors, device, dataloader_idx), "problems": problems}
+
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
 

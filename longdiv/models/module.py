@@ -169,15 +169,6 @@ class DivisionLM(L.LightningModule):
             rows = decode(model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id, **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        # An evaluation batch carries its Problems, which stay on the host: Lightning's move would try to rebuild
-        # each frozen dataclass field by field, and refuse.
-        problems = batch.get("problems") if isinstance(batch, dict) else None
-        if problems is None:
-            return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        tensors = {key: value for key, value in batch.items() if key != "problems"}
-        return {**super().transfer_batch_to_device(tensors, device, dataloader_idx), "problems": problems}
-
     def _eval_step(self, batch, stage: str) -> None:
         votes, indices = self.hparams.votes, batch["index"].tolist()
         # The batch's first problem seeds its samples: the same run samples the same traces again.

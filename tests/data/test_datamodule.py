@@ -135,3 +135,15 @@ def test_character_layouts_get_one_token_per_character_from_a_merging_tokenizer(
     prompt, completion = direct.format.render(problems[0])
     assert direct.encode(problems[:1])[0].completion_ids[:-1] == data.tokenizer(completion, add_special_tokens=False)[
         "input_ids"]
+
+
+def test_an_eval_batch_moves_its_tensors_and_keeps_its_problems():
+    data = DivisionData(num_demos=8, num_val=2, num_test=5, tokenizer_name="tiny")
+    data.setup()
+    items = list(enumerate(data.eval_examples["test"]))
+    batch = collate_eval(items, data.tokenizer.pad_token_id)
+    moved = data.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert moved.keys() == batch.keys() and moved["problems"] == [e.problem for _, e in items]
+    assert all(torch.equal(moved[k], batch[k]) for k in batch if k != "problems")
+    train = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
+    assert data.transfer_batch_to_device(train, torch.device("cpu"), 0).keys() == train.keys()

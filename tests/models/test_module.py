@@ -33,17 +33,6 @@ def test_batched_generation_equals_one_by_one():
     assert together == alone and any(together)
 
 
-def test_an_eval_batch_moves_its_tensors_and_keeps_its_problems():
-    module, data = setup_pair()
-    items = list(enumerate(data.eval_examples["test"]))
-    batch = collate_eval(items, data.tokenizer.pad_token_id)
-    moved = module.transfer_batch_to_device(batch, torch.device("cpu"), 0)
-    assert moved.keys() == batch.keys() and moved["problems"] == [e.problem for _, e in items]
-    assert all(torch.equal(moved[k], batch[k]) for k in batch if k != "problems")
-    train = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
-    assert module.transfer_batch_to_device(train, torch.device("cpu"), 0).keys() == train.keys()
-
-
 def test_nan_loss_stops_with_advice():
     module, data = setup_pair()
     batch = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
