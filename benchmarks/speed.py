@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ import torch
 from benchmarks import gemm_peak
 from longdiv.callbacks.records import peak_rss_gb
 from longdiv.data.datamodule import DivisionData, collate_train
+from longdiv.models.decode import decode as our_decode
 from longdiv.models.module import DivisionLM, completion_loss
 
 PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
@@ -54,25 +56,25 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
            bf16: bool = False) -> dict:
     """`bf16`: both loops run on the bf16 copy of the weights that `--model.precision bf16` evaluates with."""
     dm = data(fmt, eval_batch_size=eval_batch_size)
-    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False,
-                                           precision="bf16" if bf16 else "fp32").eval()
-    module.compute["decode"] = "bf16" if bf16 else "fp32"  # what a test run's setup resolves the precision to
-    module.on_test_epoch_start()  # makes the bf16 copy, as a test run does
+    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False)
+    tok = module.tokenizer
+    # The copy a test run decodes on under `--model.precision bf16`, or the fp32 weights.
+    model = (copy.deepcopy(module.model).to(torch.bfloat16) if bf16 else module.model).eval()
     examples = dm.eval_examples["test"]
     texts, budgets = {}, {}
     start = time.perf_counter()
     for batch in dm.test_dataloader():
         budget = int(batch["max_new_tokens"])
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        for index, text in zip(batch["index"].tolist(), module.generate(ids, mask, budget)):
+        rows = tok.batch_decode(our_decode(model, ids, mask, budget, tok.eos_token_id), skip_special_tokens=True)
+        for index, text in zip(batch["index"].tolist(), rows):
             texts[index], budgets[index] = text, budget
     _sync(device)
     batched_seconds = time.perf_counter() - start
     # Tokens each row generated: its text's, and the EOS it ended on unless the budget stopped it first.
-    lengths = {i: len(module.tokenizer(t, add_special_tokens=False)["input_ids"]) for i, t in texts.items()}
+    lengths = {i: len(tok(t, add_special_tokens=False)["input_ids"]) for i, t in texts.items()}
     generated = sum(n + (n < budgets[i]) for i, n in lengths.items())
 
-    tok, model = module.tokenizer, module.decoding_model
     subset = list(range(0, len(examples), baseline_every))
     same, start = 0, time.perf_counter()
     with torch.no_grad():
@@ -111,11 +113,7 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
     eager attention in place of SDPA. Each method's
     problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps stepping finished rows
     until its batch is done, which is counted as time, not tokens), and how many of its texts equal ours."""
-    import copy
-
     from transformers import CompileConfig
-
-    from longdiv.models.decode import decode as our_decode
 
     dm = data(fmt, num_test=num_test, eval_batch_size=eval_batch_size)
     module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False)
