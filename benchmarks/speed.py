@@ -107,10 +107,10 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
 
 
 def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, peaks: dict, device: str = "cpu",
-                   bf16: bool = False, compile_static: bool = True) -> dict:
+                   bf16: bool = False, only: list[str] | None = None) -> dict:
     """Our decode loop against transformers' batched `generate` on the same batches of the same checkpoint: with its
-    dynamic cache, its static cache, and the static cache under `torch.compile` (`compile_static`); ours also with
-    eager attention in place of SDPA. Each method's
+    dynamic cache, its static cache, and the static cache under `torch.compile`; ours also with eager attention in
+    place of SDPA (`only` picks some of them). Each method's
     problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps stepping finished rows
     until its batch is done, which is counted as time, not tokens), and how many of its texts equal ours."""
     from transformers import CompileConfig
@@ -148,13 +148,14 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
         return run
 
     methods = {"ours": ours, "ours_eager": lambda *a: ours(*a, on=eager), "hf_dynamic": library(None, False),
-               "hf_static": library("static", False)}
-    if compile_static:
-        methods["hf_static_compiled"] = library("static", True)
+               "hf_static": library("static", False), "hf_static_compiled": library("static", True)}
+    methods = {name: method for name, method in methods.items() if not only or name in only}
     found, texts = {}, {}
     dtype = "bf16" if bf16 else "fp32"
     for name, method in methods.items():
-        method(*batches[0][:2], 4)  # warm-up, and compilation where there is one, outside the timing
+        # Warm-up outside the timing: kernel choice, and for the compiled method a whole batch, whose shapes the
+        # compiled graphs then cover (static cache: prompt width plus budget).
+        method(*batches[0]) if name.endswith("compiled") else method(*batches[0][:2], 4)
         _sync(device)
         start, rows = time.perf_counter(), []
         for ids, mask, budget in batches:
@@ -168,8 +169,8 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
                            a == b for a, b in zip(texts[name], texts.get("ours", texts[name]))),
                        "mfu": tokens / seconds * 2 * sum(p.numel() for p in model.parameters()) / peaks[dtype]}
         print(name, json.dumps(found[name]), flush=True)
-    return {"decode_compare": {"dtype": dtype, "eval_batch_size": eval_batch_size, "problems": num_test,
-                               "checkpoint": ckpt, "methods": found}}
+    return {"dtype": dtype, "eval_batch_size": eval_batch_size, "problems": num_test, "checkpoint": ckpt,
+            "methods": found}
 
 
 # Training ----------------------------------------------------------------------------------------------------------
@@ -343,6 +344,7 @@ def main() -> None:
     parser.add_argument("--format", default="sub", help="demonstration format (the checkpoint's, for decode)")
     parser.add_argument("--decode_bf16", action="store_true", help="decode on a bf16 copy of the weights")
     parser.add_argument("--compare_problems", type=int, default=100, help="problems for the decode_compare section")
+    parser.add_argument("--compare_methods", nargs="*", help="decode_compare's methods (default: all)")
     parser.add_argument("--_probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -428,8 +430,10 @@ def main() -> None:
                       decode_checkpoint=ckpt)
         save()
     if "decode_compare" in sections:
-        report.update(decode_compare(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks, args.device,
-                                     args.decode_bf16))
+        found = decode_compare(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks, args.device,
+                               args.decode_bf16, args.compare_methods)
+        # One entry per precision and batch size, so runs with other settings add to the record.
+        report.setdefault("decode_compare", {})[f"{found['dtype']}-batch{args.eval_batch_size}"] = found
         save()
     if args.fit_record:
         record = json.loads(Path(args.fit_record).read_text())

@@ -2,12 +2,13 @@
 `subrow` and `direct` formats, and SmolLM2's architecture from scratch at N = 200, each tested on 500 generated
 interpolate problems; then the tables and plots in reports/ablation/.
 
-    python -m experiments.ablation [extra CLI arguments for every run, e.g. --trainer.logger=false]
+    python -m experiments.ablation [-- extra CLI arguments for every run, e.g. --trainer.logger=false]
 
 Runs are the points of configs/sweeps/demos.yaml (training seed 0), run by `python -m longdiv sweep` into
 runs/ablation/<point>/; a point that already holds a tested run.json is skipped, so the script resumes.
 """
 
+import argparse
 import sys
 
 from longdiv import report, sweep
@@ -20,8 +21,12 @@ POINTS = [
 ]
 
 if __name__ == "__main__":
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(
+        argv[: argv.index("--")] if "--" in argv else argv)
     failed = 0
     for filters in POINTS:
-        failed |= sweep.main([SWEEP, "--runs_dir", RUNS, "--seeds", "0", *filters, "--", *sys.argv[1:]])
+        failed |= sweep.main([SWEEP, "--runs_dir", RUNS, "--seeds", "0", *filters, "--", *extra])
     report.main([RUNS, "--out", "reports/ablation"])
     sys.exit(failed)
