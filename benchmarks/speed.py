@@ -107,10 +107,11 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
 
 
 def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, peaks: dict, device: str = "cpu",
-                   bf16: bool = False, only: list[str] | None = None) -> dict:
+                   bf16: bool = False, only: list[str] | None = None, done=lambda found: None) -> dict:
     """Our decode loop against transformers' batched `generate` on the same batches of the same checkpoint: with its
     dynamic cache, its static cache, and the static cache under `torch.compile`; ours also with eager attention in
-    place of SDPA (`only` picks some of them). Each method's
+    place of SDPA (`only` picks some of them; `done` gets the record after each method, so that a long compilation
+    cut short keeps what came before). Each method's
     problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps stepping finished rows
     until its batch is done, which is counted as time, not tokens), and how many of its texts equal ours."""
     from transformers import CompileConfig
@@ -169,6 +170,8 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
                            a == b for a, b in zip(texts[name], texts.get("ours", texts[name]))),
                        "mfu": tokens / seconds * 2 * sum(p.numel() for p in model.parameters()) / peaks[dtype]}
         print(name, json.dumps(found[name]), flush=True)
+        done({"dtype": dtype, "eval_batch_size": eval_batch_size, "problems": num_test, "checkpoint": ckpt,
+              "methods": found})
     return {"dtype": dtype, "eval_batch_size": eval_batch_size, "problems": num_test, "checkpoint": ckpt,
             "methods": found}
 
@@ -430,11 +433,12 @@ def main() -> None:
                       decode_checkpoint=ckpt)
         save()
     if "decode_compare" in sections:
-        found = decode_compare(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks, args.device,
-                               args.decode_bf16, args.compare_methods)
-        # One entry per precision and batch size, so runs with other settings add to the record.
-        report.setdefault("decode_compare", {})[f"{found['dtype']}-batch{args.eval_batch_size}"] = found
-        save()
+        def keep(found):  # one entry per precision and batch size, so runs with other settings add to the record
+            report.setdefault("decode_compare", {})[f"{found['dtype']}-batch{args.eval_batch_size}"] = found
+            save()
+
+        decode_compare(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks, args.device,
+                       args.decode_bf16, args.compare_methods, done=keep)
     if args.fit_record:
         record = json.loads(Path(args.fit_record).read_text())
         report.update(fit_peak_rss_gb=record["fit_peak_rss_gb"], fit_record=args.fit_record)
