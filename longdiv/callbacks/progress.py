@@ -8,6 +8,7 @@ import time
 from typing import TextIO
 
 import lightning as L
+import torch
 
 
 def _clock(seconds: float | None) -> str:
@@ -37,7 +38,7 @@ class LogProgress(L.Callback):
             raise ValueError(f"every_n_steps ({every_n_steps}) and every_n_batches ({every_n_batches}) must be >= 1")
         self.every_n_steps, self.every_n_batches, self.always = every_n_steps, every_n_batches, always
         self.stream = stream
-        self._losses: list[float] = []
+        self._losses: list[torch.Tensor] = []
         self._tokens = 0
         self._start = self._since = 0.0
         self._first_step = self._last_line_step = 0
@@ -62,10 +63,11 @@ class LogProgress(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if not self._enabled(trainer):
             return
+        # Kept as tensors until a line is printed: reading them every micro-batch would wait for a GPU each time.
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
-            self._losses.append(float(loss))
-        self._tokens += int(batch["attention_mask"].sum())
+            self._losses.append(loss.detach())
+        self._tokens = self._tokens + batch["attention_mask"].sum()
         step = trainer.global_step
         # global_step counts optimizer steps: print on the micro-batch that completed a multiple of n, once
         if step % self.every_n_steps or step == self._last_line_step:
@@ -76,8 +78,8 @@ class LogProgress(L.Callback):
         elapsed = now - self._start
         rate = (step - self._first_step) / elapsed
         eta = (total - step) / rate if rate > 0 and total != float("inf") else None
-        loss = sum(self._losses) / max(1, len(self._losses))
-        self._print(f"step {step}/{total} loss {loss:.4f} {self._tokens / (now - self._since):.0f} tokens/s "
+        loss = float(torch.stack(self._losses).float().mean()) if self._losses else float("nan")
+        self._print(f"step {step}/{total} loss {loss:.4f} {int(self._tokens) / (now - self._since):.0f} tokens/s "
                     f"elapsed {_clock(elapsed)} eta {_clock(eta)}")
         self._losses, self._tokens, self._since = [], 0, now
 
