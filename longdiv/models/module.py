@@ -191,9 +191,14 @@ class DivisionLM(L.LightningModule):
     def _start_eval(self) -> None:
         self.records = []
         if self.compute["decode"] == "bf16":
-            self._bf16["decoder"] = copy.deepcopy(self.model).to(torch.bfloat16).eval()
+            # Training's bf16 copy, refreshed at every optimizer step, is the cast of the weights already: decoding
+            # on it spares a second copy (and the fp32 one deepcopy makes on the way).
+            trained = self._train_copy.get("model")
+            self._bf16["decoder"] = (trained or copy.deepcopy(self.model).to(torch.bfloat16)).eval()
 
     def _end_eval(self, stage: str) -> None:
+        if "model" in self._train_copy:
+            self._train_copy["model"].train()
         self._bf16.clear()
         self._log_eval(stage)
 

@@ -255,3 +255,31 @@ def test_auto_trains_and_decodes_in_fp32_on_a_cpu_without_bf16(monkeypatch):
     assert next(module.trained_model().parameters()).dtype == torch.bfloat16
     module, _, _ = fit_one_step("bf16-mixed")  # auto leaves a mixed-precision trainer alone for training
     assert module.compute == {"train": "bf16-mixed", "decode": "bf16"} and module.trained_model() is module.model
+
+
+def test_after_bf16_training_decoding_reuses_the_training_copy_and_equals_a_fresh_cast():
+    import copy
+
+    import lightning as L
+
+    from longdiv.models.decode import decode
+
+    module, _, _ = fit_one_step("32-true", "bf16")
+    trained = module.trained_model()
+    data = DivisionData(num_demos=8, num_val=2, num_test=4, tokenizer_name="tiny", batch_size=2)
+    used = []
+
+    class Spy(L.Callback):
+        def on_test_batch_start(self, trainer, pl_module, *args):
+            used.append(pl_module.decoding_model)
+
+    L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              callbacks=[Spy()]).test(module, datamodule=data)
+    assert used and all(m is trained for m in used) and trained.training  # decoded on it, then back to training
+    fresh = copy.deepcopy(module.model).to(torch.bfloat16).eval()
+    tests = data.eval_examples["test"]
+    budget = max(len(e.completion_ids) for e in tests) + 16
+    for record in module.records:
+        ids = torch.tensor([tests[record["index"]].prompt_ids])
+        row = decode(fresh, ids, torch.ones_like(ids), budget, module.tokenizer.eos_token_id)
+        assert record["generated"] == module.tokenizer.batch_decode(row, skip_special_tokens=True)[0]
