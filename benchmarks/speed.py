@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import lightning as L
 import torch
 
 from benchmarks import gemm_peak
+from longdiv import hardware
 from longdiv.callbacks.records import peak_rss_gb
 from longdiv.data.datamodule import DivisionData, collate_train
 from longdiv.models.decode import decode as our_decode
@@ -364,11 +364,10 @@ def main() -> None:
     sections = set(args.only or ["gemm", "load", "synth", "memory", "train", "bf16", "bf16copy", "decode", "plot"])
 
     def save():
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                     platform.machine())
-        report.update(cpu=model, threads=torch.get_num_threads(), torch=torch.__version__,
-                      cpu_avx512_bf16="avx512_bf16" in cpuinfo, cpu_amx_bf16="amx_bf16" in cpuinfo,
+        cpu = hardware.cpu()
+        report.update(cpu=cpu.model, threads=torch.get_num_threads(), torch=torch.__version__,
+                      cpu_avx512_bf16="avx512_bf16" in cpu.bf16_features,
+                      cpu_amx_bf16="amx_bf16" in cpu.bf16_features,
                       device=args.device, format=args.format)
         if args.device == "cuda":
             report.update(gpu=torch.cuda.get_device_name(), gpu_peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30)

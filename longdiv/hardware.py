@@ -55,10 +55,16 @@ def machine(device: torch.device | str = "cpu") -> Machine:
     return cpu()
 
 
-def resolve(precision: str, found: Machine) -> str:
-    """`fp32` or `bf16`: what `precision` means on `found`; `auto` is bf16 exactly where bf16 is fast."""
+def check(precision: str) -> str:
+    """`precision` if it is one of PRECISIONS, else a ValueError naming them."""
     if precision not in PRECISIONS:
         raise ValueError(f"model.precision is {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def resolve(precision: str, found: Machine) -> str:
+    """`fp32` or `bf16`: what `precision` means on `found`; `auto` is bf16 exactly where bf16 is fast."""
+    check(precision)
     if precision == "auto":
         return "bf16" if found.fast_bf16 else "fp32"
     return precision

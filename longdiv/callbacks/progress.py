@@ -83,7 +83,7 @@ class LogProgress(L.Callback):
                     f"elapsed {_clock(elapsed)} eta {_clock(eta)}")
         self._losses, self._tokens, self._since = [], 0, now
 
-    def _eval_start_(self, trainer) -> None:
+    def _reset_eval(self) -> None:
         self._eval_start, self._problems = time.perf_counter(), 0
 
     def _eval_batch_end(self, trainer, batch, batch_idx: int, stage: str, batches) -> None:
@@ -100,10 +100,10 @@ class LogProgress(L.Callback):
                     f"eta {_clock(eta)}")
 
     def on_validation_epoch_start(self, trainer, pl_module):
-        self._eval_start_(trainer)
+        self._reset_eval()
 
     def on_test_epoch_start(self, trainer, pl_module):
-        self._eval_start_(trainer)
+        self._reset_eval()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         self._eval_batch_end(trainer, batch, batch_idx, "val", trainer.num_val_batches)

@@ -78,7 +78,7 @@ class DivisionLM(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
-        hardware.resolve(precision, hardware.Machine("cpu", "", False))  # an unknown name fails here, not in setup
+        hardware.check(precision)  # an unknown name fails here, not in setup
         # What setup resolved `precision` to: "bf16" (a bf16 copy) or the trainer's own precision, per phase.
         self.compute = {"train": "fp32", "decode": "fp32"}
         self.machine: hardware.Machine | None = None
