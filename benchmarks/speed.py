@@ -64,11 +64,11 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
     texts, budgets = {}, {}
     start = time.perf_counter()
     for batch in dm.test_dataloader():
-        budget = int(batch["max_new_tokens"])
+        budget = batch["max_new_tokens"]  # one per row
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         rows = tok.batch_decode(our_decode(model, ids, mask, budget, tok.eos_token_id), skip_special_tokens=True)
-        for index, text in zip(batch["index"].tolist(), rows):
-            texts[index], budgets[index] = text, budget
+        for index, text, row_budget in zip(batch["index"].tolist(), rows, budget.tolist()):
+            texts[index], budgets[index] = text, row_budget
     _sync(device)
     batched_seconds = time.perf_counter() - start
     # Tokens each row generated: its text's, and the EOS it ended on unless the budget stopped it first.
@@ -109,8 +109,8 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
 def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, peaks: dict, device: str = "cpu",
                    bf16: bool = False, only: list[str] | None = None, done=lambda found: None) -> dict:
     """Our decode loop against transformers' batched `generate` on the same batches of the same checkpoint: with its
-    dynamic cache, its static cache, and the static cache under `torch.compile`; ours also with eager attention in
-    place of SDPA (`only` picks some of them; `done` gets the record after each method, so that a long compilation
+    dynamic cache, its static cache, and the static cache under `torch.compile`, all with the library's SDPA
+    attention; ours with longdiv's attention (longdiv.models.attention), and also with SDPA and eager attention (`only` picks some of them; `done` gets the record after each method, so that a long compilation
     cut short keeps what came before). Each method's
     problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps stepping finished rows
     until its batch is done, which is counted as time, not tokens), and how many of its texts equal ours."""
@@ -120,9 +120,13 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
     module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False)
     model = copy.deepcopy(module.model).to(torch.bfloat16 if bf16 else torch.float32).eval()
     tok = module.tokenizer
-    batches = [(b["input_ids"].to(device), b["attention_mask"].to(device), int(b["max_new_tokens"]))
+    batches = [(b["input_ids"].to(device), b["attention_mask"].to(device), b["max_new_tokens"])
                for b in dm.test_dataloader()]
 
+    # The library's own attention for its own `generate`, and for our loop as the baseline of longdiv's attention
+    # (longdiv.models.attention, which the loaded model uses).
+    plain = copy.deepcopy(model)
+    plain.set_attn_implementation("sdpa")
     eager = copy.deepcopy(model)
     eager.set_attn_implementation("eager")  # attention as plain matmuls: one query token meets the cache
 
@@ -140,15 +144,18 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
 
         def run(ids, mask, budget):
             with torch.inference_mode():
-                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=budget, do_sample=False,
-                                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **options)
+                out = plain.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(budget.max()),
+                                     do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                     **options)
             rows = []
-            for row in out[:, ids.shape[1]:].tolist():
+            for row, own in zip(out[:, ids.shape[1]:].tolist(), budget.tolist()):  # each row to its own budget
+                row = row[:own]
                 rows.append(row[: row.index(tok.eos_token_id)] if tok.eos_token_id in row else row)
             return rows
         return run
 
-    methods = {"ours": ours, "ours_eager": lambda *a: ours(*a, on=eager), "hf_dynamic": library(None, False),
+    methods = {"ours": ours, "ours_sdpa": lambda *a: ours(*a, on=plain), "ours_eager": lambda *a: ours(*a, on=eager),
+               "hf_dynamic": library(None, False),
                "hf_static": library("static", False), "hf_static_compiled": library("static", True)}
     methods = {name: method for name, method in methods.items() if not only or name in only}
     found, texts = {}, {}
@@ -156,7 +163,7 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
     for name, method in methods.items():
         # Warm-up outside the timing: kernel choice, and for the compiled method a whole batch, whose shapes the
         # compiled graphs then cover (static cache: prompt width plus budget).
-        method(*batches[0]) if name.endswith("compiled") else method(*batches[0][:2], 4)
+        method(*batches[0]) if name.endswith("compiled") else method(*batches[0][:2], torch.tensor(4))
         _sync(device)
         start, rows = time.perf_counter(), []
         for ids, mask, budget in batches:

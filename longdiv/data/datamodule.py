@@ -62,9 +62,10 @@ def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, 
         "attention_mask": attention_mask,
         "index": torch.tensor([i for i, _ in examples]),
         "problems": [ex.problem for _, ex in examples],
-        # A generation budget from the reference traces' lengths: room for every right trace (it has exactly the
-        # reference's tokens) and a little more, so a wrong trace that never stops costs a bounded time.
-        "max_new_tokens": torch.tensor(max(len(ex.completion_ids) for _, ex in examples) + 16),
+        # Each row's generation budget, from its reference trace's length: room for a right trace (it has exactly
+        # the reference's tokens) and a little more, so that a wrong trace that never stops costs a bounded time,
+        # and the same whatever other rows share its batch.
+        "max_new_tokens": torch.tensor([len(ex.completion_ids) + 16 for _, ex in examples]),
     }
 
 
@@ -361,10 +362,13 @@ class DivisionData(L.LightningDataModule):
 
     def _eval_loader(self, name: str) -> DataLoader:
         """Each rank takes its own share of the problems, with no padding, so every problem counts exactly once.
-        Problems are ordered by prompt length so that a batch generates rows of similar length."""
+        Problems are ordered by the length of their reference trace, longest first, so that the rows of a batch
+        generate about as many tokens each: a batch runs until its longest row ends, and rows that end early leave
+        the rest to run with a smaller, less efficient batch. Longest first: the largest cache is met at once."""
         rank, world = self._rank_world()
         examples = self.eval_examples[name]
-        order = sorted(range(len(examples)), key=lambda i: (len(examples[i].prompt_ids), i))[rank::world]
+        lengths = [(len(ex.completion_ids), len(ex.prompt_ids)) for ex in examples]
+        order = sorted(range(len(examples)), key=lambda i: (-lengths[i][0], -lengths[i][1], i))[rank::world]
         pad = self.tokenizer.pad_token_id
         return DataLoader(
             [(i, examples[i]) for i in order],

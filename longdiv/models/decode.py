@@ -39,10 +39,11 @@ class _PreallocatedLayer(DynamicLayer):
 
 
 @torch.inference_mode()
-def decode(model, input_ids, attention_mask, max_new_tokens: int, eos_id: int, temperature: float = 0.0,
-           generator: torch.Generator | None = None) -> list[list[int]]:
-    """Continuations of a left-padded batch, each up to and excluding its EOS: greedy at temperature 0, else each
-    token sampled from the softmax of the logits over `temperature` (with `generator`, for reproducible samples).
+def decode(model, input_ids, attention_mask, max_new_tokens: int | torch.Tensor, eos_id: int,
+           temperature: float = 0.0, generator: torch.Generator | None = None) -> list[list[int]]:
+    """Continuations of a left-padded batch, each up to and excluding its EOS or as long as its budget
+    (`max_new_tokens`: one for all rows, or one per row): greedy at temperature 0, else each token sampled from the
+    softmax of the logits over `temperature` (with `generator`, for reproducible samples).
 
     `generate` keeps decoding a finished row (writing pad) until the whole batch is done, so one long trace makes
     every row in its batch pay for it. Here finished rows leave the batch and the cache whenever they are a quarter
@@ -51,13 +52,15 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int, eos_id: int, t
     """
     batch = input_ids.shape[0]
     out: list[list[int]] = [[] for _ in range(batch)]
-    if max_new_tokens <= 0 or batch == 0:
+    budgets = torch.as_tensor(max_new_tokens, device=input_ids.device).expand(batch)
+    max_new_tokens = int(budgets.max()) if batch else 0
+    if max_new_tokens <= 0:
         return out
     layers = model.config.get_text_config().num_hidden_layers
     cache = Cache(layers=[_PreallocatedLayer(input_ids.shape[1] + max_new_tokens) for _ in range(layers)])
     # Bookkeeping lives on the model's device, so that every index below meets tensors of its own device.
     rows = torch.arange(batch, device=input_ids.device)  # which original row each row of the batch is
-    done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    done = budgets <= 0
     mask = attention_mask
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift the positions of real tokens
     step = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
@@ -73,13 +76,14 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int, eos_id: int, t
         for row, token, finished in zip(rows.tolist(), tokens.tolist(), done.tolist()):
             if not finished and token != eos_id:
                 out[row].append(token)
-        done |= tokens == eos_id
+        done |= (tokens == eos_id) | (budgets <= written)
         if written == max_new_tokens or done.all():
             break
         if 4 * int(done.sum()) >= len(done):
             live = (~done).nonzero().squeeze(1)
             cache.batch_select_indices(live)
             rows, done, mask, position, tokens = rows[live], done[live], mask[live], position[live], tokens[live]
+            budgets = budgets[live]
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         position = position + 1
         step = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, past_key_values=cache,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from longdiv.models import attention
 from longdiv.smollm2 import smollm2_folder
 from longdiv.tokenizers import TINY, check_arch, load_tokenizer, pretrained_path
 
@@ -48,16 +49,17 @@ def random_config(arch: str, overrides: dict | None = None):
 
 
 def load_model(name: str, config_overrides: dict | None = None, vocab_size: int | None = None):
-    """The causal LM called `name`. Random-init models take `config_overrides` and `vocab_size` (to match a
-    tokenizer other than the architecture's own)."""
+    """The causal LM called `name`, attending with `longdiv.models.attention` where its architecture allows.
+    Random-init models take `config_overrides` and `vocab_size` (to match a tokenizer other than the architecture's
+    own)."""
     if name == TINY or name.startswith("scratch:"):
         config = random_config(TINY if name == TINY else name.split(":", 1)[1], config_overrides)
         if vocab_size is not None:
             config.vocab_size = vocab_size
-        return AutoModelForCausalLM.from_config(config)
+        return attention.use(AutoModelForCausalLM.from_config(config))
     if config_overrides:
         raise ValueError(f"config_overrides apply to random-init models only; drop them for model {name!r}")
-    return AutoModelForCausalLM.from_pretrained(pretrained_path(name), dtype=torch.float32)
+    return attention.use(AutoModelForCausalLM.from_pretrained(pretrained_path(name), dtype=torch.float32))
 
 
 def load(name: str, tokenizer: str | None = None, config_overrides: dict | None = None):

@@ -153,26 +153,30 @@ class DivisionLM(L.LightningModule):
         return self._bf16.get("decoder", self.model)
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, max_new_tokens: int, votes: int = 1, seed: int = 0) -> list[str]:
-        """Batched, with the KV cache; the decoded continuation of each row up to its EOS: one greedy one per row, or
-        (`votes` > 1) that many sampled ones per row, a row's together, drawn from a generator seeded with `seed`."""
+    def generate(self, input_ids, attention_mask, max_new_tokens: int | torch.Tensor, votes: int = 1,
+                 seed: int = 0) -> list[str]:
+        """Batched, with the KV cache; the decoded continuation of each row up to its EOS or its budget
+        (`max_new_tokens`, one or one per row): one greedy one per row, or (`votes` > 1) that many sampled ones per
+        row, a row's together, drawn from a generator seeded with `seed`."""
+        budgets = torch.as_tensor(max_new_tokens, device=input_ids.device).expand(input_ids.shape[0])
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit:
-            max_new_tokens = max(1, min(max_new_tokens, limit - input_ids.shape[1]))
+            budgets = budgets.clamp(min=1, max=max(1, limit - input_ids.shape[1]))
         model = self.decoding_model
         sample = {}
         if votes > 1:
             input_ids, attention_mask = input_ids.repeat_interleave(votes, 0), attention_mask.repeat_interleave(votes, 0)
+            budgets = budgets.repeat_interleave(votes, 0)
             sample = {"temperature": self.hparams.temperature,
                       "generator": torch.Generator(device=input_ids.device).manual_seed(seed)}
         with torch.autocast(input_ids.device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
-            rows = decode(model, input_ids, attention_mask, max_new_tokens, self.tokenizer.eos_token_id, **sample)
+            rows = decode(model, input_ids, attention_mask, budgets, self.tokenizer.eos_token_id, **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def _eval_step(self, batch, stage: str) -> None:
         votes, indices = self.hparams.votes, batch["index"].tolist()
         # The batch's first problem seeds its samples: the same run samples the same traces again.
-        texts = self.generate(batch["input_ids"], batch["attention_mask"], int(batch["max_new_tokens"]), votes,
+        texts = self.generate(batch["input_ids"], batch["attention_mask"], batch["max_new_tokens"], votes,
                               seed=indices[0])
         metrics = self.stage_metrics[stage]
         for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True)):

@@ -37,6 +37,16 @@ def test_eval_batches_pad_on_the_left():
         assert batch["input_ids"][row, -n:].tolist() == e.prompt_ids
         assert batch["attention_mask"][row, -n:].all() and not batch["attention_mask"][row, :-n].any()
     assert batch["index"].tolist() == [i for i, _ in items] and batch["problems"] == [e.problem for _, e in items]
+    assert batch["max_new_tokens"].tolist() == [len(e.completion_ids) + 16 for _, e in items]  # each row its own
+
+
+def test_eval_batches_hold_traces_of_similar_length_longest_first():
+    data = make(num_test=12, eval_batch_size=4)
+    examples = data.eval_examples["test"]
+    seen = [i for batch in data.test_dataloader() for i in batch["index"].tolist()]
+    assert sorted(seen) == list(range(len(examples)))  # every problem once
+    lengths = [len(examples[i].completion_ids) for i in seen]
+    assert lengths == sorted(lengths, reverse=True) and lengths[0] > lengths[-1]
 
 
 def test_same_seed_same_bytes_other_seed_other_problems():

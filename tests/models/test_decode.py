@@ -1,12 +1,17 @@
+import copy
+
 import pytest
 import torch
 
-from longdiv.models import loading
+from longdiv.models import attention, loading
 from longdiv.models.decode import decode
 
 
 def reference(model, input_ids, attention_mask, max_new_tokens, eos_id):
-    """Plain `generate`, cut at each row's first EOS."""
+    """Plain `generate` with the library's own attention, cut at each row's first EOS."""
+    if model.config._attn_implementation == attention.NAME:
+        model = copy.deepcopy(model)
+        model.set_attn_implementation("sdpa")
     out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                          do_sample=False, eos_token_id=eos_id, pad_token_id=eos_id)[:, input_ids.shape[1]:]
     rows = []
@@ -53,6 +58,18 @@ def test_greedy_decode_equals_generate_with_rows_finishing_early(arch):
     lengths = {len(r) for r in got}
     assert len(lengths) > 1 and max(lengths) == 20  # some rows stopped early, at least one ran to the budget
     assert got == [decode(model, *left_padded([p], 0), 20, eos)[0] for p in prompts]
+
+
+def test_each_row_stops_at_its_own_budget_as_if_decoded_alone():
+    torch.manual_seed(0)
+    model, _ = loading.load(ARCHS["llama"][0], "char", ARCHS["llama"][1])
+    model.eval()
+    prompts = [[5, 6, 7], [9, 4], [3, 8, 8, 2], [7]]
+    budgets = torch.tensor([6, 0, 11, 3])
+    eos = -1 % model.config.vocab_size  # never written: every row runs to its budget
+    got = decode(model, *left_padded(prompts, 0), budgets, eos)
+    assert [len(row) for row in got] == budgets.tolist()
+    assert got == [decode(model, *left_padded([p], 0), int(b), eos)[0] for p, b in zip(prompts, budgets)]
 
 
 def test_decode_respects_empty_budget():

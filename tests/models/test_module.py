@@ -64,10 +64,11 @@ def test_bf16_decoding_generates_with_a_bf16_copy_and_leaves_the_weights_alone()
     assert all(p.dtype == torch.float32 for p in module.model.parameters()) and not module._bf16
     bf16 = copy.deepcopy(module.model).to(torch.bfloat16).eval()
     tests = data.eval_examples["test"]
-    budget = max(len(e.completion_ids) for e in tests) + 16  # the test ran as one batch: one budget for all
     assert len(module.records) == len(tests)
     for record in module.records:
-        ids = torch.tensor([tests[record["index"]].prompt_ids])
+        example = tests[record["index"]]
+        ids = torch.tensor([example.prompt_ids])
+        budget = len(example.completion_ids) + 16  # each row's own budget, whatever shares its batch
         row = decode(bf16, ids, torch.ones_like(ids), budget, module.tokenizer.eos_token_id)
         assert record["generated"] == module.tokenizer.batch_decode(row, skip_special_tokens=True)[0]
 
@@ -278,8 +279,8 @@ def test_after_bf16_training_decoding_reuses_the_training_copy_and_equals_a_fres
     assert used and all(m is trained for m in used) and trained.training  # decoded on it, then back to training
     fresh = copy.deepcopy(module.model).to(torch.bfloat16).eval()
     tests = data.eval_examples["test"]
-    budget = max(len(e.completion_ids) for e in tests) + 16
     for record in module.records:
-        ids = torch.tensor([tests[record["index"]].prompt_ids])
-        row = decode(fresh, ids, torch.ones_like(ids), budget, module.tokenizer.eos_token_id)
+        example = tests[record["index"]]
+        ids = torch.tensor([example.prompt_ids])
+        row = decode(fresh, ids, torch.ones_like(ids), len(example.completion_ids) + 16, module.tokenizer.eos_token_id)
         assert record["generated"] == module.tokenizer.batch_decode(row, skip_special_tokens=True)[0]
