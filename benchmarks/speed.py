@@ -163,7 +163,7 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
     for name, method in methods.items():
         # Warm-up outside the timing: kernel choice, and for the compiled method a whole batch, whose shapes the
         # compiled graphs then cover (static cache: prompt width plus budget).
-        method(*batches[0]) if name.endswith("compiled") else method(*batches[0][:2], torch.tensor(4))
+        method(*batches[0]) if name.endswith("compiled") else method(*batches[0][:2], torch.full_like(batches[0][2], 4))
         _sync(device)
         start, rows = time.perf_counter(), []
         for ids, mask, budget in batches:
@@ -440,7 +440,8 @@ def main() -> None:
         save()
     if "decode_compare" in sections:
         def keep(found):  # one entry per precision and batch size, so runs with other settings add to the record
-            report.setdefault("decode_compare", {})[f"{found['dtype']}-batch{args.eval_batch_size}"] = found
+            key = f"{found['dtype']}-batch{args.eval_batch_size}-problems{args.compare_problems}"
+            report.setdefault("decode_compare", {})[key] = found
             save()
 
         decode_compare(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks, args.device,
