@@ -12,9 +12,13 @@ import json
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
+import torch
+from jsonargparse import Namespace
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_warn
 
 from longdiv import runs
 from longdiv.callbacks.checkpoint import AtomicCheckpointIO, LastCheckpoint, RandomState
@@ -29,6 +33,33 @@ RUN_DIR_ENV = "LONGDIV_RUN_DIR"
 # The shared recipe, loaded as defaults under every --config. Found next to the package, not in the working folder.
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# Settings a resumed fit may change: they decide how it evaluates or computes, not what it trains.
+RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "data.eval_batch_size", "data.max_length"}
+# The settings that give weights their shape: a fit started from a checkpoint's weights (--init_from) takes these.
+ARCHITECTURE = ("model", "tokenizer", "config_overrides")
+# Settings linked from others: a checkpoint's values come back through their sources (data.format, model.model).
+LINKED = {"model": {"format"}, "data": {"tokenizer_name"}}
+
+
+def plain(value: Any) -> Any:
+    return value.as_dict() if isinstance(value, Namespace) else value
+
+
+def read_checkpoint(path: str, weights_only: bool = True) -> dict:
+    """A checkpoint's saved model and data settings and its data identity, read without loading its tensors."""
+    try:
+        ckpt = torch.load(path, weights_only=weights_only, map_location="cpu", mmap=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).split("WeightsUnpickler error: ")[-1].split(" was not an allowed")[0].split("\n")[0]
+        raise ValueError(
+            f"ckpt_path {path}: refused, loading it would run code ({reason}). A longdiv checkpoint holds only "
+            "tensors and plain settings; pass a checkpoint that longdiv wrote"
+        ) from None
+    saved = {}
+    for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+        values = ckpt.get(key) or {}
+        saved[group] = {k: v for k, v in values.items() if not k.startswith("_") and k not in LINKED[group]}
+    return {"saved": saved, "identity": (ckpt.get(DivisionData.__qualname__) or {}).get("identity")}
 
 
 def tokenizer_name(model: str, tokenizer: str | None) -> str:
@@ -47,6 +78,8 @@ def wandb_offline() -> bool:
 
 class LongDivCLI(LightningCLI):
     created: Path | None = None  # the run folder this process created, if it created one
+    checkpoint: dict | None = None  # what --ckpt_path or --init_from holds and how this run used it (run.json)
+    _trained_on: tuple | list = ()  # the (dividend, divisor) keys of that checkpoint's training problems
 
     def add_arguments_to_parser(self, parser):
         parser.link_arguments("data.format", "model.format")
@@ -58,6 +91,12 @@ class LongDivCLI(LightningCLI):
                             "run resumes mid-epoch; by default it is saved at epoch ends.")
         parser.add_argument("--num_samples", type=int, default=8,
                             help="Generations per evaluation in the sample table (file and W&B); 0 for none.")
+        parser.add_argument("--init_from", type=str | None, default=None,
+                            help="fit only: a checkpoint whose model weights start a new run (its own folder, a new "
+                            "optimizer, step 0); unlike --ckpt_path, which resumes that same run.")
+        parser.add_argument("--allow_format_change", type=bool, default=False,
+                            help="Evaluate a checkpoint in a data.format other than the one it was trained on, on "
+                            "purpose; without it that is an error.")
         parser.set_defaults(
             {
                 "trainer.logger": {
@@ -86,8 +125,9 @@ class LongDivCLI(LightningCLI):
         if cfg.trainer.default_root_dir is None:
             run_dir = None if launcher else os.environ.get(RUN_DIR_ENV)
             if run_dir is None:
-                self.created = runs.new_folder(cfg.runs_dir, self.subcommand, cfg.model.model, cfg.data.format,
-                                               cfg.data.num_demos)
+                evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
+                n = self.checkpoint["num_demos"] if evaluated else cfg.data.num_demos  # the weights' N
+                self.created = runs.new_folder(cfg.runs_dir, self.subcommand, cfg.model.model, cfg.data.format, n)
                 run_dir = str(self.created)
                 os.environ[RUN_DIR_ENV] = run_dir
             cfg.trainer.default_root_dir = run_dir
@@ -111,7 +151,8 @@ class LongDivCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         cfg = self.config[self.subcommand]
         callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
-        callbacks = [*callbacks, RunRecord(config=self.config_dict()), SampleTable(cfg.num_samples),
+        callbacks = [*callbacks, RunRecord(config=self.config_dict(), checkpoint=self.checkpoint),
+                     SampleTable(cfg.num_samples),
                      LogProgress(every_n_steps=cfg.trainer.log_every_n_steps or 50)]
         if cfg.trainer.enable_checkpointing is not False:
             callbacks += [LastCheckpoint(Path(cfg.trainer.default_root_dir) / "checkpoints",
@@ -122,17 +163,89 @@ class LongDivCLI(LightningCLI):
             plugins = [*plugins, AtomicCheckpointIO()]
         return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, **kwargs)
 
+    def parse_arguments(self, parser, args):
+        self.argv = args  # kept to parse again over a checkpoint's settings
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self):
-        # LightningCLI reads the model's settings from --ckpt_path with weights_only=True; say what a refusal means.
-        try:
-            super()._parse_ckpt_path()
-        except pickle.UnpicklingError as err:
-            path = self.config[self.config.subcommand].get("ckpt_path")
-            reason = str(err).split("WeightsUnpickler error: ")[-1].split(" was not an allowed")[0].split("\n")[0]
-            raise ValueError(
-                f"ckpt_path {path}: refused, loading it would run code ({reason}). A longdiv checkpoint holds only "
-                "tensors and plain settings; pass a checkpoint that longdiv wrote"
-            ) from None
+        """Reads the settings saved in --ckpt_path (or --init_from) under what the user gave: the command line and
+        the --config files passed win, the checkpoint's values fill the rest, the defaults come last. A resumed fit
+        must be the same experiment, and an evaluation must use the checkpoint's format unless asked otherwise."""
+        sub = self.config.get("subcommand")
+        if not sub:
+            return
+        cfg = self.config[sub]
+        if cfg.init_from and (sub != "fit" or cfg.ckpt_path):
+            raise ValueError(f"init_from {cfg.init_from}: it starts a new fit from a checkpoint's weights; pass it "
+                             "to fit without --ckpt_path (--ckpt_path alone resumes a fit or evaluates a checkpoint)")
+        path = cfg.init_from or cfg.get("ckpt_path")
+        if not path or not Path(path).is_file():
+            return
+        ckpt = read_checkpoint(path, weights_only=cfg.get("weights_only") is not False)
+        saved, identity = ckpt["saved"], ckpt["identity"] or {}
+        if cfg.init_from:  # a new experiment: only the shape of the weights comes from the checkpoint
+            saved = {"model": {k: v for k, v in saved["model"].items() if k in ARCHITECTURE}, "data": {}}
+        gone = [f"{group}.{key}" for group, values in saved.items() for key in values if key not in cfg[group]]
+        if gone:  # written by an older longdiv
+            rank_zero_warn(f"{path} holds settings that are no longer options, ignored: {', '.join(gone)}")
+            saved = {group: {k: v for k, v in values.items() if k in cfg[group]} for group, values in saved.items()}
+        under = Namespace()
+        for group, values in saved.items():
+            for key, value in values.items():
+                under[f"{sub}.{group}.{key}"] = value
+        if isinstance(self.argv, dict | Namespace):
+            self.config = self.parser.parse_object(self.argv, namespace=under)
+        else:
+            self.config = self.parser.parse_args(self.argv, namespace=under)
+        cfg = self.config[sub]
+        changed = {f"{group}.{key}": {"checkpoint": value, "used": plain(cfg[group][key])}
+                   for group, values in saved.items() for key, value in values.items()
+                   if plain(cfg[group][key]) != value}
+        fmt = identity.get("format", saved["data"].get("format"))
+        if cfg.init_from:
+            use = "initialized"
+            if changed:
+                raise ValueError(f"init_from {path}: {self._differences(changed)}, and a run started from its weights "
+                                 "keeps their model, tokenizer and config_overrides; drop those options")
+        elif sub == "fit":
+            use = "resumed"
+            differ = {k: v for k, v in changed.items() if k not in RESUME_MAY_CHANGE}
+            if differ:
+                raise ValueError(f"fit --ckpt_path {path} resumes its run, but {self._differences(differ)}; drop "
+                                 f"those options to resume, or start a new run from its weights with --init_from "
+                                 f"{path} instead of --ckpt_path")
+        else:
+            use = "evaluated"
+            if "data.format" in changed:
+                if not cfg.allow_format_change:
+                    raise ValueError(f"ckpt_path {path} was trained on format {fmt}, not {cfg.data.format}; drop "
+                                     "--data.format to evaluate it on its own format, or add --allow_format_change "
+                                     "true to evaluate it in another on purpose")
+                rank_zero_warn(f"EVALUATING IN ANOTHER FORMAT: {path} was trained on format {fmt} and is evaluated "
+                               f"on {cfg.data.format} (--allow_format_change); the run record says so")
+        self.checkpoint = {"path": str(path), "use": use, "model": saved["model"].get("model"), "format": fmt,
+                           "num_demos": identity.get("num_demos", saved["data"].get("num_demos")),
+                           "data_seed": identity.get("data_seed", saved["data"].get("data_seed")),
+                           "data_hash": identity.get("data_hash"), "changed": changed}
+        if "train_keys" in identity:
+            self._trained_on = identity["train_keys"]
+        elif use != "resumed":
+            rank_zero_warn(f"{path} does not list its training problems (written before longdiv saved them); "
+                           "evaluation removes only the problems this run's data settings draw for training")
+
+    @staticmethod
+    def _differences(changed: dict) -> str:
+        return ", ".join(f"{key} is {v['used']!r} here and {v['checkpoint']!r} in the checkpoint"
+                         for key, v in changed.items())
+
+    def after_instantiate_classes(self):
+        if self.checkpoint is None:
+            return
+        # The checkpoint's weights saw these problems: evaluation here leaves them out, whatever the data settings.
+        self.datamodule.hold_out(self._trained_on)
+        if self.checkpoint["use"] == "initialized":
+            weights = torch.load(self.checkpoint["path"], weights_only=True, map_location="cpu", mmap=True)
+            self.model.load_state_dict(weights["state_dict"])
 
     def config_dict(self) -> dict:
         """The resolved config of this run as plain data, for the run record."""

@@ -48,6 +48,9 @@ class Record(TypedDict, total=False):
     git_commit: str | None
     config: dict[str, Any]  # the resolved run config
     run_dir: str
+    # The checkpoint resumed, evaluated or started from: path, use, model, format, num_demos (the record's own for an
+    # evaluation), data_seed, data_hash, and the settings used in place of its saved ones (changed).
+    checkpoint: dict[str, Any]
     fit_seconds: float
     fit_peak_rss_gb: float
     # The test fields: present once the run is tested.

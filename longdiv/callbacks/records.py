@@ -47,10 +47,14 @@ class RunRecord(L.Callback):
 
     Args:
         config: The resolved run config (a plain dict), stored in the record; the CLI passes it.
+        checkpoint: The checkpoint the run resumed, evaluated or started from (`--ckpt_path`, `--init_from`): its
+            path, use, model, format, N, data seed and hash, and the settings this run used in place of the saved
+            ones (`changed`); the CLI passes it. An evaluated checkpoint's N is the record's `num_demos`.
     """
 
-    def __init__(self, config: dict | None = None):
+    def __init__(self, config: dict | None = None, checkpoint: dict | None = None):
         self.config = config or {}
+        self.checkpoint = checkpoint
         self.record: runs.Record = {}
         self._start = 0.0
 
@@ -112,5 +116,9 @@ class RunRecord(L.Callback):
             "config": self.config,
             "run_dir": str(self._folder(trainer)),
         }
+        if self.checkpoint is not None:
+            self.record["checkpoint"] = self.checkpoint
+            if self.checkpoint["use"] == "evaluated":  # the weights' N, not that of the data settings used here
+                self.record["num_demos"] = self.checkpoint["num_demos"]
         if trainer.is_global_zero:
             runs.write(self._folder(trainer), self.record)

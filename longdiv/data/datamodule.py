@@ -213,6 +213,10 @@ class DivisionData(L.LightningDataModule):
         self.eval_examples: dict[str, list[Example]] = {}
         self.removed_overlap = 0
         self.hash = None
+        # Problems that the weights were trained on before this run (a checkpoint's, set by `hold_out`); evaluation
+        # leaves them out like this run's own training problems.
+        self.trained_on: set[tuple[int, int]] = set()
+        self.identity: dict | None = None
         self._train_loader: ResumableLoader | None = None
         self._loader_state: dict[str, int] | None = None
 
@@ -242,6 +246,11 @@ class DivisionData(L.LightningDataModule):
         if stage == "test" and hp.test_dividend_digits:
             return with_dividend_digits(generate(hp.eval_split, count, seed), hp.test_dividend_digits, seed)
         return generate(hp.eval_split, count, seed)
+
+    def hold_out(self, keys) -> None:
+        """Leaves the problems with these keys (dividend, divisor) out of evaluation: those a checkpoint's weights
+        were trained on. Call before `setup`."""
+        self.trained_on |= {tuple(key) for key in keys}
 
     # Tokens --------------------------------------------------------------------------------------------------
     def encode(self, problems: list[Problem]) -> list[Example]:
@@ -291,10 +300,11 @@ class DivisionData(L.LightningDataModule):
         seen = {p.key for p in train}
         if len(seen) < len(train):
             log.warning("training problems hold %d duplicates", len(train) - len(seen))
+        trained = seen | self.trained_on
         evals = {}
         for name in ("val", "test"):
             problems = self.eval_problems(name)
-            kept = [p for p in problems if p.key not in seen]
+            kept = [p for p in problems if p.key not in trained]
             self.removed_overlap += len(problems) - len(kept)
             if len(kept) < len(problems):
                 log.warning("removed %d %s problems that are also training problems", len(problems) - len(kept), name)
@@ -312,6 +322,10 @@ class DivisionData(L.LightningDataModule):
                     f"model's context is {limit}; choose a shorter format or a model with a longer context"
                 )
         self.hash = data_hash(self.train_examples, evals)
+        # What the weights trained from this data have seen, saved in every checkpoint: testing one later removes
+        # these problems whatever it evaluates on, and resuming one checks that the data is the same.
+        self.identity = {"format": hp.format, "num_demos": len(train), "data_seed": hp.data_seed,
+                         "data_hash": self.hash, "train_keys": [list(key) for key in sorted(trained)]}
         rank_zero_info(f"data hash {self.hash}, {len(train)} demos, removed {self.removed_overlap} overlapping")
         if self.trainer is not None:
             for logger in self.trainer.loggers:
@@ -350,15 +364,25 @@ class DivisionData(L.LightningDataModule):
         return self._train_loader
 
     # Checkpoints -----------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, int]:
-        """Where training stands in its epoch, saved in each checkpoint."""
-        return self._train_loader.state_dict() if self._train_loader is not None else {}
+    def state_dict(self) -> dict:
+        """Where training stands in its epoch and the data's identity (`identity`), saved in each checkpoint."""
+        state = self._train_loader.state_dict() if self._train_loader is not None else {}
+        return state | ({"identity": self.identity} if self.identity is not None else {})
 
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        saved = state.pop("identity", None)
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        if fitting and saved is not None and saved["data_hash"] != self.hash:
+            raise ValueError(
+                f"the checkpoint was trained on data with hash {saved['data_hash']}, but this run's data hash is "
+                f"{self.hash} (its problems or their rendering changed), so resuming it would mix two experiments; "
+                "start a new run from its weights with --init_from instead of --ckpt_path"
+            )
         # Lightning restores the DataModule before it builds the fit's train loader, and the loader built next is
         # the one the fit iterates. Lightning's own restore of loader state never reaches that loader when
         # configure_optimizers counts steps (estimated_stepping_batches builds it before the loops are restored).
-        self._loader_state = state_dict or None
+        self._loader_state = state or None
 
     def _eval_loader(self, name: str) -> DataLoader:
         """Each rank takes its own share of the problems, with no padding, so every problem counts exactly once.

@@ -1,0 +1,129 @@
+"""A checkpoint is read for what it is: options typed next to it win over its saved settings, testing it removes
+its own training problems and keeps its format, and resuming it refuses another experiment (--init_from starts
+one from its weights)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from longdiv.cli import main
+from longdiv.data.problems import Problem, generate
+
+# Eight generator problems in format direct, two optimizer steps: the checkpoint every test here reads.
+FIT = [
+    "--config", "configs/tiny.yaml", "--data.format=direct", "--data.num_demos=8", "--data.batch_size=4",
+    "--data.num_val=2", "--data.num_test=3", "--data.data_seed=0", "--model.temperature=0.5",
+    "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--test_after_fit=false", "--num_samples=0",
+]
+# What an evaluation of it adds to the user's config: tiny.yaml with few problems.
+EVAL = ["--config", "configs/tiny.yaml", "--data.num_val=2", "--data.num_test=3", "--num_samples=0",
+        "--trainer.enable_progress_bar=false"]
+
+
+def record_of(run: Path) -> dict:
+    return json.loads((run / "run.json").read_text())
+
+
+def predictions(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Path:
+    """The checkpoint of a two-step fit; tests copy its run folder before writing into it."""
+    run = main(["fit", *FIT, f"--runs_dir={tmp_path_factory.mktemp('fitted')}"])
+    return run / "checkpoints" / "last.ckpt"
+
+
+def test_options_typed_next_to_a_checkpoint_win_over_its_saved_ones(fitted, tmp_path):
+    run = main(["test", *EVAL, "--ckpt_path", str(fitted), "--model.votes=3", "--model.precision=auto",
+                f"--runs_dir={tmp_path}"])
+    record = record_of(run)
+    model = record["config"]["model"]
+    assert model["votes"] == 3 and record["precision"]["setting"] == "auto"  # typed: they win
+    assert model["temperature"] == 0.5  # not typed: the checkpoint's
+    assert all(len(x["votes"]) == 3 for x in predictions(run))  # three sampled traces a problem, not one greedy
+    changed = record["checkpoint"]["changed"]
+    assert changed["model.votes"] == {"checkpoint": 1, "used": 3}
+    assert changed["model.precision"] == {"checkpoint": "fp32", "used": "auto"}
+    assert "model.temperature" not in changed
+
+
+def test_testing_a_checkpoint_removes_its_training_problems_from_any_eval_set(fitted, tmp_path):
+    trained = generate("train", 8, 0)  # the fit's training problems: its generator draw
+    others = [Problem.from_numbers(1234, 7), Problem.from_numbers(99, 10)]
+    problems = tmp_path / "problems.txt"
+    problems.write_text("".join(f"{p.question}|{p.remainder}\n" for p in [*trained, *others]))
+    # Another data seed: the data settings now draw other training problems, but the weights saw these.
+    run = main(["test", *EVAL, "--ckpt_path", str(fitted), f"--data.test_file={problems}", "--data.data_seed=1",
+                f"--runs_dir={tmp_path / 'runs'}"])
+    record = record_of(run)
+    assert sorted((x["dividend"], x["divisor"]) for x in predictions(run)) == [(99, 10), (1234, 7)]
+    assert record["removed_overlap"] == 8 and record["n_eval"] == 2
+    assert record["checkpoint"]["num_demos"] == record["num_demos"] == 8  # the weights' N, not tiny.yaml's 32
+    assert record["checkpoint"]["data_seed"] == 0 and record["data_seed"] == 1
+
+
+def test_a_checkpoint_is_evaluated_in_its_own_format_unless_asked_otherwise(fitted, tmp_path):
+    record = record_of(main(["test", *EVAL, "--ckpt_path", str(fitted), f"--runs_dir={tmp_path / 'own'}"]))
+    assert record["format"] == "direct" and record["checkpoint"]["format"] == "direct"
+    assert "-direct-n8" in Path(record["run_dir"]).name
+
+    refusal = r"was trained on format direct, not subrow; drop --data.format .* add --allow_format_change true"
+    with pytest.raises(ValueError, match=refusal):
+        main(["test", *EVAL, "--ckpt_path", str(fitted), "--data.format=subrow", f"--runs_dir={tmp_path / 'no'}"])
+    assert not (tmp_path / "no").exists()
+
+    with pytest.warns(UserWarning, match="EVALUATING IN ANOTHER FORMAT: .* trained on format direct"):
+        run = main(["test", *EVAL, "--ckpt_path", str(fitted), "--data.format=subrow", "--allow_format_change=true",
+                    f"--runs_dir={tmp_path / 'asked'}"])
+    record = record_of(run)
+    assert record["format"] == "subrow" and record["checkpoint"]["format"] == "direct"
+    assert record["checkpoint"]["changed"]["data.format"] == {"checkpoint": "direct", "used": "subrow"}
+
+
+def test_resuming_refuses_another_experiment(fitted, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fitted.parent.parent, run)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    before = ckpt.read_bytes()
+    with pytest.raises(ValueError) as refused:
+        main(["fit", *FIT, "--ckpt_path", str(ckpt), "--data.num_demos=16", "--data.format=subrow", "--model.lr=1e-3",
+              f"--runs_dir={tmp_path / 'runs'}"])
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "data.num_demos is 16 here and 8 in the checkpoint" in message
+    assert "data.format is 'subrow' here and 'direct' in the checkpoint" in message
+    assert "model.lr is 0.001 here and 0.0003 in the checkpoint" in message
+    assert f"--init_from {ckpt} instead of --ckpt_path" in message
+    assert ckpt.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
+def test_resuming_refuses_data_that_changed_under_the_same_settings(tmp_path):
+    """The settings match but the training file's problems differ: the data hash saved in the checkpoint catches it."""
+    train = tmp_path / "train.txt"
+    train.write_text("".join(f"{p.question}|{p.remainder}\n" for p in generate("train", 4, 0)))
+    args = ["fit", *FIT, f"--data.train_file={train}", "--data.num_demos=4", f"--runs_dir={tmp_path / 'runs'}"]
+    ckpt = main([*args, "--trainer.max_steps=1"]) / "checkpoints" / "last.ckpt"
+    train.write_text("".join(f"{p.question}|{p.remainder}\n" for p in generate("train", 4, 1)))
+    with pytest.raises(ValueError, match="the checkpoint was trained on data with hash .* --init_from"):
+        main([*args, "--ckpt_path", str(ckpt)])
+
+
+def test_init_from_starts_a_new_run_from_the_weights_only(fitted, tmp_path):
+    # lr 0: the one step taken leaves the weights as they were loaded.
+    run = main(["fit", *FIT, "--init_from", str(fitted), "--data.format=subrow", "--model.lr=0",
+                "--trainer.max_steps=1", f"--runs_dir={tmp_path}"])
+    assert run.parent == tmp_path and run != fitted.parent.parent
+    new, old = (torch.load(p, weights_only=True, map_location="cpu") for p in (run / "checkpoints" / "last.ckpt", fitted))
+    assert new["global_step"] == 1 and old["global_step"] == 2  # a fresh count, not the checkpoint's
+    assert new["optimizer_states"][0]["state"][0]["step"].item() == 1  # a fresh optimizer
+    assert all(torch.equal(new["state_dict"][k], old["state_dict"][k]) for k in old["state_dict"])
+    record = record_of(run)
+    assert record["format"] == "subrow" and record["checkpoint"]["use"] == "initialized"
+
+    with pytest.raises(ValueError, match="pass it to fit without --ckpt_path"):
+        main(["test", *EVAL, "--init_from", str(fitted), f"--runs_dir={tmp_path / 'test'}"])
