@@ -1,20 +1,24 @@
 """A Hugging Face model folder from a Lightning checkpoint: `python -m longdiv export --ckpt_path CKPT --out DIR`.
 
 Writes the fine-tuned model (safetensors) and its tokenizer, both loadable with `AutoModelForCausalLM` /
-`AutoTokenizer.from_pretrained(DIR)`, and a `README.md` model card with the demonstration format, an example
+`AutoTokenizer.from_pretrained(DIR)`, a `README.md` model card with the demonstration format, an example
 prompt, the demonstration count, the data hash and the test accuracy, read from the `run.json` of the
-checkpoint's run folder when there is one.
+checkpoint's run folder when there is one, and `longdiv.json`, the settings that `ask` needs to prompt the model
+(its format) and the model it was fine-tuned from.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 from pathlib import Path
 
 from longdiv import runs
 from longdiv.data import formats
 from longdiv.data.problems import Problem
+
+SETTINGS = "longdiv.json"  # in an exported folder: {"format": ..., "base_model": ...}
 
 
 def run_record(ckpt_path: Path) -> runs.Record:
@@ -79,22 +83,29 @@ def match_special_tokens(model, tokenizer) -> None:
             config.bos_token_id = tokenizer.eos_token_id
 
 
-def export(ckpt_path: Path, out: Path, weights_only: bool = True) -> Path:
-    """Writes the model, tokenizer and model card of `ckpt_path` into `out`."""
+def load_checkpoint(ckpt_path: Path, weights_only: bool = True, **hparams):
+    """The DivisionLM of `ckpt_path` on the CPU, with `hparams` replacing saved settings (`ask` uses it too)."""
     from longdiv.models.module import DivisionLM
 
     try:
-        module = DivisionLM.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only)
+        return DivisionLM.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only, **hparams)
     except pickle.UnpicklingError as err:
         raise ValueError(
             f"{ckpt_path}: holds objects beyond tensors and plain data ({str(err).splitlines()[0]}); if you trust "
             "the file, pass --unsafe_load to unpickle it fully"
         ) from None
+
+
+def export(ckpt_path: Path, out: Path, weights_only: bool = True) -> Path:
+    """Writes the model, tokenizer, model card and settings of `ckpt_path` into `out`."""
+    module = load_checkpoint(ckpt_path, weights_only)
     match_special_tokens(module.model, module.tokenizer)
     out.mkdir(parents=True, exist_ok=True)
     module.model.save_pretrained(out)  # safetensors
     module.tokenizer.save_pretrained(out)
     (out / "README.md").write_text(model_card(dict(module.hparams), run_record(ckpt_path)))
+    settings = {"format": module.hparams.format, "base_model": module.hparams.model}
+    (out / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
     return out
 
 

@@ -43,7 +43,7 @@ def peak_rss_gb() -> float:
 
 
 class RunRecord(L.Callback):
-    """Times fit and test, writes `predictions.jsonl` after test and `run.json` after fit and after test.
+    """Times fit and test, writes `predictions.jsonl` after test and predict, and `run.json` after fit and test.
 
     Args:
         config: The resolved run config (a plain dict), stored in the record; the CLI passes it.
@@ -76,11 +76,7 @@ class RunRecord(L.Callback):
 
     def on_test_end(self, trainer, pl_module):
         self.record["eval_seconds"] = round(time.perf_counter() - self._start, 1)
-        records = sorted(runs.gather(pl_module.records), key=lambda r: r["index"])
-        if trainer.is_global_zero:
-            with (self._folder(trainer) / "predictions.jsonl").open("w") as f:
-                for r in records:
-                    f.write(json.dumps(r) + "\n")
+        records = self._write_predictions(trainer, pl_module)
         correct = sum(r["correct"] for r in records)
         low, high = wilson(correct, len(records))
         self.record |= {
@@ -88,6 +84,21 @@ class RunRecord(L.Callback):
             "wilson_high": high, "parse_failures": sum(r["parsed"] is None for r in records),
         }
         self._write(trainer, pl_module, "test")
+
+    def on_predict_end(self, trainer, pl_module):
+        path = self._folder(trainer) / "predictions.jsonl"
+        records = self._write_predictions(trainer, pl_module)
+        if trainer.is_global_zero:
+            print(f"{len(records)} predictions ({sum(r['correct'] for r in records)} right): {path}", flush=True)
+
+    def _write_predictions(self, trainer, pl_module) -> list[dict]:
+        """Every process's records, in evaluation-set order, written to `predictions.jsonl` by rank zero."""
+        records = sorted(runs.gather(pl_module.records), key=lambda r: r["index"])
+        if trainer.is_global_zero:
+            with (self._folder(trainer) / "predictions.jsonl").open("w") as f:
+                for r in records:
+                    f.write(json.dumps(r) + "\n")
+        return records
 
     def _write(self, trainer, pl_module, stage: str) -> None:
         data = trainer.datamodule

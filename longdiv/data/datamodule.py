@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
 
 from longdiv.data.formats import get_format
-from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
+from longdiv.data.problems import Problem, generate, read_file, read_questions, with_dividend_digits
 from longdiv.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ class DivisionData(L.LightningDataModule):
         val_file: str | None = None,
         num_test: int = 500,
         test_file: str | None = None,
+        predict_file: str | None = None,
         eval_split: str = "interpolate",
         test_dividend_digits: list[int] | None = None,
         tokenizer_name: str = "tiny",
@@ -188,6 +189,8 @@ class DivisionData(L.LightningDataModule):
             val_file: A problems file to validate on, used whole.
             num_test: Test problems drawn from the generator's `eval_split` (ignored with `test_file`).
             test_file: A problems file to test on, used whole.
+            predict_file: Questions for `predict`, one per line; an answer after a '|' or on the next line is
+                optional (checked when given). Without it, `predict` reads `test_file`.
             eval_split: Generator split for validation and test problems.
             test_dividend_digits: Dividend digit counts for generated test problems, e.g. [10, 11, 12], to test
                 length generalization: the test draw keeps its divisors and gets new dividends of these lengths.
@@ -202,7 +205,7 @@ class DivisionData(L.LightningDataModule):
         problems = []
         if num_demos < 1:
             problems.append(f"num_demos is {num_demos}; it must be at least 1")
-        for name in ("train_file", "val_file", "test_file"):
+        for name in ("train_file", "val_file", "test_file", "predict_file"):
             if getattr(self.hparams, name) is not None and not Path(getattr(self.hparams, name)).is_file():
                 problems.append(f"{name} {getattr(self.hparams, name)!r} does not exist; pass an existing file")
         if problems:
@@ -252,6 +255,12 @@ class DivisionData(L.LightningDataModule):
         were trained on. Call before `setup`."""
         self.trained_on |= {tuple(key) for key in keys}
 
+    def predict_problems(self) -> list[Problem]:
+        path = self.hparams.predict_file or self.hparams.test_file
+        if path is None:
+            raise ValueError("predict needs questions: pass --data.predict_file FILE, one question per line")
+        return read_questions(path)
+
     # Tokens --------------------------------------------------------------------------------------------------
     def encode(self, problems: list[Problem]) -> list[Example]:
         """Renders and tokenizes, one tokenizer call for all prompts and one for all completions.
@@ -291,7 +300,18 @@ class DivisionData(L.LightningDataModule):
             ids.append(self._char_vocab[char])
         return ids
 
+    def predict_on(self, problems: list[Problem]) -> None:
+        """Makes `problems` what `predict_dataloader` serves, rendered in this format's prompts: `setup("predict")`
+        gives it the questions of `predict_file`, `ask` the questions typed."""
+        if self.tokenizer is None:
+            self.tokenizer = load_tokenizer(self.hparams.tokenizer_name)
+        self.eval_examples["predict"] = self.encode(problems)
+
     def setup(self, stage: str | None = None) -> None:
+        if stage == "predict":
+            # Only the questions: no training draw, since no accuracy is claimed and each truth comes from its question.
+            self.predict_on(self.predict_problems())
+            return
         if self.tokenizer is not None:
             return
         hp = self.hparams
@@ -415,3 +435,6 @@ class DivisionData(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")

@@ -138,6 +138,28 @@ def read_file(path: str | Path) -> list[Problem]:
     return read_pipe_file(path) if "|" in first else read_deepmind_file(path)
 
 
+def read_questions(path: str | Path) -> list[Problem]:
+    """Reads questions whose answers are optional, for `predict` and `ask --file`: a question per line, each
+    optionally followed by `|answer` or by its answer on the next line (so any problems file reads too). An answer
+    that is given is checked; the truth comes from the question either way."""
+    problems, answered = [], True
+    for number, line in enumerate(_read_lines(path), start=1):
+        where = f"{path} line {number}"
+        if not line.strip():
+            continue
+        if not answered and line.strip().isdigit():  # the DeepMind layout: the answer of the question above
+            _checked(problems[-1], line, where)
+            answered = True
+            continue
+        question, *answer = line.split("|")
+        if len(answer) > 1:
+            raise ValueError(f"{where}: expected at most one '|' between question and answer, found {len(answer)}")
+        problem = parse_question(question, where)
+        problems.append(_checked(problem, answer[0], where) if answer else problem)
+        answered = bool(answer)
+    return problems
+
+
 class _IntGcdSympy:
     """sympy as mathematics_dataset's number sampler sees it, with a gcd of two Python ints that skips sympy.
 

@@ -224,6 +224,23 @@ class DivisionLM(L.LightningModule):
     def on_test_epoch_end(self):
         self._end_eval("test")
 
+    def on_predict_epoch_start(self):
+        self._start_eval()
+
+    def predict_step(self, batch, batch_idx):
+        """The records of a batch of questions, scored as test scores them but counted in no metric; `predict`
+        writes them to predictions.jsonl and `ask` prints them."""
+        votes, indices = self.hparams.votes, batch["index"].tolist()
+        texts = self.generate(batch["input_ids"], batch["attention_mask"], batch["max_new_tokens"], votes,
+                              seed=indices[0])
+        records = [score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
+                   for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True))]
+        self.records += records
+        return records
+
+    def on_predict_epoch_end(self):
+        self._bf16.clear()
+
     def configure_optimizers(self):
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
