@@ -67,13 +67,21 @@ def tokenizer_name(model: str, tokenizer: str | None) -> str:
 
 
 def wandb_offline() -> bool:
-    """W&B syncs only when the user gave it a key or asked for online mode; otherwise it logs offline, so a run
-    never waits on a login prompt or the network. `WANDB_MODE=offline` keeps it offline even with a key, and
-    `WANDB_MODE=disabled` is left to W&B."""
+    """W&B syncs where it can without asking: with a key in `WANDB_API_KEY`, with the key `wandb login` saved in
+    netrc for W&B's server (`WANDB_BASE_URL`, else W&B's default), and in a run that `wandb agent` started (it sets
+    `WANDB_SWEEP_ID`; the sweep needs the run's metric). Otherwise it logs offline, so a run never waits on a login
+    prompt. An explicit `WANDB_MODE` wins: `offline` keeps it offline even with a key, and `disabled` is left to W&B."""
     mode = os.environ.get("WANDB_MODE")
     if mode in ("offline", "dryrun", "online", "disabled"):
         return mode in ("offline", "dryrun")
-    return not os.environ.get("WANDB_API_KEY")
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_SWEEP_ID"):
+        return False
+    import wandb
+    from wandb.sdk.lib.wbauth import read_netrc_auth
+
+    # W&B's own netrc reader, with the machine names its `wandb login` writes; no network. Not wandb's global
+    # settings: loading them now would make wandb.init ignore the WANDB_MODE that WandbLogger sets when offline.
+    return read_netrc_auth(host=os.environ.get("WANDB_BASE_URL") or wandb.Settings().base_url) is None
 
 
 class LongDivCLI(LightningCLI):

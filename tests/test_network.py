@@ -26,7 +26,9 @@ RUN = [
     [(None, None, True), ("offline", FAKE_KEY, True), ("dryrun", FAKE_KEY, True), (None, FAKE_KEY, False),
      ("online", None, False), ("disabled", None, False)],
 )
-def test_wandb_stays_offline_unless_asked(mode, key, offline, monkeypatch):
+def test_wandb_stays_offline_unless_asked(mode, key, offline, monkeypatch, tmp_path):
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # no saved login (tests/test_wandb_login.py has those)
+    monkeypatch.delenv("WANDB_SWEEP_ID", raising=False)
     for name, value in (("WANDB_MODE", mode), ("WANDB_API_KEY", key)):
         if value is None:
             monkeypatch.delenv(name, raising=False)

@@ -94,23 +94,59 @@ def test_resume_last_without_a_run_folder_is_a_clear_error(tmp_path):
         main([*RUN, f"--runs_dir={tmp_path}", "--ckpt_path=last"])
 
 
-def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+def test_a_save_that_fails_at_the_rename_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
     io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"
     io.save_checkpoint({"step": 1, "w": torch.arange(1000)}, path)
     before = path.read_bytes()
+    on_disk = []
 
-    def dies_midway(obj, f):
-        f.write(b"PK\x03\x04" + b"\0" * 100)  # the start of a zip, as torch.save writes
-        raise OSError("disk full")
+    def fails(src, dst):
+        on_disk.append(load(src)["step"])  # the new checkpoint is whole on disk when the last step fails
+        raise OSError("rename failed")
 
-    monkeypatch.setattr(torch, "save", dies_midway)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(os, "replace", fails)
+    with pytest.raises(OSError, match="rename failed"):
         io.save_checkpoint({"step": 2, "w": torch.arange(2000)}, path)
+    assert on_disk == [2]
     assert path.read_bytes() == before and load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left behind
-    with pytest.raises(OSError):
-        io.save_checkpoint({"step": 2}, tmp_path / "new.ckpt")
+
+
+# A writer of a large checkpoint (128 MB), slow enough that the test sees its bytes reach disk and kills it.
+KILLED_WRITER = """
+import sys, torch
+from longdiv.callbacks.checkpoint import AtomicCheckpointIO
+AtomicCheckpointIO().save_checkpoint({"step": 2, "w": torch.ones(32 * 2**20)}, sys.argv[1])
+"""
+
+
+def new_bytes_on_disk(path: Path, before: tuple) -> bool:
+    """Whether a writer has started putting bytes on disk: `path` changed, or a file beside it holds some."""
+    try:
+        st = path.stat()
+        return (st.st_ino, st.st_size, st.st_mtime_ns) != before or any(
+            p.stat().st_size for p in path.parent.iterdir() if p != path)
+    except FileNotFoundError:  # the target replaced, or a file beside it gone, in between
+        return True
+
+
+def test_a_writer_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path):
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1, "w": torch.arange(1000)}, path)
+    content, st = path.read_bytes(), path.stat()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not new_bytes_on_disk(path, (st.st_ino, st.st_size, st.st_mtime_ns)):
+        assert proc.poll() is None, f"the writer ended before it was killed: {proc.stderr.read().decode()[-3000:]}"
+        assert time.monotonic() < deadline, "no bytes on disk within 60 s"
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed midway, not finished
+    assert path.read_bytes() == content and load(path)["step"] == 1
+    AtomicCheckpointIO().save_checkpoint({"step": 3}, path)  # the next save clears what the killed writer left
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"] and load(path)["step"] == 3
 
 
 def _ended_pid() -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_wandb_login import AGENT, netrc, stub_env, wandb_mode
 
 from longdiv import runs
 from longdiv import sweep as local
@@ -54,6 +55,7 @@ def test_one_point_runs_like_the_wandb_agent(tmp_path):
     point = {"model.model": "smollm2", "data.format": "direct", "data.num_demos": 25, "seed_everything": 1}
     assert point in local.grid(config)
     command = agent_command(config, point) + TINY + [f"--runs_dir={tmp_path}"]
+    # Offline by hand so the whole run fits in a test; the next test shows what the agent's environment decides.
     env = dict(os.environ, WANDB_MODE="offline", HF_HUB_OFFLINE="1", WANDB_DIR=str(tmp_path),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python` is the venv's
     env.pop("WANDB_API_KEY", None)
@@ -63,6 +65,17 @@ def test_one_point_runs_like_the_wandb_agent(tmp_path):
     record = json.loads((run / "run.json").read_text())
     assert record["num_demos"] == 25 and record["config"]["seed_everything"] == 1 and record["format"] == "direct"
     assert record["n_eval"] == 3 and record["config"]["data"].get("train_file") is None
+
+
+def test_a_point_that_wandb_agent_starts_syncs_with_the_users_login(tmp_path):
+    """The agent gives each run its sweep variables and no key, and the user logged in with `wandb login`: W&B must
+    start online, or the sweep never gets its metric. W&B's run start is stubbed, so nothing connects."""
+    config = yaml.safe_load(SWEEP.read_text())
+    point = {"model.model": "smollm2", "data.format": "direct", "data.num_demos": 25, "seed_everything": 1}
+    netrc(tmp_path, "api.wandb.ai")
+    command = agent_command(config, point) + TINY + [f"--runs_dir={tmp_path / 'runs'}"]
+    env = stub_env(tmp_path, **AGENT, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert wandb_mode(command, env) == "online"
 
 
 def test_local_runner_filters_and_skips_finished_points(tmp_path, capsys):

@@ -1,0 +1,25 @@
+"""Loaded by a test's child process (this folder first on PYTHONPATH): W&B's run start is replaced by a line saying
+the mode it would run in, then the process ends, so a run that would go online never reaches the network. Any
+connection before it ends the process too."""
+
+import os
+import socket
+
+import wandb
+from wandb.sdk import wandb_setup
+
+
+def init(**kwargs):
+    # WandbLogger sets WANDB_MODE=dryrun when offline; W&B reads it unless its settings were loaded before.
+    loaded = wandb_setup.singleton().settings_if_loaded
+    print(f"wandb.init mode={loaded.mode if loaded else os.environ.get('WANDB_MODE', 'online')}", flush=True)
+    os._exit(0)
+
+
+def connect(self, address):
+    print(f"connection attempted: {address}", flush=True)
+    os._exit(3)
+
+
+wandb.init = init
+socket.socket.connect = socket.socket.connect_ex = connect
