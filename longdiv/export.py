@@ -109,19 +109,20 @@ def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: boo
         ) from None
     match_special_tokens(module.model, module.tokenizer)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    old = out.with_name(f".{out.name}.{os.getpid()}.old")
+    target = out.resolve()  # `--out .` has no name of its own
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    old = target.with_name(f".{target.name}.{os.getpid()}.old")
     try:
         tmp.mkdir()
         module.model.save_pretrained(tmp)  # safetensors
         module.tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(dict(module.hparams), run_record(ckpt_path)))
-        if out.is_dir() and any(out.iterdir()):
-            out.rename(old)  # a folder can only be renamed over an empty one
-        tmp.rename(out)
+        if target.is_dir() and any(target.iterdir()):
+            target.rename(old)  # a folder can only be renamed over an empty one
+        tmp.rename(target)
     except BaseException:
-        if old.exists() and not out.exists():
-            old.rename(out)  # the replaced folder comes back
+        if old.exists() and not target.exists():
+            old.rename(target)  # the replaced folder comes back
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
