@@ -9,23 +9,45 @@ commands:
   sweep      a W&B grid sweep, run locally: sweep SWEEP.yaml [filters] (longdiv/sweep.py)
   export     a Hugging Face folder from a checkpoint: export --ckpt_path CKPT --out DIR (longdiv/export.py)
   ask        ask a checkpoint or exported folder questions and see its traces, verified (longdiv/ask.py)
+
+Every command runs inside one error boundary: bad input (longdiv/errors.py says what counts) comes out as one line
+on stderr, `error: <what> (<file or option>): <problem>; <fix>`, with exit status 2. `--debug`, anywhere before a
+`--`, shows the traceback instead; bugs always show theirs.
 """
 
 import importlib
 import sys
 
+from longdiv import errors
+
 TOOLS = {"report": "longdiv.report", "sweep": "longdiv.sweep", "export": "longdiv.export", "ask": "longdiv.ask"}
 
 
-def main() -> None:
-    if sys.argv[1:] in (["-h"], ["--help"]):
+def run(argv: list[str]) -> int:
+    if argv in (["-h"], ["--help"]):
         print(__doc__, end="")
-        return
-    if len(sys.argv) > 1 and sys.argv[1] in TOOLS:
-        sys.exit(importlib.import_module(TOOLS[sys.argv[1]]).main(sys.argv[2:]))
+        return 0
+    if argv and argv[0] in TOOLS:
+        return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     from longdiv.cli import main as cli_main
 
     cli_main()
+    return 0
+
+
+def main() -> None:
+    own = sys.argv[1 : sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+    debug = "--debug" in own
+    if debug:
+        sys.argv.remove("--debug")  # the first one, which is before any `--`
+    try:
+        code = run(sys.argv[1:])
+    except Exception as err:
+        if debug or not errors.is_user_error(err):
+            raise
+        print(errors.one_line(err), file=sys.stderr, flush=True)
+        code = 2
+    sys.exit(code)
 
 
 if __name__ == "__main__":

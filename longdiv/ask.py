@@ -23,10 +23,10 @@ line is marked `>>`:
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from longdiv import errors
 from longdiv.data.problems import Problem, parse_question, read_questions
 from longdiv.export import SETTINGS, load_checkpoint
 
@@ -85,7 +85,7 @@ def show(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m longdiv ask", description=__doc__.split("\n\n")[0])
+    parser = errors.ArgumentParser(prog="python -m longdiv ask", description=__doc__.split("\n\n")[0])
     parser.add_argument("question", nargs="*",
                         help='Questions, each quoted ("What is the remainder when 93 is divided by 59?"), or a '
                         "dividend and a divisor (93 59).")

@@ -2,8 +2,8 @@
 
 A `fit` also tests the fitted model (unless `--test_after_fit false`) and prints the test accuracy with its 95%
 interval. Every run gets its own folder under `runs/` (longdiv/runs.py names and creates it), printed when the run
-starts, holding the saved config, checkpoints, `run.json` and, after a test, `predictions.jsonl`. `main(args)`
-returns that folder.
+starts and when it ends, holding the saved config, checkpoints, `run.json` and, after a test, `predictions.jsonl`.
+`main(args)` returns that folder.
 """
 
 from __future__ import annotations
@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from jsonargparse import Namespace
+import yaml
+from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.plugins import CheckpointIO
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
-from longdiv import runs
+from longdiv import errors, runs
 from longdiv.callbacks.checkpoint import AtomicCheckpointIO, LastCheckpoint, RandomState
 from longdiv.callbacks.progress import LogProgress
 from longdiv.callbacks.records import RunRecord
@@ -82,6 +85,15 @@ def wandb_offline() -> bool:
     # W&B's own netrc reader, with the machine names its `wandb login` writes; no network. Not wandb's global
     # settings: loading them now would make wandb.init ignore the WANDB_MODE that WandbLogger sets when offline.
     return read_netrc_auth(host=os.environ.get("WANDB_BASE_URL") or wandb.Settings().base_url) is None
+
+
+class WorkStarted(Callback):
+    """Tells longdiv.errors when the first loop starts: a ValueError before then is bad input, after it a bug."""
+
+    def on_train_start(self, trainer, pl_module):
+        errors.work_started()
+
+    on_validation_start = on_test_start = on_predict_start = on_train_start
 
 
 class LongDivCLI(LightningCLI):
@@ -161,7 +173,7 @@ class LongDivCLI(LightningCLI):
         callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
         callbacks = [*callbacks, RunRecord(config=self.config_dict(), checkpoint=self.checkpoint),
                      SampleTable(cfg.num_samples),
-                     LogProgress(every_n_steps=cfg.trainer.log_every_n_steps or 50)]
+                     LogProgress(every_n_steps=cfg.trainer.log_every_n_steps or 50), WorkStarted()]
         if cfg.trainer.enable_checkpointing is not False:
             callbacks += [LastCheckpoint(Path(cfg.trainer.default_root_dir) / "checkpoints",
                                          cfg.checkpoint_every_n_steps), RandomState()]
@@ -189,7 +201,8 @@ class LongDivCLI(LightningCLI):
         path = cfg.init_from or cfg.get("ckpt_path")
         if not path or not Path(path).is_file():
             return
-        ckpt = read_checkpoint(path, weights_only=cfg.get("weights_only") is not False)
+        with errors.reading_checkpoint(path, "--init_from" if cfg.init_from else "--ckpt_path"):
+            ckpt = read_checkpoint(path, weights_only=cfg.get("weights_only") is not False)
         saved, identity = ckpt["saved"], ckpt["identity"] or {}
         if cfg.init_from:  # a new experiment: only the shape of the weights comes from the checkpoint
             saved = {"model": {k: v for k, v in saved["model"].items() if k in ARCHITECTURE}, "data": {}}
@@ -262,23 +275,53 @@ class LongDivCLI(LightningCLI):
     def after_fit(self):
         if self.config.fit.test_after_fit and not self.trainer.fast_dev_run:
             self.trainer.test(self.model, datamodule=self.datamodule)
-            self.report()
+        self.report()
+
+    def after_validate(self):
+        self.report()
 
     def after_test(self):
         self.report()
 
     def report(self):
+        """Prints the test result, when the run has one, and the run folder, as the run ends."""
+        if not self.trainer.is_global_zero:
+            return
         record = next(c for c in self.trainer.callbacks if isinstance(c, RunRecord)).record
-        if self.trainer.is_global_zero and runs.is_tested(record):
+        if runs.is_tested(record):
             print(
                 f"\ntest accuracy {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']}), 95% interval "
-                f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}], parse failures "
-                f"{record['parse_failures']}\nrun folder: {self.trainer.default_root_dir}"
+                f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}], parse failures {record['parse_failures']}"
             )
+        print(f"run folder: {self.trainer.default_root_dir}", flush=True)
+
+
+def check_config_files(args: list[str]) -> None:
+    """Reads every `--config` YAML on the command line, so that a syntax error names its file: the parser's own
+    message names none."""
+    for flag, value in zip(args, args[1:] + [""]):
+        path = value if flag in ("-c", "--config") else flag.split("=", 1)[1] if flag.startswith("--config=") else ""
+        if not path or not Path(path).is_file():
+            continue  # the parser says what is missing
+        try:
+            with open(path) as f:
+                yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise errors.UsageError("config", f"--config {path}", errors.yaml_problem(err),
+                                    "fix the YAML syntax there") from None
 
 
 def main(args: list[str] | None = None) -> Path:
-    """Runs the command line on `args` (default: sys.argv) and returns the run's folder."""
-    cli = LongDivCLI(DivisionLM, DivisionData, args=args, save_config_kwargs={"overwrite": True},
-                     parser_kwargs={name: {"default_config_files": [str(BASE_CONFIG)]} for name in SUBCOMMANDS})
+    """Runs the command line on `args` (default: sys.argv) and returns the run's folder. Bad input raises
+    `longdiv.errors.UsageError` (a ValueError), the parser's complaints included."""
+    argv = sys.argv[1:] if args is None else args
+    check_config_files(argv)
+    # The parser raises its complaints rather than printing its usage text, so that they come out as one line.
+    kwargs = {"default_config_files": [str(BASE_CONFIG)], "exit_on_error": False}
+    try:
+        cli = LongDivCLI(DivisionLM, DivisionData, args=args, save_config_kwargs={"overwrite": True},
+                         parser_kwargs={"exit_on_error": False, **{name: kwargs for name in SUBCOMMANDS}})
+    except ArgumentError as err:
+        command = f"python -m longdiv {argv[0] if argv and argv[0] in SUBCOMMANDS else ''}".rstrip()
+        raise errors.UsageError("command line", command, " ".join(str(err).split()), f"see {command} --help") from None
     return Path(cli.config[cli.subcommand].trainer.default_root_dir)

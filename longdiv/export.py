@@ -5,16 +5,20 @@ Writes the fine-tuned model (safetensors) and its tokenizer, both loadable with 
 prompt, the demonstration count, the data hash and the test accuracy, read from the `run.json` of the
 checkpoint's run folder when there is one, and `longdiv.json`, the settings that `ask` needs to prompt the model
 (its format) and the model it was fine-tuned from.
+
+It refuses a non-empty output folder unless given `--overwrite`, and writes into a temporary folder beside it that
+is renamed into place at the end, so a failed export leaves no half-written folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import pickle
+import shutil
 from pathlib import Path
 
-from longdiv import runs
+from longdiv import errors, runs
 from longdiv.data import formats
 from longdiv.data.problems import Problem
 
@@ -83,44 +87,72 @@ def match_special_tokens(model, tokenizer) -> None:
             config.bos_token_id = tokenizer.eos_token_id
 
 
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuses an output folder that holds files, unless `overwrite`, and a path that is a file."""
+    if out.exists() and not out.is_dir():
+        raise errors.UsageError("export folder", f"--out {out}", "is a file", "pass a folder to write")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise errors.UsageError("export folder", f"--out {out}", "is not empty",
+                                "pass --overwrite to replace what it holds, or another --out")
+
+
 def load_checkpoint(ckpt_path: Path, weights_only: bool = True, **hparams):
     """The DivisionLM of `ckpt_path` on the CPU, with `hparams` replacing saved settings (`ask` uses it too)."""
     from longdiv.models.module import DivisionLM
 
     try:
-        return DivisionLM.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only, **hparams)
+        with errors.reading_checkpoint(ckpt_path):
+            return DivisionLM.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only,
+                                                   **hparams)
     except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{ckpt_path}: holds objects beyond tensors and plain data ({str(err).splitlines()[0]}); if you trust "
-            "the file, pass --unsafe_load to unpickle it fully"
+        raise errors.UsageError(
+            "checkpoint", f"--ckpt_path {ckpt_path}",
+            f"holds objects beyond tensors and plain data ({str(err).splitlines()[0]})",
+            "if you trust the file, pass --unsafe_load to unpickle it fully",
         ) from None
 
 
-def export(ckpt_path: Path, out: Path, weights_only: bool = True) -> Path:
-    """Writes the model, tokenizer, model card and settings of `ckpt_path` into `out`."""
+def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: bool = False) -> Path:
+    """Writes the model, tokenizer, model card and settings of `ckpt_path` into `out`, through a temporary folder
+    beside it that replaces `out` once it is complete."""
+    check_out(out, overwrite)
     module = load_checkpoint(ckpt_path, weights_only)
     match_special_tokens(module.model, module.tokenizer)
-    out.mkdir(parents=True, exist_ok=True)
-    module.model.save_pretrained(out)  # safetensors
-    module.tokenizer.save_pretrained(out)
-    (out / "README.md").write_text(model_card(dict(module.hparams), run_record(ckpt_path)))
-    settings = {"format": module.hparams.format, "base_model": module.hparams.model}
-    (out / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    target = out.resolve()  # `--out .` has no name of its own
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    old = target.with_name(f".{target.name}.{os.getpid()}.old")
+    try:
+        tmp.mkdir()
+        module.model.save_pretrained(tmp)  # safetensors
+        module.tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(model_card(dict(module.hparams), run_record(ckpt_path)))
+        settings = {"format": module.hparams.format, "base_model": module.hparams.model}
+        (tmp / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+        if target.is_dir() and any(target.iterdir()):
+            target.rename(old)  # a folder can only be renamed over an empty one
+        tmp.rename(target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            old.rename(target)  # the replaced folder comes back
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m longdiv export", description=__doc__.split("\n\n")[0])
+    parser = errors.ArgumentParser(prog="python -m longdiv export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", type=Path, required=True, help="A Lightning checkpoint, e.g. last.ckpt.")
-    parser.add_argument("--out", type=Path, required=True, help="The folder to write.")
+    parser.add_argument("--out", type=Path, required=True, help="The folder to write; it must be empty or new.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace what the --out folder holds.")
     parser.add_argument("--unsafe_load", action="store_true",
                         help="Unpickle the checkpoint fully (can run code from the file): only for files you trust.")
     args = parser.parse_args(argv)
     if not args.ckpt_path.is_file():
-        parser.error(f"--ckpt_path {args.ckpt_path}: no such file; pass a checkpoint such as runs/<run>/checkpoints/last.ckpt")
-    try:
-        export(args.ckpt_path, args.out, weights_only=not args.unsafe_load)
-    except ValueError as err:
-        parser.error(str(err))
+        raise errors.UsageError("checkpoint", f"--ckpt_path {args.ckpt_path}", "no such file",
+                                "pass a checkpoint such as runs/<run>/checkpoints/last.ckpt")
+    export(args.ckpt_path, args.out, weights_only=not args.unsafe_load, overwrite=args.overwrite)
     print(f"exported {args.ckpt_path} -> {args.out}")
     return 0

@@ -1,6 +1,7 @@
 """Tables and plots from run folders: `python -m longdiv report RUN_DIRS... --out DIR`.
 
-Finds every `run.json` under the given folders (recursively) whose run got as far as its test, and writes:
+Finds every `run.json` under the given folders (recursively) whose run got as far as its test (one that cannot be
+read is skipped with a warning naming it), and writes:
 - `table.md` and `table.csv`: one row per run (model, format, demonstrations, seed, n, correct, accuracy, Wilson
   95% interval, parse-fail rate, the verifier's error-kind counts), then in `table.md` the seeds of each point
   pooled (sum of correct over sum of n; its Wilson interval counts problems, not training seeds, so the lowest and
@@ -16,13 +17,13 @@ Finds every `run.json` under the given folders (recursively) whose run got as fa
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-from longdiv import runs
+from longdiv import errors, runs
 from longdiv.data.verify import KINDS
 from longdiv.stats import wilson
 
@@ -53,6 +54,25 @@ def row(folder: Path) -> dict:
         **{f"err_{kind}": round(metrics.get(f"test/err_{kind}", 0)) for kind in KINDS},
         run_dir=str(folder),
     )
+
+
+def tested_rows(folders: list[Path]) -> list[dict]:
+    """One row per tested run under `folders`, each searched recursively. A run.json that cannot be read, is not a
+    record, or lacks a test's figures is skipped with a warning that names it: one damaged run does not stop a report
+    of many."""
+    for top in folders:
+        if not top.exists():
+            raise errors.UsageError("run folder", top, "no such folder", "pass run folders or folders that hold them")
+    rows = []
+    for folder in sorted({path.parent for top in folders for path in top.rglob(runs.RECORD_FILE)}):
+        try:
+            if runs.tested(folder) is not None:
+                rows.append(row(folder))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            path = folder / runs.RECORD_FILE
+            reason = f"no {err.args[0]!r} field" if isinstance(err, KeyError) else str(err).removeprefix(f"{path}: ")
+            print(f"warning: skipped {path}: {reason}", file=sys.stderr, flush=True)
+    return rows
 
 
 def pool(rows: list[dict]) -> list[dict]:
@@ -212,11 +232,12 @@ def report(folders: list[Path], out: Path) -> list[dict]:
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    tested = runs.find_tested(folders)
-    if not tested:
-        raise ValueError(f"no tested run (a run.json with an accuracy) under {', '.join(map(str, folders))}")
-    rows = sorted((row(f) for f in tested),
-                  key=lambda r: (r["model"], r["format"], r["test_set"], r["num_demos"], str(r["seed"])))
+    rows = tested_rows(folders)
+    if not rows:
+        raise errors.UsageError("run folders", ", ".join(map(str, folders)),
+                                "no tested run (a run.json with an accuracy) under them",
+                                "pass the folders of runs that got as far as their test")
+    rows = sorted(rows, key=lambda r: (r["model"], r["format"], r["test_set"], r["num_demos"], str(r["seed"])))
     pooled = pool(rows)
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, pooled, out)
@@ -227,13 +248,10 @@ def report(folders: list[Path], out: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m longdiv report", description=__doc__.split("\n\n")[0])
+    parser = errors.ArgumentParser(prog="python -m longdiv report", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="Run folders, or folders that hold them.")
     parser.add_argument("--out", type=Path, required=True, help="Folder for the tables and plots.")
     args = parser.parse_args(argv)
-    try:
-        rows = report(args.runs, args.out)
-    except ValueError as err:
-        parser.error(str(err))
+    rows = report(args.runs, args.out)
     print(f"{len(rows)} runs -> {args.out}/table.md, table.csv and plots")
     return 0

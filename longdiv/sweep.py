@@ -12,7 +12,6 @@ interrupted grid resumes where it stopped:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from longdiv import runs
+from longdiv import errors, runs
 
 # Filters a user types, and the sweep parameters they select on.
 FILTERS = {"num_demos": "data.num_demos", "models": "model.model", "formats": "data.format", "seeds": "seed_everything"}
@@ -31,6 +30,8 @@ def grid(sweep: dict) -> list[dict[str, Any]]:
     """Every point of a grid sweep, in the order of its parameters (the first varies slowest)."""
     if sweep.get("method") != "grid":
         raise ValueError(f"sweep method is {sweep.get('method')!r}; only `method: grid` sweeps run locally")
+    if not isinstance(sweep.get("parameters"), dict) or not sweep["parameters"]:
+        raise ValueError("the sweep has no `parameters` mapping; add one, each parameter with `values` or `value`")
     keys, choices = [], []
     for key, spec in sweep["parameters"].items():
         if "values" in spec:
@@ -95,20 +96,39 @@ def select(points: list[dict[str, Any]], filters: dict[str, list[str] | None]) -
     return points
 
 
+def load(path: Path) -> dict:
+    """The sweep YAML at `path` as a mapping; a missing file or one that is not YAML is a UsageError naming it."""
+    try:
+        sweep = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise errors.UsageError("sweep", path, err.strerror or str(err),
+                                "pass a sweep YAML such as configs/sweeps/demos.yaml") from None
+    except yaml.YAMLError as err:
+        raise errors.UsageError("sweep", path, errors.yaml_problem(err), "fix the YAML syntax there") from None
+    if not isinstance(sweep, dict):
+        raise errors.UsageError("sweep", path, f"holds a {type(sweep).__name__}, not a mapping",
+                                "write a W&B sweep config: `method: grid`, `program`, `command` and `parameters`")
+    return sweep
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="python -m longdiv sweep", description=__doc__.split("\n\n")[0])
+    parser = errors.ArgumentParser(prog="python -m longdiv sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", type=Path, help="A W&B sweep YAML with `method: grid`.")
     parser.add_argument("--runs_dir", type=Path, default=Path("runs/ablation"), help="One folder per point here.")
     for option, key in FILTERS.items():
         parser.add_argument(f"--{option}", nargs="+", help=f"Run only these {key} values.")
     parser.add_argument("--dry_run", action="store_true", help="Print the commands without running them.")
     args = parser.parse_args(argv)
-    sweep = yaml.safe_load(args.sweep.read_text())
+    sweep = load(args.sweep)
     try:
-        points = select(grid(sweep), {option: getattr(args, option) for option in FILTERS})
+        points = grid(sweep)
+    except ValueError as err:
+        raise errors.UsageError("sweep", args.sweep, str(err)) from None
+    try:
+        points = select(points, {option: getattr(args, option) for option in FILTERS})
     except ValueError as err:
         parser.error(str(err))
     failed = []

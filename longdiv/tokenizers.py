@@ -19,6 +19,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from longdiv.errors import UsageError
 from longdiv.smollm2 import smollm2_folder
 
 OFFLINE = "smollm2"
@@ -56,6 +57,26 @@ def pretrained_path(name: str) -> str | Path:
     return name
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether `from_pretrained` reads `name` from the hub (or its cache) rather than from a local folder."""
+    return name != OFFLINE and not Path(name).exists()
+
+
+def not_found(name: str, where: str, err: OSError) -> UsageError:
+    """The error for a hub id that `from_pretrained` cannot find: the hub has no such model, or the cache has none
+    while the hub is offline."""
+    from huggingface_hub import is_offline_mode
+
+    if is_offline_mode():
+        problem = "no local folder has this name, and the hub cache holds no such model (the hub is offline)"
+        fix = f"use {model_names()}; a hub id must be in the cache, or unset HF_HUB_OFFLINE to download it"
+    else:
+        reason = str(err).splitlines()[0]
+        problem = f"no local folder has this name, and the hub has no such model or cannot be reached ({reason})"
+        fix = f"use {model_names()}"
+    return UsageError(f"model {name!r}", where, problem, fix)
+
+
 def char_tokenizer() -> PreTrainedTokenizerFast:
     """A character-level tokenizer built in code: every printable ASCII character, newline, and the paper's
     two special glyphs, plus an end-of-text token that doubles as padding."""
@@ -79,7 +100,12 @@ def load_tokenizer(name: str):
         return char_tokenizer()
     if name.startswith("scratch:"):
         return load_tokenizer(ARCH_TOKENIZERS[check_arch(name.split(":", 1)[1])])
-    tok = AutoTokenizer.from_pretrained(pretrained_path(name))
+    try:
+        tok = AutoTokenizer.from_pretrained(pretrained_path(name))
+    except OSError as err:
+        if not is_hub_id(name):
+            raise
+        raise not_found(name, "--model.model / --model.tokenizer", err) from err
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -1,11 +1,16 @@
 """`python -m longdiv export`: a Hugging Face folder that reloads with the Auto classes and gives the same logits."""
 
 import json
+import subprocess
+import sys
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from longdiv import export as export_module
 from longdiv.cli import main
+from longdiv.export import export
 from longdiv.export import main as export_main
 from longdiv.models.module import DivisionLM
 
@@ -35,3 +40,44 @@ def test_export_reloads_with_the_same_logits(tmp_path):
     assert f"| data hash | `{record['data_hash']}` |" in card
     assert f"({record['correct']}/{record['n_eval']})" in card and "test accuracy" in card
     assert str(tmp_path) not in card and "wandb" not in card.lower() and "key" not in card.lower()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A checkpoint of one training step of the tiny model, untested."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    run = main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_steps=1", "--data.num_demos=4",
+                "--data.num_val=2", "--data.num_test=2", "--test_after_fit=false", "--num_samples=0",
+                f"--runs_dir={runs_dir}"])
+    return run / "checkpoints" / "last.ckpt"
+
+
+def test_export_refuses_a_folder_that_holds_files_unless_told_to_overwrite(checkpoint, tmp_path):
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    proc = subprocess.run([sys.executable, "-m", "longdiv", "export", "--ckpt_path", str(checkpoint), "--out", str(out)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: export folder (--out {out}): is not empty; pass --overwrite to replace what it holds, or another --out"
+    ]
+    export(checkpoint, out, overwrite=True)
+    assert (out / "model.safetensors").is_file() and not (out / "mine.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no temporary folder left beside it
+
+
+def test_an_export_that_fails_midway_leaves_no_half_written_folder(checkpoint, tmp_path, monkeypatch):
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_module, "model_card", fail)  # after the weights and tokenizer are written
+    with pytest.raises(OSError, match="disk full"):
+        export(checkpoint, tmp_path / "new")
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "mine.txt").write_text("keep me")
+    with pytest.raises(OSError, match="disk full"):
+        export(checkpoint, tmp_path / "old", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+    assert (tmp_path / "old" / "mine.txt").read_text() == "keep me"

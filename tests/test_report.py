@@ -3,6 +3,8 @@
 import csv
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -90,10 +92,9 @@ def test_report_of_a_real_tiny_fit(tmp_path):
         assert (tmp_path / "report" / name).is_file()
 
 
-def test_no_tested_run_is_an_error(tmp_path, capsys):
-    with pytest.raises(SystemExit):
+def test_no_tested_run_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no tested run"):
         report_main([str(tmp_path), "--out", str(tmp_path / "out")])
-    assert "no tested run" in capsys.readouterr().err
 
 
 def test_rates_of_zero_and_one_plot(tmp_path):
@@ -108,3 +109,20 @@ def test_rates_of_zero_and_one_plot(tmp_path):
     assert float(rows["scratch:smollm2-135m"]["parse_fail_rate"]) == 1.0
     for name in ("accuracy.png", "parse_fail.png"):
         assert (tmp_path / "report" / name).stat().st_size > 1000
+
+
+def test_a_corrupt_run_json_is_skipped_with_a_warning(tmp_path):
+    """One damaged record (cut short, or not text at all) does not stop the report of the others: it is named."""
+    fake_run(tmp_path / "runs" / "good", "smollm2", "direct", 25, 0, 5, 10, 0, dict.fromkeys(KINDS, 0))
+    (tmp_path / "runs" / "cut").mkdir()
+    (tmp_path / "runs" / "cut" / "run.json").write_text('{"accuracy": 0.')
+    (tmp_path / "runs" / "binary").mkdir()
+    (tmp_path / "runs" / "binary" / "run.json").write_bytes(b"\x8a\xff\x00")
+    proc = subprocess.run([sys.executable, "-m", "longdiv", "report", str(tmp_path / "runs"), "--out",
+                           str(tmp_path / "report")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in ("cut", "binary"):
+        assert f"warning: skipped {tmp_path / 'runs' / name / 'run.json'}: " in proc.stderr
+    (row,) = csv.DictReader((tmp_path / "report" / "table.csv").open())
+    assert row["run_dir"] == str(tmp_path / "runs" / "good")

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from longdiv.models import attention
 from longdiv.smollm2 import smollm2_folder
-from longdiv.tokenizers import TINY, check_arch, load_tokenizer, pretrained_path
+from longdiv.tokenizers import TINY, check_arch, is_hub_id, load_tokenizer, not_found, pretrained_path
 
 _NEO = {
     "model_type": "gpt_neo",
@@ -59,7 +59,13 @@ def load_model(name: str, config_overrides: dict | None = None, vocab_size: int 
         return attention.use(AutoModelForCausalLM.from_config(config))
     if config_overrides:
         raise ValueError(f"config_overrides apply to random-init models only; drop them for model {name!r}")
-    return attention.use(AutoModelForCausalLM.from_pretrained(pretrained_path(name), dtype=torch.float32))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(pretrained_path(name), dtype=torch.float32)
+    except OSError as err:
+        if not is_hub_id(name):
+            raise
+        raise not_found(name, "--model.model", err) from err
+    return attention.use(model)
 
 
 def load(name: str, tokenizer: str | None = None, config_overrides: dict | None = None):
