@@ -40,8 +40,9 @@ def load(path: Path, format: str | None = None, weights_only: bool = True):
         return load_checkpoint(path, weights_only, votes=1, **({"format": format} if format else {})).eval()
     settings = path / SETTINGS
     if format is None and not settings.is_file():
-        raise ValueError(f"{path}: no {SETTINGS} names the format the model was trained on; export the checkpoint "
-                         "again with `python -m longdiv export`, or pass --format")
+        raise errors.UsageError("exported folder", f"--ckpt_path {path}",
+                                f"no {SETTINGS} names the format the model was trained on",
+                                "export the checkpoint again with `python -m longdiv export`, or pass --format")
     return DivisionLM(model=str(path), format=format or json.loads(settings.read_text())["format"]).eval()
 
 
@@ -99,12 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.question and args.file is None:
         parser.error("ask needs a question, a dividend and a divisor, or --file FILE")
     if not args.ckpt_path.exists():
-        parser.error(f"--ckpt_path {args.ckpt_path}: no such file or folder; pass runs/<run>/checkpoints/last.ckpt "
-                     "or an exported folder")
-    try:
-        problems = questions(args.question) + (read_questions(args.file) if args.file else [])
-        records = answer(load(args.ckpt_path, args.format, weights_only=not args.unsafe_load), problems)
-    except ValueError as err:
-        parser.error(str(err))
+        raise errors.UsageError("checkpoint", f"--ckpt_path {args.ckpt_path}", "no such file or folder",
+                                "pass runs/<run>/checkpoints/last.ckpt or an exported folder")
+    # Bad questions raise ValueError, which the error boundary of `python -m longdiv` prints as one line.
+    problems = questions(args.question) + (read_questions(args.file) if args.file else [])
+    records = answer(load(args.ckpt_path, args.format, weights_only=not args.unsafe_load), problems)
     print("\n\n".join(map(show, records)))
     return 0
