@@ -4,6 +4,8 @@ one from its weights)."""
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,9 +40,17 @@ def fitted(tmp_path_factory) -> Path:
     return run / "checkpoints" / "last.ckpt"
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m longdiv ...` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "longdiv", *args], capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
 def test_options_typed_next_to_a_checkpoint_win_over_its_saved_ones(fitted, tmp_path):
-    run = main(["test", *EVAL, "--ckpt_path", str(fitted), "--model.votes=3", "--model.precision=auto",
-                f"--runs_dir={tmp_path}"])
+    done = cli("test", *EVAL, "--ckpt_path", str(fitted), "--model.votes=3", "--model.precision=auto",
+               f"--runs_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = tmp_path.iterdir()
     record = record_of(run)
     model = record["config"]["model"]
     assert model["votes"] == 3 and record["precision"]["setting"] == "auto"  # typed: they win
@@ -90,11 +100,11 @@ def test_resuming_refuses_another_experiment(fitted, tmp_path):
     shutil.copytree(fitted.parent.parent, run)
     ckpt = run / "checkpoints" / "last.ckpt"
     before = ckpt.read_bytes()
-    with pytest.raises(ValueError) as refused:
-        main(["fit", *FIT, "--ckpt_path", str(ckpt), "--data.num_demos=16", "--data.format=subrow", "--model.lr=1e-3",
-              f"--runs_dir={tmp_path / 'runs'}"])
-    message = str(refused.value)
-    assert "\n" not in message
+    refused = cli("fit", *FIT, "--ckpt_path", str(ckpt), "--data.num_demos=16", "--data.format=subrow",
+                  "--model.lr=1e-3", f"--runs_dir={tmp_path / 'runs'}")
+    assert refused.returncode == 2
+    (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert "Traceback" not in refused.stderr
     assert "data.num_demos is 16 here and 8 in the checkpoint" in message
     assert "data.format is 'subrow' here and 'direct' in the checkpoint" in message
     assert "model.lr is 0.001 here and 0.0003 in the checkpoint" in message
