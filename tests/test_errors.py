@@ -94,3 +94,11 @@ def test_a_run_says_its_folder_when_it_ends(args, tmp_path):
     assert proc.returncode == 0, proc.stderr
     (run,) = tmp_path.iterdir()
     assert proc.stdout.strip().splitlines()[-1] == f"run folder: {run}"
+
+
+def test_ask_names_what_is_wrong_in_one_line(tmp_path):
+    missing = tmp_path / "none.ckpt"
+    line = error_line(longdiv("ask", "--ckpt_path", str(missing), "93", "59"))
+    assert line == (f"error: checkpoint (--ckpt_path {missing}): no such file or folder; pass "
+                    "runs/<run>/checkpoints/last.ckpt or an exported folder")
+    assert error_line(longdiv("ask", "93", "59")).startswith("error: command line (python -m longdiv ask): ")
