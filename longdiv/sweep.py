@@ -108,6 +108,9 @@ def load(path: Path) -> dict:
     if not isinstance(sweep, dict):
         raise errors.UsageError("sweep", path, f"holds a {type(sweep).__name__}, not a mapping",
                                 "write a W&B sweep config: `method: grid`, `program`, `command` and `parameters`")
+    if "program" not in sweep:
+        raise errors.UsageError("sweep", path, "names no `program`", "add `program: longdiv` (what wandb agent runs, "
+                                "as in configs/sweeps/demos.yaml)")
     return sweep
 
 

@@ -77,6 +77,10 @@ def test_a_broken_sweep_yaml_is_named(tmp_path):
     sweep.write_text(yaml.safe_dump({"method": "grid", "program": "longdiv", "command": ["${args}"]}))
     assert error_line(longdiv("sweep", str(sweep), "--dry_run")) == (
         f"error: sweep ({sweep}): the sweep has no `parameters` mapping; add one, each parameter with `values` or `value`")
+    sweep.write_text(yaml.safe_dump({"method": "grid", "parameters": {"model.lr": {"values": [1e-3]}}}))
+    assert error_line(longdiv("sweep", str(sweep), "--dry_run")) == (
+        f"error: sweep ({sweep}): names no `program`; add `program: longdiv` (what wandb agent runs, as in "
+        "configs/sweeps/demos.yaml)")
 
 
 def test_a_value_error_once_the_loops_run_is_a_bug(monkeypatch):
