@@ -183,6 +183,32 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
             "methods": found}
 
 
+def main_job_projection(fmt: str, ckpt: str, eval_batch_size: int, problems: int, peaks: dict, report: dict,
+                        device: str = "cpu") -> dict:
+    """Minutes the main job (configs/smollm2.yaml: 6 epochs over the paper's 200 demonstrations, a test of 500
+    problems) would take in fp32 and in bf16 (`--model.precision bf16`, what `auto` picks on a machine with native
+    bf16), from rates measured in this run: the fit rates of its `train` and `bf16copy` sections, and our decode
+    loop's generated tokens/s on `problems` problems of `ckpt` in each precision, one after the other. The job's
+    work: its training tokens (prompts and traces, every epoch) and the reference traces of its 500 test problems
+    (a right trace has exactly those tokens)."""
+    epochs = 6
+    dm = data(fmt, num_test=500, eval_batch_size=eval_batch_size)
+    train_tokens = epochs * sum(len(ex) for ex in dm.train_examples)
+    test_tokens = sum(len(ex.completion_ids) for ex in dm.eval_examples["test"])
+    fit = {"fp32": report["train_tokens_per_second_fit"], "bf16": report["train_tokens_per_second_fit_bf16_copy"]}
+    found = {"epochs": epochs, "train_tokens": train_tokens, "test_tokens": test_tokens, "checkpoint": ckpt,
+             "decode_problems": problems, "eval_batch_size": eval_batch_size}
+    for precision in ("fp32", "bf16"):
+        decoded = decode_compare(fmt, ckpt, eval_batch_size, problems, peaks, device, precision == "bf16", ["ours"])
+        rate = decoded["methods"]["ours"]["tokens_per_second"]
+        fit_minutes, test_minutes = train_tokens / fit[precision] / 60, test_tokens / rate / 60
+        found[precision] = {"fit_tokens_per_second": fit[precision], "decode_tokens_per_second": rate,
+                            "decode_mfu": decoded["methods"]["ours"]["mfu"], "fit_minutes": fit_minutes,
+                            "test_minutes": test_minutes, "minutes": fit_minutes + test_minutes}
+    found["bf16_speedup"] = found["fp32"]["minutes"] / found["bf16"]["minutes"]
+    return found
+
+
 # Training ----------------------------------------------------------------------------------------------------------
 class StepTimer(L.Callback):
     """Wall time and real tokens of the micro-batches after the first `warmup`."""
@@ -347,7 +373,8 @@ def main() -> None:
     parser.add_argument("--bf16_micro_steps", type=int, default=10)
     parser.add_argument("--probe_batches", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--only", nargs="*",
-                        help="sections to run: gemm load synth memory train bf16 bf16copy decode decode_compare plot")
+                        help="sections to run: gemm load synth memory train bf16 bf16copy decode decode_compare e2e "
+                        "plot")
     parser.add_argument("--out", default="reports/speed.json")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where the gemm, train, bf16 and decode sections run")
@@ -446,6 +473,12 @@ def main() -> None:
 
         decode_compare(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks, args.device,
                        args.decode_bf16, args.compare_methods, done=keep)
+    if "e2e" in sections:
+        if not {"train", "bf16copy"} <= sections:
+            sys.exit("e2e needs the fit rates of this run: --only train bf16copy e2e")
+        report["e2e"] = main_job_projection(fmt, args.ckpt, args.eval_batch_size, args.compare_problems, peaks,
+                                            report, args.device)
+        save()
     if args.fit_record:
         record = json.loads(Path(args.fit_record).read_text())
         report.update(fit_peak_rss_gb=record["fit_peak_rss_gb"], fit_record=args.fit_record)
