@@ -196,7 +196,13 @@ def main_job_projection(fmt: str, ckpt: str, eval_batch_size: int, problems: int
     train_tokens = epochs * sum(len(ex) for ex in dm.train_examples)
     test_tokens = sum(len(ex.completion_ids) for ex in dm.eval_examples["test"])
     fit = {"fp32": report["train_tokens_per_second_fit"], "bf16": report["train_tokens_per_second_fit_bf16_copy"]}
-    found = {"epochs": epochs, "train_tokens": train_tokens, "test_tokens": test_tokens, "checkpoint": ckpt,
+    # Row-steps of the test's batches (in the data module's order; a batch runs until its longest row ends) that
+    # hold a reference token: what ordering by trace length leaves to waste.
+    lengths = [[len(dm.eval_examples["test"][i].completion_ids) for i in batch["index"].tolist()]
+               for batch in dm.test_dataloader()]
+    slots = sum(max(batch) * len(batch) for batch in lengths)
+    found = {"epochs": epochs, "train_tokens": train_tokens, "test_tokens": test_tokens,
+             "test_row_steps_useful": test_tokens / slots, "checkpoint": ckpt,
              "decode_problems": problems, "eval_batch_size": eval_batch_size}
     for precision in ("fp32", "bf16"):
         decoded = decode_compare(fmt, ckpt, eval_batch_size, problems, peaks, device, precision == "bf16", ["ours"])
