@@ -173,20 +173,25 @@ class DivisionLM(L.LightningModule):
             rows = decode(model, input_ids, attention_mask, budgets, self.tokenizer.eos_token_id, **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
-    def _eval_step(self, batch, stage: str) -> None:
+    def _score_batch(self, batch) -> list[dict]:
+        """Generates for a batch of problems and scores each: one record per problem, kept in `self.records` (test
+        and predict write them out, callbacks show samples)."""
         votes, indices = self.hparams.votes, batch["index"].tolist()
         # The batch's first problem seeds its samples: the same run samples the same traces again.
         texts = self.generate(batch["input_ids"], batch["attention_mask"], batch["max_new_tokens"], votes,
                               seed=indices[0])
+        records = [score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
+                   for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True))]
+        self.records += records
+        return records
+
+    def _eval_step(self, batch, stage: str) -> None:
         metrics = self.stage_metrics[stage]
-        for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True)):
-            record = score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
+        for record in self._score_batch(batch):
             metrics["remainder_acc"].update(float(record["correct"]))
             metrics["parse_fail_rate"].update(float(record["parsed"] is None))
             for kind in KINDS:
                 metrics[f"err_{kind}"].update(float(record["error_kind"] == kind))
-            # Every evaluation keeps its per-problem records: test writes them out, callbacks show samples.
-            self.records.append(record)
 
     def _log_eval(self, stage: str) -> None:
         for name, metric in self.stage_metrics[stage].items():
@@ -230,13 +235,7 @@ class DivisionLM(L.LightningModule):
     def predict_step(self, batch, batch_idx):
         """The records of a batch of questions, scored as test scores them but counted in no metric; `predict`
         writes them to predictions.jsonl and `ask` prints them."""
-        votes, indices = self.hparams.votes, batch["index"].tolist()
-        texts = self.generate(batch["input_ids"], batch["attention_mask"], batch["max_new_tokens"], votes,
-                              seed=indices[0])
-        records = [score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
-                   for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True))]
-        self.records += records
-        return records
+        return self._score_batch(batch)
 
     def on_predict_epoch_end(self):
         self._bf16.clear()
