@@ -83,6 +83,21 @@ best, and bring-downs read the line just above too. It costs more tokens.
     -95-57-09-                                          34 - 59 < 0
     R94+53+00+                                          add 59 back: 34, the answer
 
+`subrand` is `subrow` with the dividend's digits labelled in an order drawn for each problem (the same every time
+that problem is rendered) rather than p, q, r, ... in turn. With labels in a fixed order a model can bring down the
+k-th digit and stop after the last by counting lines, and the paper's training dividends never pass 8 digits, so
+it learns to stop after 8 at most: to find the next label, and to know there is none, it now has to read the
+prompt. Its label line comes first here:
+
+    c9p3                                                <- the prompt's labels
+    =90.50.00.
+    c99.50.00.
+    -90.55-09-
+    p93.59.00.
+    -94-53.00.
+    -95-57-09-
+    R94-53.00.
+
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
 embeddings learns from few examples. The quotient digit is never chosen by comparison: it is the number of
@@ -96,13 +111,14 @@ against the others is measured in docs/formats.md.
 
 from __future__ import annotations
 
+import random
 import re
 
 from longdiv.data.formats.base import register
 from longdiv.data.problems import Problem
 from longdiv.data.verify import Verdict
 
-LABELS = "pqrstuvwxyzabcdefghijklmno"  # one letter per dividend digit, a single token each
+LABELS = "pqrstuvwxyzabcdefghijklmno"  # one letter per dividend digit, a single token each; cycled past 26 digits
 TAGS = "abcdefghijklmno"  # `subtag`'s cell letters: lower case, no borrow out of the cell; upper case, a borrow
 ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
 ROW_RE = re.compile(r"^R((?:\d\d[.a-oA-O-]){1,200})$", re.MULTILINE)
@@ -128,13 +144,23 @@ def digits_lsf(value: int, width: int) -> list[int]:
     return [(value // 10**i) % 10 for i in range(width)]
 
 
-def trace(problem: Problem) -> list[tuple[str, int, list[str]]]:
+def labels(problem: Problem, shuffled: bool = False) -> list[str]:
+    """The label of each dividend digit: LABELS in order, or (`shuffled`, `subrand`) in an order drawn for this
+    problem, the same every time it is rendered. Labels cycle past 26 digits; a line's label names the next digit
+    after the last one brought down that has it, so no length is refused."""
+    order = list(LABELS)
+    if shuffled:
+        random.Random(f"labels {problem.dividend} {problem.divisor}").shuffle(order)
+    return [order[i % len(order)] for i in range(len(str(problem.dividend)))]
+
+
+def trace(problem: Problem, shuffled: bool = False) -> list[tuple[str, int, list[str]]]:
     """The lines of the completion as (head, value, separators), value being what the line shows."""
     m = problem.divisor
     width = len(str(m)) + 1
     lines = []
     kept = 0
-    for label, digit in zip(LABELS, str(problem.dividend)):
+    for label, digit in zip(labels(problem, shuffled), str(problem.dividend)):
         kept = 10 * kept + int(digit)
         lines.append((label, kept, ["."] * width))
         value = kept
@@ -188,11 +214,12 @@ class Sub:
     char_layout = True  # digits are found at fixed distances in characters: one token per character
 
     def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False,
-                 restore: bool = False):
+                 restore: bool = False, shuffled: bool = False):
         """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits.
         `tags`: separators name their cell (`subtag`). `copy`: each cell starts with a copy of the digit it works on
         (`subcopy`; implies the answer row). `restore`: add the divisor back after each negative subtraction, the
-        last such line being the answer (`subadd`; implies the answer row)."""
+        last such line being the answer (`subadd`; implies the answer row). `shuffled`: the dividend's digits get
+        their labels in an order drawn per problem (`subrand`)."""
         if (copy or restore) and (tags or not answer_row or (copy and restore)):
             raise ValueError("format sub: copy or restore goes with the answer row, alone and without tags")
         self.name = name
@@ -200,19 +227,19 @@ class Sub:
         self.tags = tags
         self.copy = copy
         self.restore = restore
+        self.shuffled = shuffled
         self.cell = 4 if copy else 3  # characters per cell; the running value's digit is the cell's second last
 
     def render(self, problem: Problem) -> tuple[str, str]:
-        if len(str(problem.dividend)) > len(LABELS):
-            raise ValueError(f"format sub: dividend {problem.dividend} has more than {len(LABELS)} digits")
         m = problem.divisor
         width = len(str(m)) + 1
         if self.tags and width > len(TAGS):
             raise ValueError(f"format {self.name}: divisor {m} has more than {len(TAGS) - 1} digits")
-        labels = "".join(f"{label}{d}" for label, d in zip(LABELS, str(problem.dividend)))
+        tagged = "".join(f"{label}{d}" for label, d in zip(labels(problem, self.shuffled), str(problem.dividend)))
         start = render_line("=", 0, ["."] * width, m, self.tags, 0 if self.copy else None)
-        prompt = f"{problem.question}\n{labels}\n{start}\n"
-        lines = restored(trace(problem), width, m) if self.restore else trace(problem)
+        prompt = f"{problem.question}\n{tagged}\n{start}\n"
+        lines = trace(problem, self.shuffled)
+        lines = restored(lines, width, m) if self.restore else lines
         copied = operands(lines) if self.copy else [None] * len(lines)
         body = [render_line(head, value, seps, m, self.tags, o) for (head, value, seps), o in zip(lines, copied)]
         if self.restore:
@@ -267,3 +294,4 @@ register(Sub("subrow", answer_row=True))
 register(Sub("subtag", answer_row=True, tags=True))
 register(Sub("subcopy", answer_row=True, copy=True))
 register(Sub("subadd", answer_row=True, restore=True))
+register(Sub("subrand", answer_row=True, shuffled=True))

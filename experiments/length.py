@@ -1,0 +1,116 @@
+"""Length generalization: a trained checkpoint tested on dividends longer than any it was trained on.
+
+    python -m experiments.length --ckpt CKPT --name NAME [--digits 8 10 12 16 20] [--per_length 200]
+                                 [--out reports/length.json] [-- extra CLI arguments for the test]
+
+The test keeps the divisors of the interpolate split (data seed 0) and draws new dividends of each length in turn
+(`--data.test_dividend_digits`), `--per_length` problems per length, in one `test` run into `runs/length/<name>/`
+(skipped once tested). For each length the report gives the accuracy with its 95% Wilson interval, the verifier's
+first wrong steps, and where the trace stopped: how many dividend digits it brought down before its answer row,
+against the dividend's length. The paper's training dividends have at most 8 digits. Writes one record per
+(name, digits) into `--out`, keeping the other names' records, and a plot of accuracy against length next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from experiments import runner
+from longdiv import runs
+from longdiv.stats import wilson
+
+RUNS = Path("runs/length")
+OUT = Path("reports/length.json")
+
+
+def brought_down(generated: str) -> int:
+    """Bring-down lines in a `sub`-family trace: lines led by a dividend digit's label (not `-`, `+` or `R`)."""
+    return sum(1 for line in generated.splitlines() if line and line[0].isalpha() and line[0] != "R")
+
+
+def summarize(rows: list[dict]) -> dict:
+    digits = len(str(rows[0]["dividend"]))
+    correct = sum(row["correct"] for row in rows)
+    low, high = wilson(correct, len(rows))
+    stops = Counter(brought_down(row["generated"]) - digits for row in rows)
+    return {
+        "digits": digits,
+        "n_eval": len(rows),
+        "correct": correct,
+        "accuracy": correct / len(rows),
+        "wilson_low": low,
+        "wilson_high": high,
+        "parse_failures": sum(row["parsed"] is None for row in rows),
+        "error_kinds": dict(Counter(row["error_kind"] for row in rows if row["error_kind"])),
+        # Bring-downs minus the dividend's digits: 0 is a trace that stopped where it should.
+        "stopped_right": stops[0] / len(rows),
+        "stop_offsets": {str(k): v for k, v in sorted(stops.items())},
+        "mean_brought_down": sum(brought_down(row["generated"]) for row in rows) / len(rows),
+    }
+
+
+def plot(records: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name in dict.fromkeys(r["name"] for r in records):
+        mine = sorted((r for r in records if r["name"] == name), key=lambda r: r["digits"])
+        xs, ys = [r["digits"] for r in mine], [r["accuracy"] for r in mine]
+        err = [[y - r["wilson_low"] for y, r in zip(ys, mine)], [r["wilson_high"] - y for y, r in zip(ys, mine)]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
+    ax.axvline(8.5, color="gray", linestyle=":", label="longest training dividend (8)")
+    ax.set_xlabel("dividend digits")
+    ax.set_ylabel("remainder accuracy (95% Wilson)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    own, extra = runner.split_extra(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt", required=True, help="the checkpoint to test")
+    parser.add_argument("--name", required=True, help="the record's name and run folder, e.g. subrow-n200-s0")
+    parser.add_argument("--digits", type=int, nargs="+", default=[8, 10, 12, 16, 20])
+    parser.add_argument("--per_length", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(own)
+
+    folder = RUNS / args.name
+    if runs.tested(folder) is None:
+        runner.cli(["test", f"--ckpt_path={args.ckpt}", f"--data.test_dividend_digits={args.digits}",
+                    f"--data.num_test={args.per_length * len(args.digits)}",
+                    f"--trainer.default_root_dir={folder}", *extra])
+    record = runs.tested(folder)
+    with (folder / "predictions.jsonl").open() as f:
+        rows = [json.loads(line) for line in f]
+    by_length: dict[int, list[dict]] = {}
+    for row in rows:
+        by_length.setdefault(len(str(row["dividend"])), []).append(row)
+
+    mine = [{"name": args.name, "checkpoint": args.ckpt, **summarize(by_length[d]),
+             "format": record["format"], "eval_seconds": record["eval_seconds"], "device": record.get("device"),
+             "run_dir": str(folder)} for d in sorted(by_length)]
+    old = json.loads(args.out.read_text())["records"] if args.out.is_file() else []
+    records = [r for r in old if r["name"] != args.name] + mine
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"question": "accuracy on dividends longer than any training dividend",
+                                    "records": records}, indent=1) + "\n")
+    plot(records, args.out.with_suffix(".png"))
+    for r in mine:
+        print(f"{r['digits']:>3} digits: {r['accuracy']:.1%} ({r['correct']}/{r['n_eval']}) "
+              f"[{r['wilson_low']:.1%}, {r['wilson_high']:.1%}], stopped right {r['stopped_right']:.0%}, "
+              f"mean brought down {r['mean_brought_down']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
