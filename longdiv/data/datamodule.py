@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
 
+from longdiv.data.choose import CHOICES, choose
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, read_questions, with_dividend_digits
 from longdiv.tokenizers import load_tokenizer
@@ -160,6 +161,7 @@ class DivisionData(L.LightningDataModule):
         order_seed: int | None = None,
         train_file: str | None = None,
         train_split: str = "train",
+        demo_choice: str = "sample",
         num_val: int = 100,
         val_file: str | None = None,
         num_test: int = 500,
@@ -185,6 +187,9 @@ class DivisionData(L.LightningDataModule):
                 `data_seed` when no training seed was set.
             train_file: A problems file (`question|answer` lines or the DeepMind layout) to train on.
             train_split: Generator split for training problems when there is no `train_file`.
+            demo_choice: Which `num_demos` of a `train_file` that holds more: `sample` (seeded by `data_seed`),
+                `first`, or `coverage` (chosen to show every divisor and dividend length and every subtraction cell
+                case; see `longdiv.data.choose`).
             num_val: Validation problems drawn from the generator's `eval_split` (ignored with `val_file`).
             val_file: A problems file to validate on, used whole.
             num_test: Test problems drawn from the generator's `eval_split` (ignored with `test_file`).
@@ -205,6 +210,8 @@ class DivisionData(L.LightningDataModule):
         problems = []
         if num_demos < 1:
             problems.append(f"num_demos is {num_demos}; it must be at least 1")
+        if demo_choice not in CHOICES:
+            problems.append(f"demo_choice {demo_choice!r} is unknown; choose one of {', '.join(CHOICES)}")
         for name in ("train_file", "val_file", "test_file", "predict_file"):
             if getattr(self.hparams, name) is not None and not Path(getattr(self.hparams, name)).is_file():
                 problems.append(f"{name} {getattr(self.hparams, name)!r} does not exist; pass an existing file")
@@ -234,9 +241,7 @@ class DivisionData(L.LightningDataModule):
                 f"num_demos is {hp.num_demos} but {hp.train_file} holds {len(pool)} problems; lower num_demos or "
                 "train from the generator (drop train_file)"
             )
-        if hp.num_demos == len(pool):
-            return pool
-        return random.Random(hp.data_seed).sample(pool, hp.num_demos)
+        return choose(pool, hp.num_demos, hp.demo_choice, hp.data_seed)
 
     def eval_problems(self, stage: str) -> list[Problem]:
         hp = self.hparams
