@@ -16,12 +16,13 @@ from longdiv.callbacks.checkpoint import AtomicCheckpointIO
 from longdiv.cli import main
 from longdiv.data.datamodule import DivisionData
 
-# 32 demos in batches of 4: 8 steps an epoch, 16 in all. Dropout makes the random state matter on resume.
+# 32 demos in batches of 4: 8 steps an epoch, 16 in all. Dropout and embedding noise make the random state matter
+# on resume.
 RUN = [
     "fit", "--config", "configs/tiny.yaml", "--seed_everything=0", "--data.format=direct", "--data.train_file=null",
     "--data.val_file=null", "--data.num_demos=32", "--data.batch_size=4", "--data.num_val=4", "--data.num_test=6",
     "--trainer.max_epochs=2", "--trainer.logger=false", "--trainer.enable_progress_bar=false",
-    '--model.config_overrides={"embed_dropout": 0.1, "resid_dropout": 0.1}',
+    '--model.config_overrides={"embed_dropout": 0.1, "resid_dropout": 0.1}', "--model.embedding_noise=5",
 ]
 STEPS_PER_EPOCH = 8
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 
 import lightning as L
 import torch
@@ -20,13 +21,20 @@ from longdiv.models import loading
 from longdiv.models.decode import decode
 
 
-def completion_loss(model, input_ids, attention_mask, labels) -> torch.Tensor:
+def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean next-token cross-entropy over completion tokens only.
 
     The backbone runs on every position, but the vocabulary projection (49K columns for SmolLM2) runs only where a
-    label exists, so no logits are ever made for prompt or pad positions.
+    label exists, so no logits are ever made for prompt or pad positions. With `noise` (NEFTune's alpha, Jain et
+    al. 2023), the input embeddings get uniform noise of scale noise / sqrt(length * width), drawn from `generator`.
     """
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    embeds = model.get_input_embeddings()(input_ids)
+    if noise:
+        scale = noise / (attention_mask.sum(1, keepdim=True) * embeds.shape[-1]).sqrt()
+        draw = torch.rand(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
+        embeds = embeds + ((2 * draw - 1) * scale[..., None]).to(embeds.dtype)
+    hidden = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
     logits = model.get_output_embeddings()(hidden[:, :-1][keep])
@@ -46,6 +54,7 @@ class DivisionLM(L.LightningModule):
         precision: str = "auto",
         votes: int = 1,
         temperature: float = 0.7,
+        embedding_noise: float = 0.0,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -70,6 +79,9 @@ class DivisionLM(L.LightningModule):
                 `temperature`, and the answer is the remainder most of them give (a tie goes to the earlier sample);
                 the trace kept and verified is the first that gives it. Costs `votes` times the decoding.
             temperature: Sampling temperature when `votes` > 1.
+            embedding_noise: NEFTune's alpha: uniform noise on the input embeddings in training, of scale
+                alpha / sqrt(sequence length * width); 0 turns it off. Drawn from the training seed, the step and the
+                micro-batch, so a resumed run draws the same noise.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -84,6 +96,7 @@ class DivisionLM(L.LightningModule):
         self.machine: hardware.Machine | None = None
         self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation decodes in bf16
         self._train_copy: dict[str, torch.nn.Module] = {}  # training's bf16 copy (not in checkpoints)
+        self._micro = 0  # micro-batches since the last optimizer step
 
     @staticmethod
     def _metrics() -> torch.nn.ModuleDict:
@@ -132,13 +145,20 @@ class DivisionLM(L.LightningModule):
             copied.grad = None
 
     def optimizer_step(self, *args, **kwargs) -> None:
+        self._micro = 0
         super().optimizer_step(*args, **kwargs)
         with torch.no_grad():
             for weight, copied in self._copied_pairs():
                 copied.copy_(weight)
 
     def training_step(self, batch, batch_idx):
-        loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"])
+        noise, generator = self.hparams.embedding_noise, None
+        if noise:  # seeded by the training seed, the optimizer step and the micro-batch within it
+            seed = (int(os.environ.get("PL_GLOBAL_SEED", "0")) * 1_000_003 + self.global_step) * 1_000 + self._micro
+            generator = torch.Generator(batch["input_ids"].device).manual_seed(seed)
+        self._micro += 1
+        loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"],
+                               noise, generator)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); lower "

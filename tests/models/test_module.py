@@ -22,6 +22,24 @@ def test_lean_loss_equals_plain_loss():
     torch.testing.assert_close(lean, plain)
 
 
+def test_embedding_noise_is_neftunes_uniform_noise_drawn_from_the_generator():
+    module, data = setup_pair()
+    batch = collate_train(data.train_examples[:4], data.tokenizer.pad_token_id)
+    args = (module.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    clean = completion_loss(*args)
+    noisy = [completion_loss(*args, 5.0, torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    assert noisy[0] == noisy[1] != noisy[2] and noisy[0] != clean
+    torch.testing.assert_close(completion_loss(*args, 1e-6, torch.Generator().manual_seed(1)), clean)
+    seen = []  # what the backbone gets: the embeddings plus noise within alpha / sqrt(length * width)
+    hook = module.model.base_model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["inputs_embeds"]),
+                                                             with_kwargs=True)
+    completion_loss(*args, 5.0, torch.Generator().manual_seed(1))
+    hook.remove()
+    bound = 5.0 / (batch["attention_mask"].sum(1) * seen[0].shape[-1]).sqrt()
+    added = seen[0] - module.model.get_input_embeddings()(batch["input_ids"])
+    assert (added.abs().amax((1, 2)) <= bound).all() and (added.abs().amax((1, 2)) > bound / 2).all()
+
+
 def test_batched_generation_equals_one_by_one():
     module, data = setup_pair()
     module.eval()

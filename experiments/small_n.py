@@ -1,0 +1,94 @@
+"""Sample efficiency: ideas screened at a small number of demonstrations, one training seed each, against the same
+recipe without them (issue 24's protocol).
+
+    python -m experiments.small_n --ideas coverage neftune5 [--num_demos 50] [--seeds 0] [--num_test 200]
+                                  [-- extra CLI arguments for every run]
+
+Each idea is a set of CLI arguments on the fixed-step recipe (configs/smollm2.yaml, then
+configs/overlays/fixed-steps.yaml: 150 optimizer steps of 8 demonstrations whatever N), fitted and tested on the
+first `--num_test` of the 500 interpolate problems (data seed 0) in `runs/small_n/<idea>-n<N>-s<seed>-t<num_test>/`,
+skipped once tested. A screen is N=50 on 200 problems with one seed; an idea that gains 10 points or more is
+promoted to 500 problems, two seeds and other N. Writes every record made so far (and those already in the report
+whose runs are not here) to reports/small_n.json, and a plot of each idea's accuracy with its interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from experiments import runner
+from longdiv import runs
+
+RUNS = Path("runs/small_n")
+OUT = Path("reports/small_n.json")
+RECIPE = ["--config", runner.CONFIG, "--config", "configs/overlays/fixed-steps.yaml"]
+
+# name: (what it changes, its CLI arguments)
+IDEAS = {
+    "baseline": ("none: N of the paper's problems drawn with data seed 0", []),
+    "coverage": ("N chosen to show every divisor and dividend length and each subtraction cell case 4 times",
+                 ["--data.demo_choice=coverage"]),
+    "steps300": ("300 optimizer steps instead of 150", ["--trainer.max_steps=300"]),
+    "neftune5": ("uniform noise on the input embeddings in training, NEFTune's alpha 5", ["--model.embedding_noise=5"]),
+    "subrand": ("the subrand format (dividend digits labelled in a drawn order)", ["--data.format=subrand"]),
+}
+
+
+def folder(idea: str, num_demos: int, seed: int, num_test: int) -> Path:
+    return RUNS / f"{idea}-n{num_demos}-s{seed}-t{num_test}"
+
+
+def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> dict:
+    path = folder(idea, num_demos, seed, num_test)
+    if runs.tested(path) is None:
+        runner.cli(["fit", *RECIPE, f"--data.num_demos={num_demos}", f"--seed_everything={seed}",
+                    f"--data.num_test={num_test}", *IDEAS[idea][1], f"--trainer.default_root_dir={path}", *extra])
+    return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
+            **runner.record(path)}
+
+
+def plot(records: list[dict], path: Path) -> None:
+    records = sorted(records, key=lambda r: (r["num_demos"], r["idea"], r["seed"], r["n_eval"]))
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.35 * len(records)))
+    for y, r in enumerate(records):
+        ax.errorbar([r["accuracy"]], [y], xerr=[[r["accuracy"] - r["wilson_low"]], [r["wilson_high"] - r["accuracy"]]],
+                    fmt="o", color="tab:blue" if r["idea"] != "baseline" else "tab:gray", capsize=3)
+    ax.set_yticks(range(len(records)),
+                  [f"{r['idea']} N={r['num_demos']} s{r['seed']} ({r['n_eval']})" for r in records], fontsize=7)
+    ax.set_xlabel("remainder accuracy on interpolate problems (95% Wilson)")
+    ax.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    own, extra = runner.split_extra(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ideas", nargs="+", choices=sorted(IDEAS), default=["baseline"])
+    parser.add_argument("--num_demos", type=int, default=50)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--num_test", type=int, default=200)
+    args = parser.parse_args(own)
+    done = json.loads(OUT.read_text())["records"] if OUT.is_file() else []
+    for idea in args.ideas:
+        for seed in args.seeds:
+            record = screen(idea, args.num_demos, seed, args.num_test, extra)
+            key = (idea, args.num_demos, seed, args.num_test)
+            done = [r for r in done if (r["idea"], r["num_demos"], r["seed"], r["num_test"]) != key] + [record]
+            OUT.write_text(json.dumps({"question": "which ideas make fewer demonstrations teach more",
+                                       "records": done}, indent=1) + "\n")
+            plot(done, OUT.with_suffix(".png"))
+            print(f"{idea} N={args.num_demos} seed {seed}: {record['accuracy']:.1%} "
+                  f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}] of {record['n_eval']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
