@@ -38,6 +38,8 @@ IDEAS = {
                  ["--data.demo_choice=coverage"]),
     "steps300": ("300 optimizer steps instead of 150", ["--trainer.max_steps=300"]),
     "neftune5": ("uniform noise on the input embeddings in training, NEFTune's alpha 5", ["--model.embedding_noise=5"]),
+    "lora16": ("rank-16 LoRA on every linear layer, pretrained weights frozen, lr 1e-3",
+               ["--model.lora_rank=16", "--model.lr=1e-3"]),
     "subrand": ("the subrand format (dividend digits labelled in a drawn order)", ["--data.format=subrand"]),
 }
 

@@ -117,6 +117,10 @@ def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: boo
     beside it that replaces `out` once it is complete."""
     check_out(out, overwrite)
     module = load_checkpoint(ckpt_path, weights_only)
+    if module.hparams.get("lora_rank"):
+        from longdiv.models import lora
+
+        lora.merged(module.model)
     match_special_tokens(module.model, module.tokenizer)
     out.parent.mkdir(parents=True, exist_ok=True)
     target = out.resolve()  # `--out .` has no name of its own

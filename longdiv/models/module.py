@@ -17,7 +17,7 @@ from longdiv import hardware
 from longdiv.data.formats import get_format
 from longdiv.data.scoring import score
 from longdiv.data.verify import KINDS
-from longdiv.models import loading
+from longdiv.models import loading, lora
 from longdiv.models.decode import decode
 
 
@@ -55,6 +55,7 @@ class DivisionLM(L.LightningModule):
         votes: int = 1,
         temperature: float = 0.7,
         embedding_noise: float = 0.0,
+        lora_rank: int = 0,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -82,11 +83,15 @@ class DivisionLM(L.LightningModule):
             embedding_noise: NEFTune's alpha: uniform noise on the input embeddings in training, of scale
                 alpha / sqrt(sequence length * width); 0 turns it off. Drawn from the training seed, the step and the
                 micro-batch, so a resumed run draws the same noise.
+            lora_rank: Train rank-`lora_rank` LoRA adapters on every linear layer of the backbone, with the
+                pretrained weights frozen (peft); 0 trains every weight.
         """
         super().__init__()
         self.save_hyperparameters()
         self.format = get_format(format)
         self.model, self.tokenizer = loading.load(model, tokenizer, config_overrides)
+        if lora_rank:
+            self.model = lora.add(self.model, lora_rank)
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
@@ -137,7 +142,8 @@ class DivisionLM(L.LightningModule):
         """(fp32 weight, its bf16 copy) pairs; none before the copy exists or when training is not in bf16."""
         if "model" not in self._train_copy:
             return []
-        return zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True)
+        pairs = zip(self.model.parameters(), self._train_copy["model"].parameters(), strict=True)
+        return [(weight, copied) for weight, copied in pairs if weight.requires_grad]
 
     def on_before_optimizer_step(self, optimizer) -> None:
         for weight, copied in self._copied_pairs():  # the copy's gradients, summed over the micro-batches
@@ -261,8 +267,9 @@ class DivisionLM(L.LightningModule):
         self._bf16.clear()
 
     def configure_optimizers(self):
-        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
+        trained = [p for p in self.model.parameters() if p.requires_grad]  # all, or LoRA's adapters
+        decay = [p for p in trained if p.ndim >= 2]
+        no_decay = [p for p in trained if p.ndim < 2]
         # fused: one kernel per step for all weights, instead of a pass over every weight per AdamW operation
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
