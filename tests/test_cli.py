@@ -147,7 +147,7 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     "args, message",
     [
         (["--data.format=grid"], "format 'grid' is unknown; choose one of"),
-        (["--model.model=nosuchmodel"], "model 'nosuchmodel' is unknown; use 'smollm2', 'tiny'"),
+        (["--model.model=nosuchmodel"], "model 'nosuchmodel' is unknown; use 'smollm2', 'gemma3-270m', 'tiny'"),
         (["--data.colour=red"], "colour"),
     ],
 )

@@ -51,7 +51,7 @@ def test_a_yaml_error_in_a_config_names_the_file(tmp_path):
 def test_an_unknown_hub_model_offline_is_named_with_the_names_that_work(tmp_path):
     line = error_line(longdiv("fit", *TINY, "--model.model", "nosuch/model", f"--runs_dir={tmp_path}"))
     assert line.startswith("error: model 'nosuch/model' (--model.model")
-    assert "the hub is offline" in line and "'smollm2', 'tiny', 'scratch:<" in line
+    assert "the hub is offline" in line and "'smollm2', 'gemma3-270m', 'tiny', 'scratch:<" in line
     assert not any(tmp_path.iterdir())
 
 

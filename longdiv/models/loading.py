@@ -1,9 +1,9 @@
 """Turns a model name into a causal LM and its tokenizer.
 
-The names users type, and their tokenizers, are in `longdiv.tokenizers`; the offline SmolLM2's files are in
-`longdiv.smollm2`. Here the model itself is made: from a hub id, a local folder or the SmolLM2 cache with
-`from_pretrained`, or at random init (`tiny`, `scratch:<arch>`) from a known architecture's config (`ARCHS`), to
-measure what pretraining buys and to test on toy models.
+The names users type, and their tokenizers, are in `longdiv.tokenizers`; the offline models' files are in
+`longdiv.smollm2` and `longdiv.gemma3`. Here the model itself is made: from a hub id, a local folder or an offline
+model's cache with `from_pretrained`, or at random init (`tiny`, `scratch:<arch>`) from a known architecture's config
+(`ARCHS`, or an offline model's own), to measure what pretraining buys and to test on toy models.
 
 `config_overrides` changes a random-init architecture (for example `hidden_size: 32` to test a GPT-Neo config at
 toy width). Nothing is loaded with `trust_remote_code`.
@@ -15,7 +15,6 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from longdiv.models import attention
-from longdiv.smollm2 import smollm2_folder
 from longdiv.tokenizers import TINY, check_arch, is_hub_id, load_tokenizer, not_found, pretrained_path
 
 _NEO = {
@@ -26,18 +25,20 @@ _NEO = {
     "bos_token_id": 50256,
     "eos_token_id": 50256,
 }
-# Configs of the random-init architectures; `smollm2-135m` takes the offline SmolLM2's own.
+# Configs of the random-init architectures; those of `OFFLINE_ARCHS` are the offline models' own.
 ARCHS = {
     "gpt-neo-125m": dict(_NEO, hidden_size=768, num_layers=12, num_heads=12, attention_types=[[["global", "local"], 6]]),
     "gpt-neo-1.3b": dict(_NEO, hidden_size=2048, num_layers=24, num_heads=16, attention_types=[[["global", "local"], 12]]),
     "gpt-neo-2.7b": dict(_NEO, hidden_size=2560, num_layers=32, num_heads=20, attention_types=[[["global", "local"], 16]]),
     "tiny": dict(_NEO, hidden_size=32, num_layers=2, num_heads=2, attention_types=[[["global", "local"], 1]]),
 }
+# The random-init architectures read from an offline model's config: the model each reads.
+OFFLINE_ARCHS = {"smollm2-135m": "smollm2", "gemma3-270m": "gemma3-270m"}
 
 
 def random_config(arch: str, overrides: dict | None = None):
-    if check_arch(arch) == "smollm2-135m":
-        config = AutoConfig.from_pretrained(smollm2_folder())
+    if check_arch(arch) in OFFLINE_ARCHS:
+        config = AutoConfig.from_pretrained(pretrained_path(OFFLINE_ARCHS[arch]))
     else:
         spec = dict(ARCHS[arch])
         config = AutoConfig.for_model(spec.pop("model_type"), **spec)

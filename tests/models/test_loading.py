@@ -6,11 +6,11 @@ from longdiv import smollm2
 from longdiv.models import loading
 from longdiv.tokenizers import ARCH_TOKENIZERS, load_tokenizer, pretrained_path
 
-KNOWN = "gpt-neo-125m, gpt-neo-1.3b, gpt-neo-2.7b, tiny, smollm2-135m"
+KNOWN = "gpt-neo-125m, gpt-neo-1.3b, gpt-neo-2.7b, tiny, smollm2-135m, gemma3-270m"
 
 
 def test_every_scratch_architecture_has_a_config_and_a_tokenizer():
-    assert set(ARCH_TOKENIZERS) == {*loading.ARCHS, "smollm2-135m"}
+    assert set(ARCH_TOKENIZERS) == {*loading.ARCHS, *loading.OFFLINE_ARCHS}
 
 
 @pytest.mark.parametrize("name", ["tiny", "char", "scratch:tiny"])
@@ -28,7 +28,7 @@ def test_an_unknown_architecture_lists_the_known_ones():
 
 
 def test_an_unknown_model_lists_the_names():
-    names = f"'smollm2', 'tiny', 'scratch:<{KNOWN.replace(', ', '|')}>', or a hub id / local folder"
+    names = f"'smollm2', 'gemma3-270m', 'tiny', 'scratch:<{KNOWN.replace(', ', '|')}>', or a hub id / local folder"
     with pytest.raises(ValueError) as err:
         load_tokenizer("nope")
     assert str(err.value) == f"model 'nope' is unknown; use {names}"
