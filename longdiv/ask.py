@@ -62,7 +62,7 @@ def answer(module, problems: list[Problem]) -> list[dict]:
     from longdiv.data.datamodule import DivisionData
 
     hp = module.hparams
-    data = DivisionData(format=hp.format, tokenizer_name=hp.tokenizer or hp.model)
+    data = DivisionData(format=hp.format, tokenizer_name=hp.tokenizer or hp.model, max_length=module.window)
     data.predict_on(problems)
     records = [r for i, batch in enumerate(data.predict_dataloader()) for r in module.predict_step(batch, i)]
     return sorted(records, key=lambda r: r["index"])

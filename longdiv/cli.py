@@ -37,11 +37,11 @@ RUN_DIR_ENV = "LONGDIV_RUN_DIR"
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Settings a resumed fit may change: they decide how it evaluates or computes, not what it trains.
-RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "data.eval_batch_size", "data.max_length"}
+RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "data.eval_batch_size"}
 # The settings that give weights their shape: a fit started from a checkpoint's weights (--init_from) takes these.
 ARCHITECTURE = ("model", "tokenizer", "config_overrides")
 # Settings linked from others: a checkpoint's values come back through their sources (data.format, model.model).
-LINKED = {"model": {"format"}, "data": {"tokenizer_name"}}
+LINKED = {"model": {"format"}, "data": {"tokenizer_name", "max_length"}}
 
 
 def plain(value: Any) -> Any:
@@ -104,6 +104,8 @@ class LongDivCLI(LightningCLI):
     def add_arguments_to_parser(self, parser):
         parser.link_arguments("data.format", "model.format")
         parser.link_arguments(("model.model", "model.tokenizer"), "data.tokenizer_name", compute_fn=tokenizer_name)
+        # The model's window, read off the loaded model (config_overrides may change it): data.context defaults to it.
+        parser.link_arguments("model.window", "data.max_length", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the model when fit ends.")
         parser.add_argument("--runs_dir", type=str, default="runs", help="Folder that holds one folder per run.")
         parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=None,

@@ -40,6 +40,8 @@ class Record(TypedDict, total=False):
     n_test: int
     mean_tokens: float  # tokens per training demonstration, prompt and completion
     max_tokens: int
+    context: int | None  # the window training and generation fit in (longdiv.data.windows); None: no limit known
+    train_windows: int  # training examples: the demonstrations' windows, num_demos when all fit the context
     metrics: dict[str, float]  # the trainer's logged metrics when the stage ended
     versions: dict[str, str | None]
     device: str  # "cpu: <model>" or "cuda: <gpu>"

@@ -10,6 +10,8 @@ import yaml
 
 from longdiv import runs, sweep
 from longdiv.cli import main
+from longdiv.data.formats import get_format
+from longdiv.data.problems import Problem
 
 ALL_CONFIGS = sorted(str(p) for p in Path("configs").rglob("*.yaml"))
 # Model configs sit at the top of configs/; overlays and recipes are composed after one, never run alone.
@@ -108,7 +110,53 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
 def test_neo125m_config_names_the_hub_model():
     out = subprocess.run([sys.executable, "-m", "longdiv", "fit", "--config", "configs/neo125m.yaml", "--print_config"],
                          capture_output=True, text=True, check=True).stdout
-    assert "model: EleutherAI/gpt-neo-125m" in out and "format: subrow" in out
+    assert "model: EleutherAI/gpt-neo-125m" in out and "format: recchia-ln+" in out and "context: 2048" in out
+    assert "tokenizer: null" in out  # the model's own: GPT-Neo's BPE
+
+
+def small_problems(tmp_path, lines: str) -> str:
+    path = tmp_path / "problems.txt"
+    path.write_text(lines)
+    return str(path)
+
+
+def windowed_run(run: Path, context: int) -> tuple[dict, list[dict]]:
+    """A fitted and tested run's record and predictions, checked to have trained on windows and generated past its
+    context."""
+    record = json.loads((run / "run.json").read_text())
+    lines = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert record["context"] == context and record["train_windows"] > record["num_demos"]
+    assert record["max_tokens"] > context and runs.is_tested(record) and record["n_eval"] == len(lines)
+    assert all("parsed" in x for x in lines)  # each generation parsed (a random model claims no remainder)
+    return record, lines
+
+
+def test_a_recchia_format_longer_than_the_models_window_fits_and_tests_end_to_end(tmp_path):
+    """The model's window, 512 here, reaches the data through the CLI: demonstrations train as windows and
+    generation slides, with no --data.context."""
+    problems = small_problems(tmp_path, "What is the remainder when 93 is divided by 59?|34\n")
+    run = main(["fit", "--config", "configs/tiny.yaml", "--data.format=recchia-w", "--data.num_demos=3",
+                "--model.config_overrides={max_position_embeddings: 512}", f"--data.val_file={problems}",
+                f"--data.test_file={problems}", "--trainer.max_epochs=1", "--num_samples=0",
+                f"--runs_dir={tmp_path / 'runs'}"])
+    _, lines = windowed_run(run, 512)
+    prompt, _ = get_format("recchia-w").render(Problem.from_numbers(93, 59))
+    assert len(prompt) + len(lines[0]["generated"]) > 512  # one character a token: past the window
+
+
+def test_neo125m_config_runs_offline_at_toy_width_with_windows(tmp_path):
+    """configs/neo125m.yaml as a hub user runs it, with GPT-Neo-125M's architecture at toy width and the character
+    tokenizer in place of the hub's: a few fit steps on windows of its 2,048-token context, then a test whose
+    trace (2,867 characters of LN+ for 93 mod 7) generation writes past that context, and parses."""
+    problems = small_problems(tmp_path, "What is the remainder when 93 is divided by 7?|2\n")
+    run = main(["fit", "--config", "configs/neo125m.yaml", *model_override("configs/neo125m.yaml"),
+                "--trainer.accelerator=cpu", "--trainer.precision=32-true", "--trainer.logger=false",
+                "--trainer.max_steps=2", "--data.num_demos=2", "--data.batch_size=4", f"--data.test_file={problems}",
+                "--num_samples=0", f"--runs_dir={tmp_path / 'runs'}"])
+    record, lines = windowed_run(run, 2048)
+    assert record["format"] == "recchia-ln+" and record["config"]["model"]["model"] == "scratch:gpt-neo-125m"
+    assert record["config"]["trainer"]["max_steps"] == 2 and len(lines) == 1
+    assert len(lines[0]["generated"]) > 2048
 
 
 def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):

@@ -103,11 +103,13 @@ class RunRecord(L.Callback):
     def _write(self, trainer, pl_module, stage: str) -> None:
         data = trainer.datamodule
         machine = pl_module.machine or hardware.machine(trainer.strategy.root_device)
-        lengths = [len(e) for e in data.train_examples]
+        lengths = [len(e) for e in data.demos]
         self.record |= {
             "stage": stage,
             "format": data.hparams.format,
-            "num_demos": len(data.train_examples),
+            "num_demos": len(data.demos),
+            "context": data.context,
+            "train_windows": len(data.train_examples),  # num_demos when every demonstration fits the context
             "data_seed": data.hparams.data_seed,
             "order_seed": data.order_seed(),
             "data_hash": data.hash,

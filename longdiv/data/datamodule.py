@@ -14,10 +14,12 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from longdiv.data.choose import CHOICES, choose
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, read_questions, with_dividend_digits
+from longdiv.data.windows import windows
 from longdiv.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -26,11 +28,20 @@ log = logging.getLogger(__name__)
 @dataclass
 class Example:
     problem: Problem
-    prompt_ids: list[int]
-    completion_ids: list[int]  # ends with EOS
+    prompt_ids: list[int]  # read without loss
+    completion_ids: list[int]  # learned; a whole demonstration's ends with EOS
 
     def __len__(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
+
+
+def windowed(example: Example, context: int) -> list[Example]:
+    """A demonstration as the training examples of its windows (`longdiv.data.windows`): each holds the prompt and
+    the completion tokens that window reads before its new ones as its prompt, and the new ones as its completion.
+    A demonstration that fits the context is one window: the same example."""
+    prompt, completion = example.prompt_ids, example.completion_ids
+    return [Example(example.problem, prompt + completion[start:new], completion[new:end])
+            for start, new, end in windows(len(completion), context - len(prompt))]
 
 
 def collate_train(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
@@ -48,10 +59,11 @@ def collate_train(examples: list[Example], pad_id: int) -> dict[str, torch.Tenso
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, torch.Tensor | list[Problem]]:
+def collate_eval(examples: list[tuple[int, Example]], pad_id: int,
+                 context: int | None = None) -> dict[str, torch.Tensor | list[Problem] | int | None]:
     """Pads prompts on the left so that generation continues every row from the same position. The batch carries
-    each row's index in its evaluation set and its Problem (`problems`, a list), so that scoring needs nothing
-    else."""
+    each row's index in its evaluation set, its Problem (`problems`, a list) and the `context` that generation
+    slides its window in (None: the model's own, without sliding), so that scoring needs nothing else."""
     width = max(len(ex.prompt_ids) for _, ex in examples)
     input_ids = torch.full((len(examples), width), pad_id)
     attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -67,6 +79,7 @@ def collate_eval(examples: list[tuple[int, Example]], pad_id: int) -> dict[str, 
         # the reference's tokens) and a little more, so that a wrong trace that never stops costs a bounded time,
         # and the same whatever other rows share its batch.
         "max_new_tokens": torch.tensor([len(ex.completion_ids) + 16 for _, ex in examples]),
+        "context": context,
     }
 
 
@@ -170,6 +183,7 @@ class DivisionData(L.LightningDataModule):
         eval_split: str = "interpolate",
         test_dividend_digits: list[int] | None = None,
         tokenizer_name: str = "tiny",
+        context: int | None = None,
         max_length: int | None = None,
         batch_size: int = 8,
         eval_batch_size: int = 32,
@@ -200,7 +214,12 @@ class DivisionData(L.LightningDataModule):
             test_dividend_digits: Dividend digit counts for generated test problems, e.g. [10, 11, 12], to test
                 length generalization: the test draw keeps its divisors and gets new dividends of these lengths.
             tokenizer_name: Tokenizer name; linked from the model's name by the CLI.
-            max_length: The model's context in tokens; demonstrations longer than it are an error.
+            context: Tokens the model sees at once, in training and generation. A demonstration longer than this is
+                cut into overlapping windows, each starting with the prompt (for `recchia-*`, the question), and
+                generation slides its window the same way (`longdiv.data.windows`). By default the model's own
+                window (`max_length`).
+            max_length: The model's own window in tokens; linked from the model by the CLI. Without it, the
+                tokenizer's `model_max_length`.
             batch_size: Training batch size.
             eval_batch_size: Problems generated together in evaluation.
         """
@@ -210,6 +229,8 @@ class DivisionData(L.LightningDataModule):
         problems = []
         if num_demos < 1:
             problems.append(f"num_demos is {num_demos}; it must be at least 1")
+        if context is not None and context < 3:
+            problems.append(f"context is {context}; it must hold a prompt and two tokens after it")
         if demo_choice not in CHOICES:
             problems.append(f"demo_choice {demo_choice!r} is unknown; choose one of {', '.join(CHOICES)}")
         for name in ("train_file", "val_file", "test_file", "predict_file"):
@@ -219,7 +240,9 @@ class DivisionData(L.LightningDataModule):
             raise ValueError("; ".join(problems))
         self.tokenizer = None
         self._char_vocab: dict[str, int] = {}
-        self.train_examples: list[Example] = []
+        self.context: int | None = None  # resolved when the tokenizer is loaded
+        self.demos: list[Example] = []  # whole demonstrations
+        self.train_examples: list[Example] = []  # what training iterates: the demonstrations' windows
         self.eval_examples: dict[str, list[Example]] = {}
         self.removed_overlap = 0
         self.hash = None
@@ -310,7 +333,31 @@ class DivisionData(L.LightningDataModule):
         gives it the questions of `predict_file`, `ask` the questions typed."""
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(self.hparams.tokenizer_name)
-        self.eval_examples["predict"] = self.encode(problems)
+            self.context = self.resolve_context()
+        self.eval_examples["predict"] = self.check_prompts(self.encode(problems))
+
+    def resolve_context(self) -> int | None:
+        """`context`, else the model's window: `max_length`, else what the tokenizer states (transformers' stand-in
+        for "no limit" states nothing); None when nothing states one."""
+        hp = self.hparams
+        window = hp.max_length or getattr(self.tokenizer, "model_max_length", None)
+        window = window if window and window < VERY_LARGE_INTEGER else None
+        if hp.context and window and hp.context > window:
+            raise ValueError(f"context is {hp.context} but the model's window is {window}; pass --data.context "
+                             f"{window} or less")
+        return hp.context or window
+
+    def check_prompts(self, examples: list[Example]) -> list[Example]:
+        """`examples`, when each prompt leaves room in the context for two completion tokens after it (a window that
+        slides keeps one and predicts the next)."""
+        longest = max(examples, key=lambda e: len(e.prompt_ids), default=None)
+        if self.context and longest and len(longest.prompt_ids) > self.context - 2:
+            raise ValueError(
+                f"a {self.hparams.format} prompt is {len(longest.prompt_ids)} tokens ({longest.problem.question!r}) "
+                f"but the context is {self.context}, which leaves no room for its completion; raise --data.context "
+                "(up to the model's window) or choose a format with shorter prompts"
+            )
+        return examples
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict":
@@ -336,16 +383,13 @@ class DivisionData(L.LightningDataModule):
             if not kept:
                 raise ValueError(f"every {name} problem is also a training problem; evaluate on other problems")
             evals[name] = kept
-        self.train_examples = self.encode(train)
-        self.eval_examples = {name: self.encode(ps) for name, ps in evals.items()}
-        limit = hp.max_length or getattr(self.tokenizer, "model_max_length", None)
-        if limit:
-            longest = max(self.train_examples + [e for es in self.eval_examples.values() for e in es], key=len)
-            if len(longest) > limit:
-                raise ValueError(
-                    f"a {hp.format} demonstration is {len(longest)} tokens ({longest.problem.question!r}) but the "
-                    f"model's context is {limit}; choose a shorter format or a model with a longer context"
-                )
+        self.context = self.resolve_context()
+        self.demos = self.check_prompts(self.encode(train))
+        self.eval_examples = {name: self.check_prompts(self.encode(ps)) for name, ps in evals.items()}
+        self.train_examples = [w for ex in self.demos for w in windowed(ex, self.context)] if self.context else self.demos
+        if len(self.train_examples) > len(self.demos):
+            rank_zero_info(f"{len(self.demos)} demos cut into {len(self.train_examples)} windows of {self.context} "
+                           "tokens at most")
         self.hash = data_hash(self.train_examples, evals)
         # What the weights trained from this data have seen, saved in every checkpoint: testing one later removes
         # these problems whatever it evaluates on, and resuming one checks that the data is the same.
@@ -422,7 +466,7 @@ class DivisionData(L.LightningDataModule):
         return DataLoader(
             [(i, examples[i]) for i in order],
             batch_size=self.hparams.eval_batch_size,
-            collate_fn=partial(collate_eval, pad_id=pad),
+            collate_fn=partial(collate_eval, pad_id=pad, context=self.context),
             generator=self._own_generator(),
         )
 

@@ -178,16 +178,24 @@ class DivisionLM(L.LightningModule):
         """The weights generation runs on: the bf16 copy while an evaluation decodes in bf16, else the model."""
         return self._bf16.get("decoder", self.model)
 
+    @property
+    def window(self) -> int | None:
+        """The model's own context window in tokens (its position embeddings), or None where it states none."""
+        return getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int | torch.Tensor, votes: int = 1,
-                 seed: int = 0) -> list[str]:
+                 seed: int = 0, context: int | None = None) -> list[str]:
         """Batched, with the KV cache; the decoded continuation of each row up to its EOS or its budget
         (`max_new_tokens`, one or one per row): one greedy one per row, or (`votes` > 1) that many sampled ones per
-        row, a row's together, drawn from a generator seeded with `seed`."""
+        row, a row's together, drawn from a generator seeded with `seed`. With `context` (at most the model's
+        window), a row that reaches it goes on in a sliding window (`longdiv.models.decode`), so its budget may
+        pass the context; without it, the budget is cut to what fits the model's window."""
         budgets = torch.as_tensor(max_new_tokens, device=input_ids.device).expand(input_ids.shape[0])
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit:
-            budgets = budgets.clamp(min=1, max=max(1, limit - input_ids.shape[1]))
+        if context and self.window and context > self.window:
+            raise ValueError(f"context is {context} but the model's window is {self.window}; pass a smaller context")
+        if context is None and self.window:
+            budgets = budgets.clamp(min=1, max=max(1, self.window - input_ids.shape[1]))
         model = self.decoding_model
         sample = {}
         if votes > 1:
@@ -196,7 +204,8 @@ class DivisionLM(L.LightningModule):
             sample = {"temperature": self.hparams.temperature,
                       "generator": torch.Generator(device=input_ids.device).manual_seed(seed)}
         with torch.autocast(input_ids.device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
-            rows = decode(model, input_ids, attention_mask, budgets, self.tokenizer.eos_token_id, **sample)
+            rows = decode(model, input_ids, attention_mask, budgets, self.tokenizer.eos_token_id, context=context,
+                          **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def _score_batch(self, batch) -> list[dict]:
@@ -205,7 +214,7 @@ class DivisionLM(L.LightningModule):
         votes, indices = self.hparams.votes, batch["index"].tolist()
         # The batch's first problem seeds its samples: the same run samples the same traces again.
         texts = self.generate(batch["input_ids"], batch["attention_mask"], batch["max_new_tokens"], votes,
-                              seed=indices[0])
+                              seed=indices[0], context=batch.get("context"))
         records = [score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
                    for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True))]
         self.records += records

@@ -69,8 +69,9 @@ def test_training_and_evaluation_share_no_problem(tmp_path, caplog):
     assert len(data.eval_examples["test"]) == 2 and "removed 3 test problems" in caplog.text
 
 
-def test_too_long_demonstration_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"model's context is 50; choose a shorter format"):
+def test_a_prompt_longer_than_the_models_window_is_a_clear_error():
+    # A longer demonstration trains as windows (tests/data/test_windows.py); a prompt must fit with room after it.
+    with pytest.raises(ValueError, match=r"prompt is \d+ tokens .* but the context is 50, which leaves no room"):
         make(max_length=50)
 
 
@@ -151,9 +152,10 @@ def test_an_eval_batch_moves_its_tensors_and_keeps_its_problems():
     data = DivisionData(num_demos=8, num_val=2, num_test=5, tokenizer_name="tiny")
     data.setup()
     items = list(enumerate(data.eval_examples["test"]))
-    batch = collate_eval(items, data.tokenizer.pad_token_id)
+    batch = collate_eval(items, data.tokenizer.pad_token_id, data.context)
     moved = data.transfer_batch_to_device(batch, torch.device("cpu"), 0)
     assert moved.keys() == batch.keys() and moved["problems"] == [e.problem for _, e in items]
-    assert all(torch.equal(moved[k], batch[k]) for k in batch if k != "problems")
+    assert all(torch.equal(moved[k], batch[k]) for k in batch if torch.is_tensor(batch[k]))
+    assert moved["context"] == batch["context"] == data.context == 2048  # a plain int, as generation takes it
     train = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
     assert data.transfer_batch_to_device(train, torch.device("cpu"), 0).keys() == train.keys()

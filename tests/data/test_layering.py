@@ -19,7 +19,8 @@ def test_the_verdicts_import_no_format():
     assert not any(m.startswith("longdiv.data.formats") for m in modules_after("import longdiv.data.verify"))
 
 
-@pytest.mark.parametrize("module", ["longdiv.data.formats", "longdiv.data.verify", "longdiv.data.scoring"])
+@pytest.mark.parametrize("module", ["longdiv.data.formats", "longdiv.data.verify", "longdiv.data.scoring",
+                                    "longdiv.data.windows"])
 def test_formats_verdicts_and_scoring_import_no_torch(module):
     loaded = modules_after(f"import {module}")
     assert module in loaded and "torch" not in loaded

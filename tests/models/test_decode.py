@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 
+from longdiv.data.windows import slide
 from longdiv.models import attention, loading
 from longdiv.models.decode import decode
 
@@ -92,3 +93,58 @@ def test_sampled_decode_is_reproducible_and_tends_to_greedy_as_temperature_falls
     assert sampled(1.0, 3) == sampled(1.0, 3)
     hot = [sampled(1.0, seed) for seed in range(3)]
     assert hot[0] != hot[1] or hot[1] != hot[2]
+
+
+def sliding_reference(model, prompt, budget, eos_id, context):
+    """The semantic definition of sliding-window generation: every token predicted greedily by encoding, from
+    scratch, the prompt and the last tokens that the window (longdiv.data.windows.slide) holds."""
+    room, start, out = context - len(prompt), 0, []
+    for written in range(budget):
+        start = slide(start, written, room)
+        ids = torch.tensor([prompt + out[start:]])
+        assert ids.shape[1] < context  # the token it predicts fits too
+        token = int(model(input_ids=ids).logits[0, -1].argmax())
+        if token == eos_id:
+            break
+        out.append(token)
+    return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sliding_window_decode_equals_reencoding_the_window_at_every_step(arch):
+    context = 24
+    torch.manual_seed(0)
+    # Large initial weights, so that each token depends on the whole window rather than repeating the last one.
+    overrides = (ARCHS[arch][1] or {}) | {"max_position_embeddings": context, "initializer_range": 0.5}
+    model, _ = loading.load(ARCHS[arch][0], "char", overrides)
+    model.eval()
+    g = torch.Generator().manual_seed(1)
+    # Prompts of several lengths slide at different steps; budgets past the window (and one that fits) each run out.
+    prompts = [torch.randint(3, 90, (n,), generator=g).tolist() for n in (5, 9, 2, 7, 12)]
+    budgets = torch.tensor([60, 45, 70, 10, 50])
+    never = -1  # no token id: every row runs to its budget
+    want = [sliding_reference(model, p, int(b), never, context) for p, b in zip(prompts, budgets)]
+    got = decode(model, *left_padded(prompts, 0), budgets, never, context=context)
+    assert got == want and [len(r) for r in got] == budgets.tolist()
+    # As EOS, a token the first row first writes after its window slid: rows now stop at different steps.
+    first = {}
+    for at, token in enumerate(want[0]):
+        first.setdefault(token, at)
+    eos, at = next((token, at) for token, at in first.items() if at > context - len(prompts[0]))
+    want = [sliding_reference(model, p, int(b), eos, context) for p, b in zip(prompts, budgets)]
+    got = decode(model, *left_padded(prompts, 0), budgets, eos, context=context)
+    assert got == want and len(got[0]) == at and len({len(r) for r in got}) > 1
+
+
+def test_decode_that_fits_its_context_is_the_plain_decode():
+    torch.manual_seed(0)
+    model, _ = loading.load("tiny", "char", {"initializer_range": 0.5})
+    model.eval()
+    prompts = [[5, 6, 7], [9, 4, 3, 8, 8, 2]]
+    never = -1  # no token id: every row runs to its budget
+    plain = decode(model, *left_padded(prompts, 0), 20, never)
+    assert decode(model, *left_padded(prompts, 0), 20, never, context=26) == plain  # 6 + 20 tokens fit in 26
+    slid = decode(model, *left_padded(prompts, 0), 20, never, context=23)  # 3 + 20 fit in 23, 6 + 20 do not
+    assert slid[0] == plain[0] and slid[1][:17] == plain[1][:17] and slid[1] != plain[1]
+    with pytest.raises(ValueError, match="a prompt of 6 tokens leaves less than 2 tokens of room in a context of 7"):
+        decode(model, *left_padded(prompts, 0), 20, never, context=7)

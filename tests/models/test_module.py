@@ -107,7 +107,7 @@ def test_votes_pick_the_most_given_answer_and_keep_its_first_trace(monkeypatch):
     ]
     seen = {}
 
-    def generate(input_ids, attention_mask, max_new_tokens, votes=1, seed=0):
+    def generate(input_ids, attention_mask, max_new_tokens, votes=1, seed=0, context=None):
         seen.update(votes=votes, rows=input_ids.shape[0])
         return [text for row in scripted for text in row]
 
@@ -302,3 +302,32 @@ def test_after_bf16_training_decoding_reuses_the_training_copy_and_equals_a_fres
         ids = torch.tensor([example.prompt_ids])
         row = decode(fresh, ids, torch.ones_like(ids), len(example.completion_ids) + 16, module.tokenizer.eos_token_id)
         assert record["generated"] == module.tokenizer.batch_decode(row, skip_special_tokens=True)[0]
+
+
+def test_a_model_whose_window_is_shorter_than_its_traces_trains_on_windows_and_generates_past_its_window():
+    import lightning as L
+
+    from longdiv.models.decode import decode
+
+    torch.manual_seed(0)
+    module = DivisionLM(model="tiny", config_overrides={"max_position_embeddings": 128}, precision="fp32")
+    # max_length as the CLI links it from the model: the context defaults to the model's window
+    data = DivisionData(num_demos=8, num_val=2, num_test=3, tokenizer_name="tiny", max_length=module.window,
+                        batch_size=4, eval_batch_size=3)
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(module, datamodule=data)
+    assert data.context == 128 and max(map(len, data.demos)) > 128 and len(data.train_examples) > len(data.demos)
+    assert trainer.global_step == 3 and any(not torch.equal(v, module.model.state_dict()[k]) for k, v in before.items())
+    trainer.test(module, datamodule=data)
+    tests = data.eval_examples["test"]
+    assert len(module.records) == len(tests)
+    eos = module.tokenizer.eos_token_id
+    for record in module.records:  # the full continuation, past the window, as the example decoded alone gives it
+        example = tests[record["index"]]
+        ids = torch.tensor([example.prompt_ids])
+        budget = len(example.completion_ids) + 16
+        row = decode(module.model, ids, torch.ones_like(ids), budget, eos, context=128)[0]
+        assert record["generated"] == module.tokenizer.decode(row, skip_special_tokens=True)
+        assert len(row) + len(example.prompt_ids) > 128
