@@ -313,7 +313,11 @@ class DivisionData(L.LightningDataModule):
             completion_ids = [self._char_ids(text) for text in completions]
         else:
             prompt_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
-        return [Example(p, a, b + [tok.eos_token_id]) for p, a, b in zip(problems, prompt_ids, completion_ids)]
+        # A model pretrained with a start token (Gemma's BOS) gets it before every prompt, as in its pretraining;
+        # tokenizers that add none (SmolLM2's, GPT-2's) leave the prompts as they were.
+        start = tok("", add_special_tokens=True)["input_ids"]
+        start = start if start == [tok.bos_token_id] else []
+        return [Example(p, start + a, b + [tok.eos_token_id]) for p, a, b in zip(problems, prompt_ids, completion_ids)]
 
     def _char_ids(self, text: str) -> list[int]:
         """One token per character of `text`."""

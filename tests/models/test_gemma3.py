@@ -121,8 +121,8 @@ def test_gemma3_loads_offline_completes_a_fact_and_trains_on_a_subrow_demonstrat
     (example,) = data.train_examples
     prompt_text, completion = data.format.render(example.problem)
     layout = prompt_text.split("\n", 1)[1]
-    # One token per digit and per layout character, no BOS (the data path adds no special tokens), and the EOS.
-    assert tok.decode(example.prompt_ids) == prompt_text and example.prompt_ids[0] != tok.bos_token_id
+    # Gemma's BOS first, as in its pretraining, then one token per digit and per layout character, and the EOS.
+    assert example.prompt_ids[0] == tok.bos_token_id and tok.decode(example.prompt_ids[1:]) == prompt_text
     assert [tok.decode([i]) for i in example.prompt_ids[-len(layout):]] == list(layout)
     assert [tok.decode([i]) for i in example.completion_ids[:-1]] == list(completion)
     assert example.completion_ids[-1] == tok.eos_token_id == 1
