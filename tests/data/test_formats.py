@@ -14,8 +14,8 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def test_registry_holds_every_format():
-    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "subrand", "recchia-ln+",
-                          "recchia-l+", "recchia-w", "recchia-bare"}
+    assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "subrand", "subdown",
+                          "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
 
 
@@ -83,7 +83,7 @@ def _claim(name: str, digits: str) -> str:
         return f"= {digits}\n"
     if name == "sub":
         return f"={digits[::-1]}\n"
-    if name in ("subrow", "subtag", "subadd", "subrand"):
+    if name in ("subrow", "subtag", "subadd", "subrand", "subdown"):
         return "R" + "".join(f"0{d}{'a' if name == 'subtag' else '.'}" for d in digits[::-1]) + "\n"
     if name == "subcopy":
         return "R" + "".join(f"00{d}." for d in digits[::-1]) + "\n"
@@ -256,7 +256,7 @@ def test_direct_matches_its_docstring_example():
     )
 
 
-@pytest.mark.parametrize("name", ["sub", "subrow", "subrand"])
+@pytest.mark.parametrize("name", ["sub", "subrow", "subrand", "subdown"])
 def test_dividends_longer_than_the_labels_cycle_them(name):
     problem = Problem.from_numbers(int("9876543210" * 6), 4567)  # 60 digits, past the 26 labels
     fmt = get_format(name)
@@ -268,15 +268,23 @@ def test_dividends_longer_than_the_labels_cycle_them(name):
     assert fmt.parse(completion) == problem.remainder and fmt.verify(problem, completion).kind is None
 
 
+def test_subdown_counts_the_labels_down_to_a_at_the_last_digit():
+    fmt = get_format("subdown")
+    for digits in (1, 8, 12, 20):
+        problem = Problem.from_numbers(int("7" * digits), 13)
+        tags = fmt.render(problem)[0].splitlines()[1][::2]
+        assert tags == "abcdefghijklmnopqrstuvwxyz"[:digits][::-1]
+
+
 @settings(max_examples=60, deadline=None)
-@given(dividend=st.integers(0, 10**12), divisor=st.integers(1, 10**6))
-def test_subrand_is_subrow_with_labels_in_an_order_drawn_per_problem(dividend, divisor):
+@given(dividend=st.integers(0, 10**12), divisor=st.integers(1, 10**6), name=st.sampled_from(["subrand", "subdown"]))
+def test_relabelled_formats_are_subrow_with_other_labels(dividend, divisor, name):
     problem = Problem.from_numbers(dividend, divisor)
-    rand, plain = get_format("subrand"), get_format("subrow")
+    rand, plain = get_format(name), get_format("subrow")
     (prompt, completion), (plain_prompt, plain_completion) = rand.render(problem), plain.render(problem)
     assert (prompt, completion) == rand.render(problem)  # drawn from the problem: the same every time
     tags = prompt.splitlines()[1][::2]
-    assert len(set(tags)) == len(tags) and set(tags) <= set(LABELS)
+    assert len(set(tags)) == len(tags) and set(tags) <= set(LABELS)  # distinct letters, up to 26 digits
     relabel = dict(zip(tags, plain_prompt.splitlines()[1][::2]))
     lines, plain_lines = completion.splitlines(), plain_completion.splitlines()
     assert [relabel.get(line[0], line[0]) + line[1:] for line in lines] == plain_lines
@@ -293,8 +301,8 @@ def test_the_sub_docstring_shows_each_variants_trace_as_rendered():
     problem = Problem.from_numbers(93, 59)
     prompt, completion = get_format("sub").render(problem)
     expected = [(prompt + completion).splitlines()]
-    for name in ("subrow", "subtag", "subcopy", "subadd", "subrand"):
+    for name in ("subrow", "subtag", "subcopy", "subadd", "subrand", "subdown"):
         prompt, completion = get_format(name).render(problem)
-        shown_prompt = prompt.splitlines()[1 if name == "subrand" else -1:]  # subrand shows its labels too
+        shown_prompt = prompt.splitlines()[1 if name in ("subrand", "subdown") else -1:]  # with their labels
         expected.append([*shown_prompt, *completion.splitlines()])
     assert shown == expected

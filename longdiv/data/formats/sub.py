@@ -98,6 +98,19 @@ prompt. Its label line comes first here:
     -95-57-09-
     R94-53.00.
 
+`subdown` is `subrow` with the labels counting down the alphabet to `a`, the last digit's label whatever the
+dividend's length: the trace stops after bringing down `a`, a rule that reads the content, and each next label is
+the letter before the last one, which a pretrained model knows for letters it never saw as labels.
+
+    b9a3                                                <- the prompt's labels
+    =90.50.00.
+    b99.50.00.
+    -90.55-09-
+    a93.59.00.
+    -94-53.00.
+    -95-57-09-
+    R94-53.00.
+
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
 embeddings learns from few examples. The quotient digit is never chosen by comparison: it is the number of
@@ -119,6 +132,7 @@ from longdiv.data.problems import Problem
 from longdiv.data.verify import Verdict
 
 LABELS = "pqrstuvwxyzabcdefghijklmno"  # one letter per dividend digit, a single token each; cycled past 26 digits
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 TAGS = "abcdefghijklmno"  # `subtag`'s cell letters: lower case, no borrow out of the cell; upper case, a borrow
 ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
 ROW_RE = re.compile(r"^R((?:\d\d[.a-oA-O-]){1,200})$", re.MULTILINE)
@@ -144,23 +158,27 @@ def digits_lsf(value: int, width: int) -> list[int]:
     return [(value // 10**i) % 10 for i in range(width)]
 
 
-def labels(problem: Problem, shuffled: bool = False) -> list[str]:
-    """The label of each dividend digit: LABELS in order, or (`shuffled`, `subrand`) in an order drawn for this
-    problem, the same every time it is rendered. Labels cycle past 26 digits; a line's label names the next digit
-    after the last one brought down that has it, so no length is refused."""
-    order = list(LABELS)
-    if shuffled:
-        random.Random(f"labels {problem.dividend} {problem.divisor}").shuffle(order)
-    return [order[i % len(order)] for i in range(len(str(problem.dividend)))]
+def labels(problem: Problem, order: str = "fixed") -> list[str]:
+    """The label of each dividend digit. `fixed`: LABELS in turn. `shuffled` (`subrand`): LABELS in an order drawn
+    for this problem, the same every time it is rendered. `countdown` (`subdown`): the alphabet backwards, ending on
+    `a` at the last digit. Labels cycle past 26 digits; a line's label names the next digit after the last one
+    brought down that has it, so no length is refused."""
+    digits = len(str(problem.dividend))
+    if order == "countdown":
+        return [ALPHABET[(digits - 1 - i) % len(ALPHABET)] for i in range(digits)]
+    chosen = list(LABELS)
+    if order == "shuffled":
+        random.Random(f"labels {problem.dividend} {problem.divisor}").shuffle(chosen)
+    return [chosen[i % len(chosen)] for i in range(digits)]
 
 
-def trace(problem: Problem, shuffled: bool = False) -> list[tuple[str, int, list[str]]]:
+def trace(problem: Problem, order: str = "fixed") -> list[tuple[str, int, list[str]]]:
     """The lines of the completion as (head, value, separators), value being what the line shows."""
     m = problem.divisor
     width = len(str(m)) + 1
     lines = []
     kept = 0
-    for label, digit in zip(labels(problem, shuffled), str(problem.dividend)):
+    for label, digit in zip(labels(problem, order), str(problem.dividend)):
         kept = 10 * kept + int(digit)
         lines.append((label, kept, ["."] * width))
         value = kept
@@ -214,12 +232,12 @@ class Sub:
     char_layout = True  # digits are found at fixed distances in characters: one token per character
 
     def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False,
-                 restore: bool = False, shuffled: bool = False):
+                 restore: bool = False, order: str = "fixed"):
         """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits.
         `tags`: separators name their cell (`subtag`). `copy`: each cell starts with a copy of the digit it works on
         (`subcopy`; implies the answer row). `restore`: add the divisor back after each negative subtraction, the
-        last such line being the answer (`subadd`; implies the answer row). `shuffled`: the dividend's digits get
-        their labels in an order drawn per problem (`subrand`)."""
+        last such line being the answer (`subadd`; implies the answer row). `order`: how the dividend's digits are
+        labelled (see `labels`)."""
         if (copy or restore) and (tags or not answer_row or (copy and restore)):
             raise ValueError("format sub: copy or restore goes with the answer row, alone and without tags")
         self.name = name
@@ -227,7 +245,9 @@ class Sub:
         self.tags = tags
         self.copy = copy
         self.restore = restore
-        self.shuffled = shuffled
+        if order not in ("fixed", "shuffled", "countdown"):
+            raise ValueError(f"format {name}: label order {order!r} is unknown")
+        self.order = order
         self.cell = 4 if copy else 3  # characters per cell; the running value's digit is the cell's second last
 
     def render(self, problem: Problem) -> tuple[str, str]:
@@ -235,10 +255,10 @@ class Sub:
         width = len(str(m)) + 1
         if self.tags and width > len(TAGS):
             raise ValueError(f"format {self.name}: divisor {m} has more than {len(TAGS) - 1} digits")
-        tagged = "".join(f"{label}{d}" for label, d in zip(labels(problem, self.shuffled), str(problem.dividend)))
+        tagged = "".join(f"{label}{d}" for label, d in zip(labels(problem, self.order), str(problem.dividend)))
         start = render_line("=", 0, ["."] * width, m, self.tags, 0 if self.copy else None)
         prompt = f"{problem.question}\n{tagged}\n{start}\n"
-        lines = trace(problem, self.shuffled)
+        lines = trace(problem, self.order)
         lines = restored(lines, width, m) if self.restore else lines
         copied = operands(lines) if self.copy else [None] * len(lines)
         body = [render_line(head, value, seps, m, self.tags, o) for (head, value, seps), o in zip(lines, copied)]
@@ -294,4 +314,5 @@ register(Sub("subrow", answer_row=True))
 register(Sub("subtag", answer_row=True, tags=True))
 register(Sub("subcopy", answer_row=True, copy=True))
 register(Sub("subadd", answer_row=True, restore=True))
-register(Sub("subrand", answer_row=True, shuffled=True))
+register(Sub("subrand", answer_row=True, order="shuffled"))
+register(Sub("subdown", answer_row=True, order="countdown"))
