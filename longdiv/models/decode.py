@@ -3,6 +3,8 @@ costing work."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
@@ -82,10 +84,31 @@ def _prefill(model, input_ids, mask, capacity: int):
     return step, cache, positions[:, -1:]
 
 
+@contextlib.contextmanager
+def narrowed_head(model, vocab: torch.Tensor | None):
+    """The model with an output layer that computes only the logits of the token ids `vocab`, in their order, while
+    the context lasts; the model's own layer (and its tie to the input embeddings) comes back afterwards."""
+    if vocab is None:
+        yield model
+        return
+    head = model.get_output_embeddings()
+    narrow = torch.nn.Linear(head.in_features, len(vocab), bias=head.bias is not None,
+                             device=head.weight.device, dtype=head.weight.dtype)
+    with torch.no_grad():
+        narrow.weight.copy_(head.weight[vocab])
+        if head.bias is not None:
+            narrow.bias.copy_(head.bias[vocab])
+    model.set_output_embeddings(narrow)
+    try:
+        yield model
+    finally:
+        model.set_output_embeddings(head)
+
+
 @torch.inference_mode()
 def decode(model, input_ids, attention_mask, max_new_tokens: int | torch.Tensor, eos_id: int,
            temperature: float = 0.0, generator: torch.Generator | None = None,
-           context: int | None = None) -> list[list[int]]:
+           context: int | None = None, vocab: torch.Tensor | None = None) -> list[list[int]]:
     """Continuations of a left-padded batch, each up to and excluding its EOS or as long as its budget
     (`max_new_tokens`: one for all rows, or one per row): greedy at temperature 0, else each token sampled from the
     softmax of the logits over `temperature` (with `generator`, for reproducible samples).
@@ -101,7 +124,15 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int | torch.Tensor,
     window encoded again, as the last columns of its cache rows; only that row, since rows whose prompts differ in
     length slide at different steps. When the cache's columns reach the context, those no row uses any more are
     dropped. A batch whose rows all fit never slides.
+
+    With `vocab` (sorted token ids), the output layer computes only those tokens' logits, and only they are written.
     """
+    with narrowed_head(model, vocab):
+        return _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperature, generator, context,
+                       vocab)
+
+
+def _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperature, generator, context, vocab):
     batch = input_ids.shape[0]
     out: list[list[int]] = [[] for _ in range(batch)]
     budgets = torch.as_tensor(max_new_tokens, device=input_ids.device).expand(batch)
@@ -131,6 +162,8 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int | torch.Tensor,
             tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         else:
             tokens = logits.argmax(-1)
+        if vocab is not None:  # the narrowed layer's columns are the tokens of `vocab`
+            tokens = vocab[tokens]
         for row, token, finished in zip(rows.tolist(), tokens.tolist(), done.tolist()):
             if not finished and token != eos_id:
                 out[row].append(token)

@@ -22,12 +22,14 @@ from longdiv.models.decode import decode
 
 
 def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, vocab: torch.Tensor | None = None) -> torch.Tensor:
     """Mean next-token cross-entropy over completion tokens only.
 
     The backbone runs on every position, but the vocabulary projection (49K columns for SmolLM2) runs only where a
-    label exists, so no logits are ever made for prompt or pad positions. With `noise` (NEFTune's alpha, Jain et
-    al. 2023), the input embeddings get uniform noise of scale noise / sqrt(length * width), drawn from `generator`.
+    label exists, so no logits are ever made for prompt or pad positions. With `vocab` (sorted token ids that hold
+    every label), it runs for those tokens alone: a softmax over the tokens a format can write. With `noise`
+    (NEFTune's alpha, Jain et al. 2023), the input embeddings get uniform noise of scale
+    noise / sqrt(length * width), drawn from `generator`.
     """
     embeds = model.get_input_embeddings()(input_ids)
     if noise:
@@ -37,8 +39,11 @@ def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0
     hidden = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
-    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep])
+    head, targets = model.get_output_embeddings(), targets[keep]
+    if vocab is None:
+        return F.cross_entropy(head(hidden[:, :-1][keep]).float(), targets)
+    logits = F.linear(hidden[:, :-1][keep], head.weight[vocab], None if head.bias is None else head.bias[vocab])
+    return F.cross_entropy(logits.float(), torch.searchsorted(vocab, targets))
 
 
 class DivisionLM(L.LightningModule):
@@ -56,6 +61,7 @@ class DivisionLM(L.LightningModule):
         temperature: float = 0.7,
         embedding_noise: float = 0.0,
         lora_rank: int = 0,
+        restrict_vocab: bool = False,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -85,6 +91,9 @@ class DivisionLM(L.LightningModule):
                 micro-batch, so a resumed run draws the same noise.
             lora_rank: Train rank-`lora_rank` LoRA adapters on every linear layer of the backbone, with the
                 pretrained weights frozen (peft); 0 trains every weight.
+            restrict_vocab: Compute the output layer only for the tokens of the characters the format can write (its
+                `alphabet`) and EOS, in training (a softmax over those) and in generation (which then writes only
+                those): far fewer rows than a 49K or 262K vocabulary. Needs a format with an alphabet (`sub*`).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -102,6 +111,9 @@ class DivisionLM(L.LightningModule):
         self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation decodes in bf16
         self._train_copy: dict[str, torch.nn.Module] = {}  # training's bf16 copy (not in checkpoints)
         self._micro = 0  # micro-batches since the last optimizer step
+        self._vocab: torch.Tensor | None = None  # with restrict_vocab: the token ids the output layer computes
+        if restrict_vocab:
+            self._vocab = self._output_tokens()
 
     @staticmethod
     def _metrics() -> torch.nn.ModuleDict:
@@ -129,6 +141,19 @@ class DivisionLM(L.LightningModule):
         features = ", ".join(self.machine.bf16_features) or ("native" if self.machine.fast_bf16 else "none")
         rank_zero_info(f"precision {self.hparams.precision}: training in {self.compute['train']}, decoding in "
                        f"{self.compute['decode']} ({self.machine.device}: {self.machine.model}; fast bf16: {features})")
+
+    def _output_tokens(self) -> torch.Tensor:
+        """The sorted token ids of the format's alphabet (one token per character) and EOS."""
+        if self.format.alphabet is None:
+            raise ValueError(f"model.restrict_vocab needs a format that writes a fixed set of characters; "
+                             f"{self.format.name} does not (use a sub* format, or restrict_vocab false)")
+        ids = {self.tokenizer.eos_token_id}
+        for char in self.format.alphabet:
+            token = self.tokenizer(char, add_special_tokens=False)["input_ids"]
+            if len(token) != 1:
+                raise ValueError(f"model.restrict_vocab: the tokenizer has no single token for {char!r}")
+            ids.add(token[0])
+        return torch.tensor(sorted(ids))
 
     def trained_model(self) -> torch.nn.Module:
         """The model that training's forward and backward passes run on: the weights, or their bf16 copy."""
@@ -163,8 +188,9 @@ class DivisionLM(L.LightningModule):
             seed = (int(os.environ.get("PL_GLOBAL_SEED", "0")) * 1_000_003 + self.global_step) * 1_000 + self._micro
             generator = torch.Generator(batch["input_ids"].device).manual_seed(seed)
         self._micro += 1
+        vocab = None if self._vocab is None else self._vocab.to(batch["input_ids"].device)
         loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"],
-                               noise, generator)
+                               noise, generator, vocab)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); lower "
@@ -204,8 +230,9 @@ class DivisionLM(L.LightningModule):
             sample = {"temperature": self.hparams.temperature,
                       "generator": torch.Generator(device=input_ids.device).manual_seed(seed)}
         with torch.autocast(input_ids.device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
+            vocab = None if self._vocab is None else self._vocab.to(input_ids.device)
             rows = decode(model, input_ids, attention_mask, budgets, self.tokenizer.eos_token_id, context=context,
-                          **sample)
+                          vocab=vocab, **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def _score_batch(self, batch) -> list[dict]:

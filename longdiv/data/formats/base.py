@@ -5,6 +5,8 @@ the completion given the prompt, and at evaluation sees the prompt alone. `parse
 completion and returns the remainder it claims, or None when it claims none; accuracy is decided by it alone.
 `verify(problem, completion)` says where and why a trace went wrong, for error analysis. `char_layout` says whether
 the format's digits are found by fixed distances in characters, so that it needs one token per character.
+`alphabet` is every character a completion of the format can hold, or None when that is not a small fixed set; a
+model can then compute its output layer for those characters' tokens alone (`--model.restrict_vocab`).
 
 Formats are pure Python (no torch) and are chosen by name, so a config says `format: subrow` and a sweep can vary
 it. Each format module registers its formats when imported; `longdiv.data.formats` imports them all.
@@ -21,6 +23,7 @@ from longdiv.data.verify import Verdict
 class Format(Protocol):
     name: str
     char_layout: bool
+    alphabet: str | None
 
     def render(self, problem: Problem) -> tuple[str, str]: ...
 

@@ -20,6 +20,7 @@ ANSWER_RE = re.compile(r"=\s*(\d{1,200})(?!\d)")  # a longer number is no claim,
 class Direct:
     name = "direct"
     char_layout = False
+    alphabet = None  # the answer's digits are tokenized as the tokenizer likes
 
     def render(self, problem: Problem) -> tuple[str, str]:
         return f"{problem.question}\n", f"= {problem.remainder}\n"

@@ -309,6 +309,7 @@ class RecchiaFormat:
     """
 
     char_layout = False  # a cell is found by its written coordinates, not by a distance in characters
+    alphabet = None  # words and numbers, tokenized as the tokenizer likes
 
     def __init__(self, variant: str):
         if variant not in VARIANTS:

@@ -230,6 +230,8 @@ def operands(lines: list[tuple[str, int, list[str]]]) -> list[int]:
 
 class Sub:
     char_layout = True  # digits are found at fixed distances in characters: one token per character
+    # Digits, separators, line heads (labels, '-', '+', 'R', '='), `subtag`'s cell letters and the newline.
+    alphabet = "0123456789.-+=R\n" + ALPHABET + TAGS.upper()
 
     def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False,
                  restore: bool = False, order: str = "fixed"):
