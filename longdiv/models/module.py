@@ -111,9 +111,9 @@ class DivisionLM(L.LightningModule):
         self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation decodes in bf16
         self._train_copy: dict[str, torch.nn.Module] = {}  # training's bf16 copy (not in checkpoints)
         self._micro = 0  # micro-batches since the last optimizer step
-        self._vocab: torch.Tensor | None = None  # with restrict_vocab: the token ids the output layer computes
+        self.output_vocab: torch.Tensor | None = None  # with restrict_vocab: the token ids the output layer computes
         if restrict_vocab:
-            self._vocab = self._output_tokens()
+            self.output_vocab = self._output_tokens()
 
     @staticmethod
     def _metrics() -> torch.nn.ModuleDict:
@@ -188,7 +188,7 @@ class DivisionLM(L.LightningModule):
             seed = (int(os.environ.get("PL_GLOBAL_SEED", "0")) * 1_000_003 + self.global_step) * 1_000 + self._micro
             generator = torch.Generator(batch["input_ids"].device).manual_seed(seed)
         self._micro += 1
-        vocab = None if self._vocab is None else self._vocab.to(batch["input_ids"].device)
+        vocab = None if self.output_vocab is None else self.output_vocab.to(batch["input_ids"].device)
         loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"],
                                noise, generator, vocab)
         if not torch.isfinite(loss):
@@ -230,7 +230,7 @@ class DivisionLM(L.LightningModule):
             sample = {"temperature": self.hparams.temperature,
                       "generator": torch.Generator(device=input_ids.device).manual_seed(seed)}
         with torch.autocast(input_ids.device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
-            vocab = None if self._vocab is None else self._vocab.to(input_ids.device)
+            vocab = None if self.output_vocab is None else self.output_vocab.to(input_ids.device)
             rows = decode(model, input_ids, attention_mask, budgets, self.tokenizer.eos_token_id, context=context,
                           vocab=vocab, **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)

@@ -22,7 +22,7 @@ def setup_pair():
 
 def test_the_restricted_loss_is_the_softmax_over_the_formats_tokens():
     module, data = setup_pair()
-    vocab = module._vocab
+    vocab = module.output_vocab
     assert len(vocab) < len(module.tokenizer) and module.tokenizer.eos_token_id in vocab.tolist()
     batch = collate_train(data.train_examples, data.tokenizer.pad_token_id)
     labels = batch["labels"][:, 1:]
@@ -39,7 +39,7 @@ def test_the_restricted_loss_is_the_softmax_over_the_formats_tokens():
 
 def test_restricted_decoding_is_greedy_over_the_formats_tokens_and_leaves_the_model_as_it_was():
     module, data = setup_pair()
-    model, vocab = module.model.eval(), module._vocab
+    model, vocab = module.model.eval(), module.output_vocab
     batch = collate_eval(list(enumerate(data.eval_examples["test"])), data.tokenizer.pad_token_id)
     head = model.get_output_embeddings()
     got = decode(model, batch["input_ids"], batch["attention_mask"], 30, module.tokenizer.eos_token_id, vocab=vocab)
