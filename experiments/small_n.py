@@ -7,9 +7,10 @@ recipe without them (issue 24's protocol).
 Each idea is a set of CLI arguments on the fixed-step recipe (configs/smollm2.yaml, then
 configs/overlays/fixed-steps.yaml: 150 optimizer steps of 8 demonstrations whatever N), fitted and tested on the
 first `--num_test` of the 500 interpolate problems (data seed 0) in `runs/small_n/<idea>-n<N>-s<seed>-t<num_test>/`,
-skipped once tested. A screen is N=50 on 200 problems with one seed; an idea that gains 10 points or more is
-promoted to 500 problems, two seeds and other N. Writes every record made so far (and those already in the report
-whose runs are not here) to reports/small_n.json, and a plot of each idea's accuracy with its interval.
+skipped once tested; a fit that was cut short resumes from its last checkpoint. A screen is N=50 on 200 problems
+with one seed; an idea that gains 10 points or more is promoted to 500 problems, two seeds and other N. Writes every
+record made so far (and those already in the report whose runs are not here) to reports/small_n.json, and a plot of
+each idea's accuracy with its interval.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ def folder(idea: str, num_demos: int, seed: int, num_test: int) -> Path:
 def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> dict:
     path = folder(idea, num_demos, seed, num_test)
     if runs.tested(path) is None:
+        ckpt = path / "checkpoints" / "last.ckpt"  # a fit cut short (a session's end) resumes where it stopped
+        resume = [f"--ckpt_path={ckpt}"] if ckpt.is_file() else []
         runner.cli(["fit", *RECIPE, f"--data.num_demos={num_demos}", f"--seed_everything={seed}",
-                    f"--data.num_test={num_test}", *IDEAS[idea][1], f"--trainer.default_root_dir={path}", *extra])
+                    f"--data.num_test={num_test}", *IDEAS[idea][1], f"--trainer.default_root_dir={path}", *resume,
+                    *extra])
     return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
             **runner.record(path)}
 
