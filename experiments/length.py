@@ -57,6 +57,21 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def interpolate(ckpt: Path, first: int = 200) -> dict | None:
+    """The checkpoint's own test after its fit, on the first `first` interpolate problems (the draw every fit with
+    data seed 0 tests on, whatever its num_test), so that checkpoints tested on 200 and on 500 compare; None when its
+    run folder holds no test."""
+    path = ckpt.parent.parent / "predictions.jsonl"
+    if not path.is_file():
+        return None
+    with path.open() as f:
+        rows = [row for row in map(json.loads, f) if row["index"] < first]
+    correct = sum(row["correct"] for row in rows)
+    low, high = wilson(correct, len(rows))
+    return {"n_eval": len(rows), "correct": correct, "accuracy": correct / len(rows), "wilson_low": low,
+            "wilson_high": high}
+
+
 def plot(records: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name in dict.fromkeys(r["name"] for r in records):
@@ -98,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         by_length.setdefault(len(str(row["dividend"])), []).append(row)
 
     mine = [{"name": args.name, "checkpoint": args.ckpt, **summarize(by_length[d]),
+             "interpolate_first_200": interpolate(Path(args.ckpt)),
              "format": record["format"], "eval_seconds": record["eval_seconds"], "device": record.get("device"),
              "run_dir": str(folder)} for d in sorted(by_length)]
     old = json.loads(args.out.read_text())["records"] if args.out.is_file() else []
