@@ -42,8 +42,12 @@ def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0
     head, targets = model.get_output_embeddings(), targets[keep]
     if vocab is None:
         return F.cross_entropy(head(hidden[:, :-1][keep]).float(), targets)
+    columns = torch.searchsorted(vocab, targets).clamp(max=len(vocab) - 1)
+    if not torch.equal(vocab[columns], targets):  # a label the restricted layer has no row for
+        raise ValueError("model.restrict_vocab: a completion holds a token outside the format's alphabet; train "
+                         "with restrict_vocab false")
     logits = F.linear(hidden[:, :-1][keep], head.weight[vocab], None if head.bias is None else head.bias[vocab])
-    return F.cross_entropy(logits.float(), torch.searchsorted(vocab, targets))
+    return F.cross_entropy(logits.float(), columns)
 
 
 class DivisionLM(L.LightningModule):

@@ -35,6 +35,10 @@ def test_the_restricted_loss_is_the_softmax_over_the_formats_tokens():
     expected = F.cross_entropy(logits[keep][:, vocab], torch.tensor([remap[t] for t in labels[keep].tolist()]))
     torch.testing.assert_close(restricted, expected)
     assert restricted < completion_loss(module.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    outside = batch["labels"].clone()
+    outside[outside != -100] = int(torch.isin(torch.arange(len(module.tokenizer)), vocab, invert=True).nonzero()[0])
+    with pytest.raises(ValueError, match="a completion holds a token outside the format's alphabet"):
+        completion_loss(module.model, batch["input_ids"], batch["attention_mask"], outside, vocab=vocab)
 
 
 def test_restricted_decoding_is_greedy_over_the_formats_tokens_and_leaves_the_model_as_it_was():
