@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 
 from experiments import runner
 from longdiv import runs
-from longdiv.stats import wilson
+from longdiv.stats import accuracy
 
 RUNS = Path("runs/length")
 OUT = Path("reports/length.json")
@@ -38,16 +38,10 @@ def brought_down(generated: str) -> int:
 
 def summarize(rows: list[dict]) -> dict:
     digits = len(str(rows[0]["dividend"]))
-    correct = sum(row["correct"] for row in rows)
-    low, high = wilson(correct, len(rows))
     stops = Counter(brought_down(row["generated"]) - digits for row in rows)
     return {
         "digits": digits,
-        "n_eval": len(rows),
-        "correct": correct,
-        "accuracy": correct / len(rows),
-        "wilson_low": low,
-        "wilson_high": high,
+        **accuracy(sum(row["correct"] for row in rows), len(rows)),
         "parse_failures": sum(row["parsed"] is None for row in rows),
         "error_kinds": dict(Counter(row["error_kind"] for row in rows if row["error_kind"])),
         # Bring-downs minus the dividend's digits: 0 is a trace that stopped where it should.
@@ -66,10 +60,7 @@ def interpolate(ckpt: Path, first: int = 200) -> dict | None:
         return None
     with path.open() as f:
         rows = [row for row in map(json.loads, f) if row["index"] < first]
-    correct = sum(row["correct"] for row in rows)
-    low, high = wilson(correct, len(rows))
-    return {"n_eval": len(rows), "correct": correct, "accuracy": correct / len(rows), "wilson_low": low,
-            "wilson_high": high}
+    return accuracy(sum(row["correct"] for row in rows), len(rows))
 
 
 def plot(records: list[dict], path: Path) -> None:

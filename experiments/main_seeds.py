@@ -14,16 +14,14 @@ from pathlib import Path
 
 from experiments.main import same_job
 from longdiv import runs
-from longdiv.stats import wilson
+from longdiv.stats import accuracy
 
 OUT = Path("reports/main_seeds.json")
 FP32 = Path("reports/demos.json")
 
 
 def pooled(records: list[dict]) -> dict:
-    correct, n = sum(r["correct"] for r in records), sum(r["n_eval"] for r in records)
-    low, high = wilson(correct, n)
-    return {"correct": correct, "n_eval": n, "accuracy": correct / n, "wilson_low": low, "wilson_high": high}
+    return accuracy(sum(r["correct"] for r in records), sum(r["n_eval"] for r in records))
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from experiments import runner
 from longdiv import runs
-from longdiv.stats import wilson
+from longdiv.stats import accuracy
 
 OUT = Path("reports/votes.json")
 
@@ -26,11 +26,6 @@ OUT = Path("reports/votes.json")
 def predictions(path: Path) -> dict[int, dict]:
     with (path / "predictions.jsonl").open() as f:
         return {row["index"]: row for row in map(json.loads, f)}
-
-
-def accuracy(correct: int, n: int) -> dict:
-    low, high = wilson(correct, n)
-    return {"correct": correct, "n_eval": n, "accuracy": correct / n, "wilson_low": low, "wilson_high": high}
 
 
 def compare(point: Path, voted_dir: Path) -> dict:

@@ -13,3 +13,10 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy(correct: int, n: int) -> dict:
+    """`correct` of `n` as the records and reports write it: counts, the proportion and its Wilson interval."""
+    low, high = wilson(correct, n)
+    return {"correct": correct, "n_eval": n, "accuracy": correct / n if n else 0.0, "wilson_low": low,
+            "wilson_high": high}

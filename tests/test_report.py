@@ -126,3 +126,13 @@ def test_a_corrupt_run_json_is_skipped_with_a_warning(tmp_path):
         assert f"warning: skipped {tmp_path / 'runs' / name / 'run.json'}: " in proc.stderr
     (row,) = csv.DictReader((tmp_path / "report" / "table.csv").open())
     assert row["run_dir"] == str(tmp_path / "runs" / "good")
+
+
+def test_an_accuracy_record_holds_the_counts_the_proportion_and_its_wilson_interval():
+    from longdiv.stats import accuracy
+
+    record = accuracy(843, 1000)
+    assert record["correct"] == 843 and record["n_eval"] == 1000 and record["accuracy"] == 0.843
+    assert (record["wilson_low"], record["wilson_high"]) == wilson(843, 1000)
+    assert round(record["wilson_low"], 3) == 0.819 and round(record["wilson_high"], 3) == 0.864  # main_seeds' pooled
+    assert accuracy(0, 0) == {"correct": 0, "n_eval": 0, "accuracy": 0.0, "wilson_low": 0.0, "wilson_high": 1.0}
