@@ -42,8 +42,11 @@ def print_config(args: list[str], capsys) -> dict:
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_every_config_runs_fast_dev_run(config, tmp_path):
+    # one short problem to validate on: a random model writes its whole budget, which for an 8-digit LN+ trace in
+    # characters is thousands of tokens (generation past the window has its own test below)
+    problems = small_problems(tmp_path, "What is the remainder when 9 is divided by 4?|1\n")
     main(["fit", "--config", config, *TINY, *model_override(config), "--trainer.fast_dev_run=true",
-          f"--runs_dir={tmp_path}"])
+          f"--data.val_file={problems}", f"--runs_dir={tmp_path / 'runs'}"])
 
 
 def covers(resolved, written) -> bool:

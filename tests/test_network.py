@@ -125,7 +125,7 @@ def test_no_process_of_the_run_connects_outside(tmp_path):
     trace = tmp_path / "connect.trace"
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", WANDB_API_KEY=FAKE_KEY, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace), sys.executable, "-m", "longdiv", *RUN,
+        ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(trace), sys.executable, "-m", "longdiv", *RUN,
          f"--runs_dir={tmp_path / 'runs'}"], check=False, env=env, capture_output=True, text=True, timeout=300,
     )
     if "ptrace" in proc.stderr and proc.returncode != 0:
