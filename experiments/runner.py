@@ -73,6 +73,8 @@ def record(path: Path, fit: runs.Record | None = None) -> dict:
     fit, paper = fit or runs.tested(path), runs.tested(path / "paper_val")
     steps, micro_batches = optimizer_steps(fit["config"])
     trained_tokens = fit["mean_tokens"] * fit["config"]["data"]["batch_size"] * micro_batches
+    # a fit resumed before records carried the time up to their checkpoint timed only its last part
+    partial = fit.get("checkpoint", {}).get("use") == "resumed" and "fit_seconds_before_resume" not in fit
     return {
         "format": fit["format"],
         "num_demos": fit["num_demos"],
@@ -87,8 +89,9 @@ def record(path: Path, fit: runs.Record | None = None) -> dict:
         "mean_tokens": round(fit["mean_tokens"], 1),
         "max_tokens": fit["max_tokens"],
         "fit_seconds": fit["fit_seconds"],
+        **({"fit_seconds_partial": True} if partial else {}),
         "eval_seconds": fit["eval_seconds"],
-        "train_tokens_per_second": round(trained_tokens / fit["fit_seconds"], 1),
+        "train_tokens_per_second": None if partial else round(trained_tokens / fit["fit_seconds"], 1),
         "optimizer_steps": steps,
         "epochs": round(micro_batches * fit["config"]["data"]["batch_size"] / fit["num_demos"], 2),
         "paper_val": {
@@ -98,7 +101,8 @@ def record(path: Path, fit: runs.Record | None = None) -> dict:
         } if paper else None,
         # Where and how it was trained: records from before run.json named the device were all made on this CPU.
         "device": fit.get("device", "cpu (not recorded)"),
-        "precision": fit["config"]["trainer"]["precision"],
+        # what training computed in (model.precision resolved); older records knew only the trainer's setting
+        "precision": fit["precision"]["train"] if "precision" in fit else fit["config"]["trainer"]["precision"],
         "batch": f"{fit['config']['data']['batch_size']}x{fit['config']['trainer']['accumulate_grad_batches']}",
         "run_dir": str(path),
         "data_hash": fit["data_hash"],

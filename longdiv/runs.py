@@ -53,7 +53,8 @@ class Record(TypedDict, total=False):
     # The checkpoint resumed, evaluated or started from: path, use, model, format, num_demos (the record's own for an
     # evaluation), data_seed, data_hash, and the settings used in place of its saved ones (changed).
     checkpoint: dict[str, Any]
-    fit_seconds: float
+    fit_seconds: float  # the whole fit's, across resumes (time after the last checkpoint of a stopped process lost)
+    fit_seconds_before_resume: float  # the part before the checkpoint a resumed fit started from
     fit_peak_rss_gb: float
     # The test fields: present once the run is tested.
     eval_seconds: float

@@ -246,3 +246,21 @@ def test_runner_folders_keep_the_names_of_the_committed_runs():
     assert runner.folder("subrow", 200, 0, "overlays/bf16") == Path("runs/formats/smollm2-subrow-n200-s0-bf16")
     for overlay in {overlay for *_, overlay in demos.plan("subrow") if overlay}:
         assert Path(f"configs/{overlay}.yaml").is_file()
+
+
+@pytest.mark.parametrize("resumed, before, partial", [(False, None, False), (True, 40.0, False), (True, None, True)])
+def test_runner_record_times_a_resumed_fit_whole_or_says_it_cannot(resumed, before, partial, tmp_path):
+    record = fake_run(tmp_path, "smollm2", "subrow", 8, 0, correct=1, n=2, parse_failures=0, errors={})
+    record["config"] |= {"trainer": {"max_steps": -1, "max_epochs": 1, "accumulate_grad_batches": 1,
+                                     "precision": "32-true"}, "data": {"batch_size": 4, "num_demos": 8}}
+    record |= {"mean_tokens": 100.0, "max_tokens": 120, "fit_seconds": 100.0, "eval_seconds": 5.0, "git_commit": "abc",
+               "precision": {"setting": "auto", "train": "bf16", "decode": "bf16"}}
+    if resumed:
+        record["checkpoint"] = {"use": "resumed", "path": "last.ckpt"}
+    if before is not None:
+        record["fit_seconds_before_resume"] = before
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    got = runner.record(tmp_path)
+    assert got["precision"] == "bf16"  # what training ran in, not the trainer's 32-true setting
+    assert got.get("fit_seconds_partial", False) is partial
+    assert got["train_tokens_per_second"] == (None if partial else 8.0)  # 2 batches of 4 x 100 tokens in 100 s

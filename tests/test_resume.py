@@ -72,6 +72,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     (ckpt,) = killed.glob("*/checkpoints/last.ckpt")
     run = ckpt.parent.parent
     step = load(ckpt)["global_step"]
+    (before,) = [state["fit_seconds"] for key, state in load(ckpt)["callbacks"].items() if "RunRecord" in key]
     assert 0 < step < 2 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH, f"the kill did not land mid-epoch: step {step}"
     assert not (run / "predictions.jsonl").exists()
 
@@ -80,6 +81,10 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
                     "--ckpt_path", str(ckpt)], env=env, check=True, capture_output=True)
     assert [p.name for p in killed.iterdir()] == [run.name]
     assert load(ckpt)["global_step"] == 2 * STEPS_PER_EPOCH
+    # the record's fit time is the whole fit's: the part before the checkpoint, then the resumed part
+    record = json.loads((run / "run.json").read_text())
+    assert record["fit_seconds_before_resume"] == pytest.approx(before, abs=0.05)
+    assert 0 < before < record["fit_seconds"]
 
     main([*RUN, f"--runs_dir={tmp_path / 'whole'}"])
     (whole,) = (tmp_path / "whole").iterdir()

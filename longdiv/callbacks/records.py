@@ -57,17 +57,33 @@ class RunRecord(L.Callback):
         self.checkpoint = checkpoint
         self.record: runs.Record = {}
         self._start = 0.0
+        self._fit_start = 0.0
+        self._fit_before = 0.0  # fit seconds spent before the checkpoint this fit resumed from
 
     def _folder(self, trainer) -> Path:
         folder = Path(trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def _fit_seconds(self) -> float:
+        return self._fit_before + time.perf_counter() - self._fit_start
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: the fit time up to it, so that a fit resumed from it (in another process,
+        another session) records the time of the whole fit, not that of its last part. Time spent after the
+        checkpoint by a process that was then stopped is lost work and is not counted."""
+        return {"fit_seconds": self._fit_seconds()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._fit_before = float(state_dict.get("fit_seconds", 0.0))
+
     def on_fit_start(self, trainer, pl_module):
-        self._start = time.perf_counter()
+        self._fit_start = time.perf_counter()
 
     def on_fit_end(self, trainer, pl_module):
-        self.record["fit_seconds"] = round(time.perf_counter() - self._start, 1)
+        self.record["fit_seconds"] = round(self._fit_seconds(), 1)
+        if self._fit_before:
+            self.record["fit_seconds_before_resume"] = round(self._fit_before, 1)
         self.record["fit_peak_rss_gb"] = peak_rss_gb()
         self._write(trainer, pl_module, "fit")
 
