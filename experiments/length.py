@@ -2,6 +2,12 @@
 
     python -m experiments.length --ckpt CKPT --name NAME [--digits 8 10 12 16 20] [--per_length 200]
                                  [--out reports/length.json] [-- extra CLI arguments for the test]
+    python -m experiments.length --fit IDEA [--seed 0] [--digits 8 12 20] [--per_length 100]
+
+With `--fit`, an idea for length generalization (IDEAS below) is first trained on the main recipe (configs/smollm2.yaml,
+200 demonstrations) into `runs/length/fit/<idea>-n200-s<seed>/` and tested on the first 200 interpolate problems,
+resuming from its last checkpoint if a session ended in the fit; its checkpoint is then tested as above under the
+name `<idea>-n200-s<seed>`.
 
 The test keeps the divisors of the interpolate split (data seed 0) and draws new dividends of each length in turn
 (`--data.test_dividend_digits`), `--per_length` problems per length, in one `test` run into `runs/length/<name>/`
@@ -29,6 +35,19 @@ from longdiv.stats import accuracy
 
 RUNS = Path("runs/length")
 OUT = Path("reports/length.json")
+
+# name: (what it changes against subrow on the main recipe, its CLI arguments)
+IDEAS = {
+    "subrow": ("nothing: the main recipe", []),
+    "subrand": ("dividend digits labelled in an order drawn per problem, so that a label says nothing of position",
+                ["--data.format=subrand"]),
+    "subdown": ("dividend digits labelled counting down to `a` at the last, so that a label says how many remain",
+                ["--data.format=subdown"]),
+    "prime20": ("20 of the 200 demonstrations with dividends of 9 to 16 digits (same divisors)",
+                ["--data.long_demos=20"]),
+    "subdown-prime20": ("subdown and 20 demonstrations with dividends of 9 to 16 digits",
+                        ["--data.format=subdown", "--data.long_demos=20"]),
+}
 
 
 def brought_down(generated: str) -> int:
@@ -79,17 +98,35 @@ def plot(records: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def fit(idea: str, seed: int) -> Path:
+    """The checkpoint of `idea` trained on the main recipe with training seed `seed`, fitted (or resumed) and tested
+    on the first 200 interpolate problems unless its folder already holds that test."""
+    folder = RUNS / "fit" / f"{idea}-n200-s{seed}"
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    if runs.tested(folder) is None:
+        resume = [f"--ckpt_path={ckpt}"] if ckpt.is_file() else []
+        runner.cli(["fit", "--config", runner.CONFIG, f"--seed_everything={seed}", "--data.num_test=200",
+                    *IDEAS[idea][1], f"--trainer.default_root_dir={folder}", *resume])
+    return ckpt
+
+
 def main(argv: list[str] | None = None) -> None:
     import sys
 
     own, extra = runner.split_extra(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", required=True, help="the checkpoint to test")
-    parser.add_argument("--name", required=True, help="the record's name and run folder, e.g. subrow-n200-s0")
+    parser.add_argument("--ckpt", help="the checkpoint to test")
+    parser.add_argument("--name", help="the record's name and run folder, e.g. subrow-n200-s0")
+    parser.add_argument("--fit", choices=sorted(IDEAS), help="train this idea first and test its checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed of --fit")
     parser.add_argument("--digits", type=int, nargs="+", default=[8, 10, 12, 16, 20])
     parser.add_argument("--per_length", type=int, default=200)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(own)
+    if args.fit:
+        args.ckpt, args.name = str(fit(args.fit, args.seed)), args.name or f"{args.fit}-n200-s{args.seed}"
+    elif not (args.ckpt and args.name):
+        parser.error("pass --ckpt and --name, or --fit IDEA")
 
     folder = RUNS / args.name
     if runs.tested(folder) is None:
@@ -103,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         by_length.setdefault(len(str(row["dividend"])), []).append(row)
 
-    mine = [{"name": args.name, "checkpoint": args.ckpt, **summarize(by_length[d]),
+    idea = {"idea": args.fit, "changes": IDEAS[args.fit][0]} if args.fit else {}
+    mine = [{"name": args.name, **idea, "checkpoint": args.ckpt, **summarize(by_length[d]),
              "interpolate_first_200": interpolate(Path(args.ckpt)),
              "format": record["format"], "eval_seconds": record["eval_seconds"], "device": record.get("device"),
              "run_dir": str(folder)} for d in sorted(by_length)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_report import fake_run
 
-from experiments import copy_errors, demos, gpu, recchia_errors, runner, votes
+from experiments import copy_errors, demos, gpu, length, recchia_errors, runner, votes
 
 
 def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
@@ -264,3 +264,42 @@ def test_runner_record_times_a_resumed_fit_whole_or_says_it_cannot(resumed, befo
     assert got["precision"] == "bf16"  # what training ran in, not the trainer's 32-true setting
     assert got.get("fit_seconds_partial", False) is partial
     assert got["train_tokens_per_second"] == (None if partial else 8.0)  # 2 batches of 4 x 100 tokens in 100 s
+
+
+def test_length_fits_an_idea_resumes_it_and_tests_its_checkpoint_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fitted = Path("runs/length/fit/prime20-n200-s1")
+    (fitted / "checkpoints").mkdir(parents=True)
+    (fitted / "checkpoints" / "last.ckpt").write_bytes(b"a fit a session's end cut short")
+    calls = []
+
+    def fake_cli(args):  # what `python -m longdiv fit|test` leaves in its root dir
+        calls.append(args)
+        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
+        if args[0] == "fit":
+            fake_run(root, "smollm2", "subrow", 200, 1, correct=150, n=200, parse_failures=0, errors={})
+            return
+        digits = json.loads(next(a for a in args if a.startswith("--data.test_dividend_digits=")).split("=")[1])
+        record = fake_run(root, "smollm2", "subrow", 200, 1, correct=2, n=4, parse_failures=0, errors={})
+        (root / "run.json").write_text(json.dumps(record | {"eval_seconds": 3.0}))
+        rows = [{"index": i, "dividend": int("7" * d), "divisor": 7, "correct": i < 2, "parsed": 0,
+                 "error_kind": None if i < 2 else "bring_down", "generated": "a7\n" * 8 + "R0"}
+                for i, d in enumerate(digits * 2)]
+        (root / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    monkeypatch.setattr(length.runner, "cli", fake_cli)
+    argv = ["--fit", "prime20", "--seed", "1", "--digits", "8", "12", "--per_length", "2"]
+    length.main(argv)
+    fit, test = calls
+    assert fit[:3] == ["fit", "--config", "configs/smollm2.yaml"] and "--seed_everything=1" in fit
+    assert "--data.long_demos=20" in fit and "--data.num_test=200" in fit
+    assert fit[-1] == f"--ckpt_path={fitted}/checkpoints/last.ckpt"  # resumed where the last session stopped
+    assert test[0] == "test" and f"--ckpt_path={fitted}/checkpoints/last.ckpt" in test
+    assert "--data.num_test=4" in test and "--trainer.default_root_dir=runs/length/prime20-n200-s1" in test
+    records = json.loads(Path("reports/length.json").read_text())["records"]
+    assert [(r["name"], r["idea"], r["digits"], r["correct"], r["n_eval"]) for r in records] == [
+        ("prime20-n200-s1", "prime20", 8, 1, 2), ("prime20-n200-s1", "prime20", 12, 1, 2)]
+    assert records[0]["stopped_right"] == 1 and records[1]["stop_offsets"] == {"-4": 2}
+    assert records[0]["interpolate_first_200"]["correct"] == 150
+    length.main(argv)  # fitted and tested: nothing runs again
+    assert len(calls) == 2

@@ -22,6 +22,8 @@ from longdiv.data.problems import Problem, generate, read_file, read_questions, 
 from longdiv.data.windows import windows
 from longdiv.tokenizers import load_tokenizer
 
+LONG_DIGITS = list(range(9, 17))  # the long demonstrations' dividend digits unless `long_digits` says otherwise
+
 log = logging.getLogger(__name__)
 
 
@@ -175,6 +177,8 @@ class DivisionData(L.LightningDataModule):
         train_file: str | None = None,
         train_split: str = "train",
         demo_choice: str = "sample",
+        long_demos: int = 0,
+        long_digits: list[int] | None = None,
         num_val: int = 100,
         val_file: str | None = None,
         num_test: int = 500,
@@ -204,6 +208,11 @@ class DivisionData(L.LightningDataModule):
             demo_choice: Which `num_demos` of a `train_file` that holds more: `sample` (seeded by `data_seed`),
                 `first`, or `coverage` (chosen to show every divisor and dividend length and every subtraction cell
                 case; see `longdiv.data.choose`).
+            long_demos: How many of the `num_demos` demonstrations get a longer dividend: each keeps its divisor and
+                gets a new dividend with a digit count taken in turn from `long_digits` (for priming length
+                generalization; the paper's dividends have at most 8 digits). The demonstrations are still
+                `num_demos`, and the run is reported as `num_demos` with `long_demos` long ones.
+            long_digits: The long dividends' digit counts; by default 9 to 16.
             num_val: Validation problems drawn from the generator's `eval_split` (ignored with `val_file`).
             val_file: A problems file to validate on, used whole.
             num_test: Test problems drawn from the generator's `eval_split` (ignored with `test_file`).
@@ -231,6 +240,8 @@ class DivisionData(L.LightningDataModule):
             problems.append(f"num_demos is {num_demos}; it must be at least 1")
         if context is not None and context < 3:
             problems.append(f"context is {context}; it must hold a prompt and two tokens after it")
+        if not 0 <= long_demos <= num_demos:
+            problems.append(f"long_demos is {long_demos}; it must be between 0 and num_demos ({num_demos})")
         if demo_choice not in CHOICES:
             problems.append(f"demo_choice {demo_choice!r} is unknown; choose one of {', '.join(CHOICES)}")
         for name in ("train_file", "val_file", "test_file", "predict_file"):
@@ -257,14 +268,20 @@ class DivisionData(L.LightningDataModule):
     def train_problems(self) -> list[Problem]:
         hp = self.hparams
         if hp.train_file is None:
-            return generate(hp.train_split, hp.num_demos, hp.data_seed)
-        pool = read_file(hp.train_file)
-        if hp.num_demos > len(pool):
-            raise ValueError(
-                f"num_demos is {hp.num_demos} but {hp.train_file} holds {len(pool)} problems; lower num_demos or "
-                "train from the generator (drop train_file)"
-            )
-        return choose(pool, hp.num_demos, hp.demo_choice, hp.data_seed)
+            problems = generate(hp.train_split, hp.num_demos, hp.data_seed)
+        else:
+            pool = read_file(hp.train_file)
+            if hp.num_demos > len(pool):
+                raise ValueError(
+                    f"num_demos is {hp.num_demos} but {hp.train_file} holds {len(pool)} problems; lower num_demos or "
+                    "train from the generator (drop train_file)"
+                )
+            problems = choose(pool, hp.num_demos, hp.demo_choice, hp.data_seed)
+        if hp.long_demos:  # the last ones of the draw, their dividends redrawn longer (a stream of its own)
+            keep = len(problems) - hp.long_demos
+            longer = with_dividend_digits(problems[keep:], hp.long_digits or LONG_DIGITS, hp.data_seed * 7919 + 3)
+            problems = problems[:keep] + longer
+        return problems
 
     def eval_problems(self, stage: str) -> list[Problem]:
         hp = self.hparams

@@ -24,3 +24,19 @@ def test_datamodule_tests_on_longer_dividends_only():
     test = [e.problem for e in data.eval_examples["test"]]
     assert len(test) == 6 and min(len(str(p.dividend)) for p in test) > longest_train
     assert all(len(str(p.dividend)) <= 8 for p in (e.problem for e in data.eval_examples["val"]))
+
+
+def test_long_demos_lengthen_the_last_of_the_draw_and_keep_their_divisors():
+    plain = DivisionData(num_demos=20, train_file="data/paper/train_numbers__div_remainder.txt", tokenizer_name="tiny")
+    primed = DivisionData(num_demos=20, train_file="data/paper/train_numbers__div_remainder.txt", long_demos=4,
+                          long_digits=[12, 20], tokenizer_name="tiny")
+    before, after = plain.train_problems(), primed.train_problems()
+    assert after[:16] == before[:16] and len(after) == 20
+    assert [len(str(p.dividend)) for p in after[16:]] == [12, 20, 12, 20]
+    assert [p.divisor for p in after[16:]] == [p.divisor for p in before[16:]]
+    assert all(p.question == f"What is the remainder when {p.dividend} is divided by {p.divisor}?" for p in after[16:])
+    assert after == primed.train_problems()  # seeded
+    default = DivisionData(num_demos=20, long_demos=8, tokenizer_name="tiny").train_problems()
+    assert sorted(len(str(p.dividend)) for p in default[12:]) == list(range(9, 17))
+    with pytest.raises(ValueError, match=r"long_demos is 21; it must be between 0 and num_demos \(20\)"):
+        DivisionData(num_demos=20, long_demos=21)
