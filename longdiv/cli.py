@@ -38,8 +38,9 @@ BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Settings a resumed fit may change: they decide how it evaluates or computes, not what it trains.
 RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "data.eval_batch_size"}
-# The settings that give weights their shape: a fit started from a checkpoint's weights (--init_from) takes these.
-ARCHITECTURE = ("model", "tokenizer", "config_overrides")
+# The settings that give weights their shape: a fit started from a checkpoint's weights (--init_from) takes these
+# (a LoRA checkpoint's weights hold its adapters: a fit from them trains those adapters on).
+ARCHITECTURE = ("model", "tokenizer", "config_overrides", "lora_rank")
 # Settings linked from others: a checkpoint's values come back through their sources (data.format, model.model).
 LINKED = {"model": {"format"}, "data": {"tokenizer_name", "max_length"}}
 

@@ -40,10 +40,12 @@ def test_training_moves_the_adapters_and_leaves_the_pretrained_weights_as_they_w
     assert any("lora_B" in n for n in moved)
 
 
+FIT = ["fit", "--config", "configs/tiny.yaml", "--model.lr=0.01", "--data.num_demos=8", "--data.batch_size=4",
+       "--data.num_val=2", "--data.num_test=2", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+
+
 def test_a_lora_fit_saves_its_adapters_and_exports_merged_weights(tmp_path):
-    main(["fit", "--config", "configs/tiny.yaml", "--model.lora_rank=4", "--model.lr=0.01", "--data.num_demos=8",
-          "--data.batch_size=4", "--data.num_val=2", "--data.num_test=2", "--trainer.max_steps=4",
-          "--trainer.logger=false", "--trainer.enable_progress_bar=false", f"--runs_dir={tmp_path}"])
+    main([*FIT, "--model.lora_rank=4", "--trainer.max_steps=4", f"--runs_dir={tmp_path}"])
     (ckpt,) = tmp_path.glob("*/checkpoints/last.ckpt")
     weights = torch.load(ckpt, weights_only=True, map_location="cpu")["state_dict"]
     adapters = {k: v for k, v in weights.items() if "lora_B" in k}
@@ -59,3 +61,14 @@ def test_a_lora_fit_saves_its_adapters_and_exports_merged_weights(tmp_path):
     assert not any("lora" in name for name, _ in exported.named_parameters())
     with torch.no_grad():
         torch.testing.assert_close(exported(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_fit_from_a_lora_checkpoints_weights_keeps_its_adapters(tmp_path):
+    first = main([*FIT, "--model.lora_rank=4", "--trainer.max_steps=2", f"--runs_dir={tmp_path / 'a'}"])
+    ckpt = first / "checkpoints" / "last.ckpt"
+    # lr 0: the step taken leaves the loaded weights, adapters included, as they were
+    run = main([*FIT, "--init_from", str(ckpt), "--model.lr=0", "--trainer.max_steps=1", f"--runs_dir={tmp_path / 'b'}"])
+    old, new = (torch.load(p, weights_only=True, map_location="cpu")["state_dict"]
+                for p in (ckpt, run / "checkpoints" / "last.ckpt"))
+    assert new.keys() == old.keys() and any("lora_B" in k for k in new)
+    assert all(torch.equal(new[k], old[k]) for k in old)
