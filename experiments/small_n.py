@@ -8,7 +8,9 @@ Each idea is a set of CLI arguments on the fixed-step recipe (configs/smollm2.ya
 configs/overlays/fixed-steps.yaml: 150 optimizer steps of 8 demonstrations whatever N), fitted and tested on the
 first `--num_test` of the 500 interpolate problems (data seed 0) in `runs/small_n/<idea>-n<N>-s<seed>-t<num_test>/`,
 skipped once tested; a fit that was cut short resumes from its last checkpoint. A screen is N=50 on 200 problems
-with one seed; an idea that gains 10 points or more is promoted to 500 problems, two seeds and other N. Writes every
+with one seed; an idea that gains 10 points or more is promoted to 500 problems, two seeds and other N. A point with
+more test problems than a screened one of the same idea, N and seed tests the screen's checkpoint on them (the
+first 200 of the 500 are the screen's own) instead of fitting it again. Writes every
 record made so far (and those already in the report whose runs are not here) to reports/small_n.json, and a plot of
 each idea's accuracy with its interval.
 """
@@ -27,10 +29,13 @@ import matplotlib.pyplot as plt
 
 from experiments import runner
 from longdiv import runs
+from longdiv.data.verify import KINDS
 
 RUNS = Path("runs/small_n")
 OUT = Path("reports/small_n.json")
 RECIPE = ["--config", runner.CONFIG, "--config", "configs/overlays/fixed-steps.yaml"]
+SCREEN_TEST = 200  # the screens' test problems
+TEST_FIELDS = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures", "eval_seconds")
 
 # name: (what it changes, its CLI arguments)
 IDEAS = {
@@ -49,8 +54,23 @@ def folder(idea: str, num_demos: int, seed: int, num_test: int) -> Path:
     return RUNS / f"{idea}-n{num_demos}-s{seed}-t{num_test}"
 
 
+def retested(fitted: Path, tested: Path) -> dict:
+    """The report record of the fit in `fitted` with the figures of its checkpoint's test in `tested`."""
+    test = runs.tested(tested)
+    return runner.record(fitted) | {key: test[key] for key in TEST_FIELDS} | {
+        "error_kinds": {kind: int(test["metrics"].get(f"test/err_{kind}", 0)) for kind in KINDS},
+        "run_dir": str(tested), "fit_dir": str(fitted)}
+
+
 def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> dict:
     path = folder(idea, num_demos, seed, num_test)
+    screened = folder(idea, num_demos, seed, SCREEN_TEST)
+    if num_test > SCREEN_TEST and runs.tested(screened) is not None:  # promoted: its checkpoint on more problems
+        if runs.tested(path) is None:
+            runner.cli(["test", f"--ckpt_path={screened / 'checkpoints' / 'last.ckpt'}", f"--data.num_test={num_test}",
+                        f"--trainer.default_root_dir={path}", *extra])
+        return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
+                **retested(screened, path)}
     if runs.tested(path) is None:
         ckpt = path / "checkpoints" / "last.ckpt"  # a fit cut short (a session's end) resumes where it stopped
         resume = [f"--ckpt_path={ckpt}"] if ckpt.is_file() else []
@@ -89,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             record = screen(idea, args.num_demos, seed, args.num_test, extra)
             key = (idea, args.num_demos, seed, args.num_test)
             done = [r for r in done if (r["idea"], r["num_demos"], r["seed"], r["num_test"]) != key] + [record]
+            OUT.parent.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps({"question": "which ideas make fewer demonstrations teach more",
                                        "records": done}, indent=1) + "\n")
             plot(done, OUT.with_suffix(".png"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_report import fake_run
 
-from experiments import copy_errors, demos, gpu, length, recchia_errors, runner, votes
+from experiments import copy_errors, demos, gpu, length, recchia_errors, runner, small_n, votes
 
 
 def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
@@ -303,3 +303,38 @@ def test_length_fits_an_idea_resumes_it_and_tests_its_checkpoint_once(tmp_path, 
     assert records[0]["interpolate_first_200"]["correct"] == 150
     length.main(argv)  # fitted and tested: nothing runs again
     assert len(calls) == 2
+
+
+def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake_cli(args):  # what `python -m longdiv fit|test` leaves in its root dir
+        calls.append(args)
+        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
+        n = int(next(a for a in args if a.startswith("--data.num_test=")).split("=")[1])
+        record = fake_run(root, "smollm2", "subrow", 50, 0, correct=n // 4, n=n, parse_failures=0,
+                          errors={"subtraction": n // 2})
+        record["config"] |= {"trainer": {"max_steps": 150, "max_epochs": 6, "accumulate_grad_batches": 8,
+                                         "precision": "32-true"}, "data": {"batch_size": 1, "num_demos": 50}}
+        record |= {"mean_tokens": 300.0, "max_tokens": 500, "fit_seconds": 1000.0, "eval_seconds": n / 10,
+                   "git_commit": "abc", "precision": {"setting": "auto", "train": "bf16", "decode": "bf16"}}
+        if args[0] == "test":
+            record |= {"checkpoint": {"use": "evaluated"}}
+            del record["fit_seconds"]
+        (root / "run.json").write_text(json.dumps(record))
+
+    monkeypatch.setattr(small_n.runner, "cli", fake_cli)
+    small_n.main(["--ideas", "coverage"])
+    small_n.main(["--ideas", "coverage", "--num_test", "500"])
+    small_n.main(["--ideas", "coverage", "--num_test", "500"])  # both tested: nothing runs again
+    fit, test = calls
+    assert fit[0] == "fit" and "--data.demo_choice=coverage" in fit and "--data.num_test=200" in fit
+    screened = "runs/small_n/coverage-n50-s0-t200"
+    assert test[:2] == ["test", f"--ckpt_path={screened}/checkpoints/last.ckpt"] and "--data.num_test=500" in test
+    records = json.loads(Path("reports/small_n.json").read_text())["records"]
+    assert [(r["num_test"], r["n_eval"], r["correct"], r["error_kinds"]["subtraction"]) for r in records] == [
+        (200, 200, 50, 100), (500, 500, 125, 250)]
+    promoted = records[1]
+    assert promoted["fit_seconds"] == 1000.0 and promoted["fit_dir"] == screened and promoted["eval_seconds"] == 50
+    assert promoted["run_dir"] == "runs/small_n/coverage-n50-s0-t500"
