@@ -28,22 +28,25 @@ from pathlib import Path
 
 from longdiv import errors
 from longdiv.data.problems import Problem, parse_question, read_questions
-from longdiv.export import SETTINGS, load_checkpoint
+from longdiv.export import SETTINGS, load_checkpoint, trained_context
 
 
 def load(path: Path, format: str | None = None, weights_only: bool = True):
     """The DivisionLM at `path` (a checkpoint or an exported folder), set to decode greedily, in `format` if given
-    and otherwise in the format it was trained on."""
+    and otherwise in the format it was trained on, and the context it was trained in (None: the model's window;
+    a longer trace generates in a sliding window of that context, as its evaluation did)."""
     from longdiv.models.module import DivisionLM
 
     if not path.is_dir():
-        return load_checkpoint(path, weights_only, votes=1, **({"format": format} if format else {})).eval()
+        module = load_checkpoint(path, weights_only, votes=1, **({"format": format} if format else {})).eval()
+        return module, trained_context(path, weights_only)
     settings = path / SETTINGS
     if format is None and not settings.is_file():
         raise errors.UsageError("exported folder", f"--ckpt_path {path}",
                                 f"no {SETTINGS} names the format the model was trained on",
                                 "export the checkpoint again with `python -m longdiv export`, or pass --format")
-    return DivisionLM(model=str(path), format=format or json.loads(settings.read_text())["format"]).eval()
+    saved = json.loads(settings.read_text()) if settings.is_file() else {}
+    return DivisionLM(model=str(path), format=format or saved["format"]).eval(), saved.get("context")
 
 
 def questions(words: list[str]) -> list[Problem]:
@@ -56,13 +59,15 @@ def questions(words: list[str]) -> list[Problem]:
         raise ValueError(f"{err}; quote each question" if len(words) > 2 else str(err)) from None
 
 
-def answer(module, problems: list[Problem]) -> list[dict]:
+def answer(module, problems: list[Problem], context: int | None = None) -> list[dict]:
     """The record of each problem (as `predict` writes them), in the order given: the data module renders and
-    batches the prompts, and the module's `predict_step` decodes and scores them."""
+    batches the prompts (in `context`, by default the model's window), and the module's `predict_step` decodes and
+    scores them."""
     from longdiv.data.datamodule import DivisionData
 
     hp = module.hparams
-    data = DivisionData(format=hp.format, tokenizer_name=hp.tokenizer or hp.model, max_length=module.window)
+    data = DivisionData(format=hp.format, tokenizer_name=hp.tokenizer or hp.model, max_length=module.window,
+                        context=context)
     data.predict_on(problems)
     records = [r for i, batch in enumerate(data.predict_dataloader()) for r in module.predict_step(batch, i)]
     return sorted(records, key=lambda r: r["index"])
@@ -104,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "pass runs/<run>/checkpoints/last.ckpt or an exported folder")
     # Bad questions raise ValueError, which the error boundary of `python -m longdiv` prints as one line.
     problems = questions(args.question) + (read_questions(args.file) if args.file else [])
-    records = answer(load(args.ckpt_path, args.format, weights_only=not args.unsafe_load), problems)
+    module, context = load(args.ckpt_path, args.format, weights_only=not args.unsafe_load)
+    records = answer(module, problems, context)
     print("\n\n".join(map(show, records)))
     return 0

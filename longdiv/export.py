@@ -22,7 +22,7 @@ from longdiv import errors, runs
 from longdiv.data import formats
 from longdiv.data.problems import Problem
 
-SETTINGS = "longdiv.json"  # in an exported folder: {"format": ..., "base_model": ...}
+SETTINGS = "longdiv.json"  # in an exported folder: {"format": ..., "base_model": ..., "context": ...}
 
 
 def run_record(ckpt_path: Path) -> runs.Record:
@@ -112,6 +112,15 @@ def load_checkpoint(ckpt_path: Path, weights_only: bool = True, **hparams):
         ) from None
 
 
+def trained_context(ckpt_path: Path, weights_only: bool = True) -> int | None:
+    """The context a checkpoint was trained in (`data.context`), None where it was the model's own window."""
+    import torch
+
+    with errors.reading_checkpoint(ckpt_path):
+        ckpt = torch.load(ckpt_path, weights_only=weights_only, map_location="cpu", mmap=True)
+    return (ckpt.get("datamodule_hyper_parameters") or {}).get("context")
+
+
 def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: bool = False) -> Path:
     """Writes the model, tokenizer, model card and settings of `ckpt_path` into `out`, through a temporary folder
     beside it that replaces `out` once it is complete."""
@@ -131,7 +140,8 @@ def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: boo
         module.model.save_pretrained(tmp)  # safetensors
         module.tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(dict(module.hparams), run_record(ckpt_path)))
-        settings = {"format": module.hparams.format, "base_model": module.hparams.model}
+        settings = {"format": module.hparams.format, "base_model": module.hparams.model,
+                    "context": trained_context(ckpt_path, weights_only)}
         (tmp / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
         if target.is_dir() and any(target.iterdir()):
             target.rename(old)  # a folder can only be renamed over an empty one

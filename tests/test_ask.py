@@ -131,7 +131,8 @@ def test_predict_writes_one_record_per_question(ckpt, questions_file, tmp_path, 
     for r in records:
         assert r["expected"] == r["dividend"] % r["divisor"] and r["correct"] == (r["parsed"] == r["expected"])
     # The records that ask prints, for the same questions in one batch.
-    assert records == ask.answer(ask.load(ckpt), problems)
+    module, context = ask.load(ckpt)
+    assert records == ask.answer(module, problems, context)
 
 
 def test_help_lists_every_command():
@@ -147,3 +148,21 @@ def test_questions_read_with_or_without_answers(tmp_path, questions_file):
     wrong.write_text("What is the remainder when 7 is divided by 3?\n2\n")
     with pytest.raises(ValueError, match="line 2: answer 2 is wrong"):
         read_questions(wrong)
+
+
+def test_ask_generates_in_the_context_its_checkpoint_trained_in(tmp_path, capsys, monkeypatch):
+    run = main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_steps=1", "--data.num_demos=4",
+                "--data.context=200", "--data.num_val=1", "--data.num_test=1", "--trainer.limit_val_batches=0",
+                "--test_after_fit=false", "--num_samples=0", f"--runs_dir={tmp_path / 'runs'}"])
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert export_main(["--ckpt_path", str(ckpt), "--out", str(tmp_path / "hf")]) == 0
+    contexts, real = [], DivisionLM.generate
+
+    def spy(self, *args, **kwargs):
+        contexts.append(kwargs.get("context"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DivisionLM, "generate", spy)
+    for path in (ckpt, tmp_path / "hf"):
+        ask.main(["--ckpt_path", str(path), "93", "59"])
+    assert contexts == [200, 200]  # as the run's own test generated, not in the model's whole window
