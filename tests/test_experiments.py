@@ -8,9 +8,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 from test_report import fake_run
 
-from experiments import copy_errors, demos, gpu, length, recchia_errors, runner, small_n, votes
+from experiments import cell_probe, copy_errors, demos, gpu, length, recchia_errors, runner, small_n, votes
 
 
 def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
@@ -338,3 +339,38 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
     promoted = records[1]
     assert promoted["fit_seconds"] == 1000.0 and promoted["fit_dir"] == screened and promoted["eval_seconds"] == 50
     assert promoted["run_dir"] == "runs/small_n/coverage-n50-s0-t500"
+
+
+@pytest.mark.parametrize("notation", sorted(cell_probe.NOTATIONS))
+def test_cell_probe_writes_true_facts_and_scores_greedy_answers(notation):
+    cases = cell_probe.prompts(notation, shots=8)
+    assert [case for *_, case in cases] == cell_probe.CASES and len(cases) == 200
+    for prompt, answer, case in cases:
+        *solved, query = prompt.split("\n")
+        assert len(solved) == 8 and all(eval(line.replace("=", "==")) for line in solved)  # true facts, arithmetic
+        assert eval((query + answer).replace("=", "=="))
+        a, b, c = case
+        digit, borrow = cell_probe.cell(a, b, c)
+        assert a - b - c == digit - 10 * borrow
+
+    from longdiv.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer("tiny")
+
+    class Oracle(torch.nn.Module):  # logits whose argmax is the text's own next token; `wrong` shifts the last one
+        def __init__(self, wrong):
+            super().__init__()
+            self.wrong = wrong
+
+        def forward(self, input_ids, attention_mask):
+            logits = torch.zeros(*input_ids.shape, len(tokenizer))
+            nxt = torch.roll(input_ids, -1, dims=1)
+            logits.scatter_(2, nxt.unsqueeze(-1), 1.0)
+            if self.wrong:  # the last real position of each row predicts something else than the line break
+                last = attention_mask.sum(1) - 2
+                logits[torch.arange(len(input_ids)), last] = torch.roll(logits[torch.arange(len(input_ids)), last], 1, -1)
+            return type("Out", (), {"logits": logits})
+
+    batch = cases[:5]
+    assert cell_probe.greedy_right(Oracle(False), tokenizer, batch) == [True] * 5
+    assert cell_probe.greedy_right(Oracle(True), tokenizer, batch) == [False] * 5
