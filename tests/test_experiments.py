@@ -14,6 +14,11 @@ from test_report import fake_run
 from experiments import cell_probe, copy_errors, demos, gpu, length, recchia_errors, runner, small_n, votes
 
 
+def option(args: list[str], name: str) -> str:
+    """The value of `--name=value` in a command's arguments."""
+    return next(a for a in args if a.startswith(f"--{name}=")).split("=", 1)[1]
+
+
 def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     point = Path("runs/gpu/smollm2-subrow-n25-s0")
@@ -98,9 +103,9 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
 
     def fake_call(args):  # what `python -m longdiv fit|test` leaves in its root dir
         calls.append(args)
-        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
-        num_demos = int(next(a for a in args if a.startswith("--data.num_demos=")).split("=")[1])
-        seed = 0 if args[2] == "test" else int(next(a for a in args if a.startswith("--seed_everything=")).split("=")[1])
+        root = Path(option(args, "trainer.default_root_dir"))
+        num_demos = int(option(args, "data.num_demos"))
+        seed = 0 if args[2] == "test" else int(option(args, "seed_everything"))
         record = fake_run(root, "smollm2", "subrow", num_demos, seed, correct=7 + len(calls), n=20,
                           parse_failures=0, errors={"subtraction": 1})
         record["config"] |= {"trainer": {"max_steps": -1, "max_epochs": 12, "accumulate_grad_batches": 1,
@@ -276,11 +281,11 @@ def test_length_fits_an_idea_resumes_it_and_tests_its_checkpoint_once(tmp_path, 
 
     def fake_cli(args):  # what `python -m longdiv fit|test` leaves in its root dir
         calls.append(args)
-        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
+        root = Path(option(args, "trainer.default_root_dir"))
         if args[0] == "fit":
             fake_run(root, "smollm2", "subrow", 200, 1, correct=150, n=200, parse_failures=0, errors={})
             return
-        digits = json.loads(next(a for a in args if a.startswith("--data.test_dividend_digits=")).split("=")[1])
+        digits = json.loads(option(args, "data.test_dividend_digits"))
         record = fake_run(root, "smollm2", "subrow", 200, 1, correct=2, n=4, parse_failures=0, errors={})
         (root / "run.json").write_text(json.dumps(record | {"eval_seconds": 3.0}))
         rows = [{"index": i, "dividend": int("7" * d), "divisor": 7, "correct": i < 2, "parsed": 0,
@@ -312,8 +317,8 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
 
     def fake_cli(args):  # what `python -m longdiv fit|test` leaves in its root dir
         calls.append(args)
-        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
-        n = int(next(a for a in args if a.startswith("--data.num_test=")).split("=")[1])
+        root = Path(option(args, "trainer.default_root_dir"))
+        n = int(option(args, "data.num_test"))
         record = fake_run(root, "smollm2", "subrow", 50, 0, correct=n // 4, n=n, parse_failures=0,
                           errors={"subtraction": n // 2})
         record["config"] |= {"trainer": {"max_steps": 150, "max_epochs": 6, "accumulate_grad_batches": 8,
