@@ -89,7 +89,7 @@ def plot(records: list[dict], path: Path) -> None:
         xs, ys = [r["digits"] for r in mine], [r["accuracy"] for r in mine]
         err = [[y - r["wilson_low"] for y, r in zip(ys, mine)], [r["wilson_high"] - y for y, r in zip(ys, mine)]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
-    ax.axvline(8.5, color="gray", linestyle=":", label="longest training dividend (8)")
+    ax.axvline(8.5, color="gray", linestyle=":", label="longest dividend of the paper's problems (8)")
     ax.set_xlabel("dividend digits")
     ax.set_ylabel("remainder accuracy (95% Wilson)")
     ax.set_ylim(0, 1)
