@@ -22,21 +22,27 @@ from longdiv.models.decode import decode
 
 
 def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
-                    generator: torch.Generator | None = None, vocab: torch.Tensor | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, vocab: torch.Tensor | None = None,
+                    offsets: torch.Tensor | None = None) -> torch.Tensor:
     """Mean next-token cross-entropy over completion tokens only.
 
     The backbone runs on every position, but the vocabulary projection (49K columns for SmolLM2) runs only where a
     label exists, so no logits are ever made for prompt or pad positions. With `vocab` (sorted token ids that hold
     every label), it runs for those tokens alone: a softmax over the tokens a format can write. With `noise`
     (NEFTune's alpha, Jain et al. 2023), the input embeddings get uniform noise of scale
-    noise / sqrt(length * width), drawn from `generator`.
+    noise / sqrt(length * width), drawn from `generator`. With `offsets` (one per row), row i's positions run from
+    offsets[i] rather than 0.
     """
     embeds = model.get_input_embeddings()(input_ids)
     if noise:
         scale = noise / (attention_mask.sum(1, keepdim=True) * embeds.shape[-1]).sqrt()
         draw = torch.rand(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
         embeds = embeds + ((2 * draw - 1) * scale[..., None]).to(embeds.dtype)
-    hidden = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+    positions = None
+    if offsets is not None:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device) + offsets.to(input_ids.device)[:, None]
+    hidden = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask,
+                              position_ids=positions).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
     head, targets = model.get_output_embeddings(), targets[keep]
@@ -66,6 +72,7 @@ class DivisionLM(L.LightningModule):
         embedding_noise: float = 0.0,
         lora_rank: int = 0,
         restrict_vocab: bool = False,
+        position_offset: int = 0,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -98,11 +105,19 @@ class DivisionLM(L.LightningModule):
             restrict_vocab: Compute the output layer only for the tokens of the characters the format can write (its
                 `alphabet`) and EOS, in training (a softmax over those) and in generation (which then writes only
                 those): far fewer rows than a 49K or 262K vocabulary. Needs a format with an alphabet (`sub*`).
+            position_offset: In training, each demonstration's positions start at an offset drawn uniformly from
+                0..`position_offset` (kept within the model's `max_position_embeddings`), so that positions past
+                the longest demonstration are seen too; generation starts at 0. Drawn like `embedding_noise`, so a
+                resumed run draws the same offsets. 0 turns it off. Only for models with absolute positions
+                (GPT-Neo): rotary positions (SmolLM2, Gemma) depend only on distances, which an offset leaves alone.
         """
         super().__init__()
         self.save_hyperparameters()
         self.format = get_format(format)
         self.model, self.tokenizer = loading.load(model, tokenizer, config_overrides)
+        if position_offset and any(name.endswith("rotary_emb") for name, _ in self.model.named_modules()):
+            raise ValueError(f"model.position_offset shifts absolute positions, and {model} has rotary ones, which "
+                             "depend only on distances: the offset would change nothing (use 0)")
         if lora_rank:
             self.model = lora.add(self.model, lora_rank)
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
@@ -186,15 +201,29 @@ class DivisionLM(L.LightningModule):
             for weight, copied in self._copied_pairs():
                 copied.copy_(weight)
 
+    def _offsets(self, input_ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One position offset per row, uniform in 0..position_offset and within the model's positions."""
+        most = self.hparams.position_offset
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None:
+            most = min(most, limit - input_ids.shape[1])
+        if most < 0:
+            raise ValueError(f"a training sequence of {input_ids.shape[1]} tokens is longer than the model's "
+                             f"{limit} positions")
+        return torch.randint(most + 1, (input_ids.shape[0],), generator=generator, device=input_ids.device)
+
     def training_step(self, batch, batch_idx):
-        noise, generator = self.hparams.embedding_noise, None
-        if noise:  # seeded by the training seed, the optimizer step and the micro-batch within it
+        noise, generator, offsets = self.hparams.embedding_noise, None, None
+        if noise or self.hparams.position_offset:
+            # seeded by the training seed, the optimizer step and the micro-batch within it
             seed = (int(os.environ.get("PL_GLOBAL_SEED", "0")) * 1_000_003 + self.global_step) * 1_000 + self._micro
             generator = torch.Generator(batch["input_ids"].device).manual_seed(seed)
+        if self.hparams.position_offset:
+            offsets = self._offsets(batch["input_ids"], generator)
         self._micro += 1
         vocab = None if self.output_vocab is None else self.output_vocab.to(batch["input_ids"].device)
         loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"],
-                               noise, generator, vocab)
+                               noise, generator, vocab, offsets)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); lower "

@@ -1,3 +1,5 @@
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -331,3 +333,55 @@ def test_a_model_whose_window_is_shorter_than_its_traces_trains_on_windows_and_g
         row = decode(module.model, ids, torch.ones_like(ids), budget, eos, context=128)[0]
         assert record["generated"] == module.tokenizer.decode(row, skip_special_tokens=True)
         assert len(row) + len(example.prompt_ids) > 128
+
+
+def test_position_offsets_shift_the_positions_of_an_absolute_position_model():
+    module, data = setup_pair()  # the tiny model is GPT-Neo: learned absolute positions
+    batch = collate_train(data.train_examples[:3], data.tokenizer.pad_token_id)
+    args = (module.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    offsets = torch.tensor([0, 5, 40])
+    positions = torch.arange(batch["input_ids"].shape[1]) + offsets[:, None]
+    logits = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          position_ids=positions).logits
+    want = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1))
+    torch.testing.assert_close(completion_loss(*args, offsets=offsets), want)
+    torch.testing.assert_close(completion_loss(*args, offsets=torch.zeros(3, dtype=torch.long)), completion_loss(*args))
+    assert completion_loss(*args, offsets=offsets) != completion_loss(*args)
+
+
+def test_training_draws_offsets_within_the_models_positions_and_the_same_ones_on_a_rerun():
+    module = DivisionLM(model="tiny", position_offset=10_000)
+    ids = torch.zeros(64, 100, dtype=torch.long)
+    drawn = module._offsets(ids, torch.Generator().manual_seed(3))
+    limit = module.model.config.max_position_embeddings
+    assert drawn.min() >= 0 and drawn.max() <= limit - 100 and drawn.unique().numel() > 32
+    torch.testing.assert_close(module._offsets(ids, torch.Generator().manual_seed(3)), drawn)
+    _, data = setup_pair()  # a training step trains on the offsets drawn for its seed, step and micro-batch
+    batch = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
+    first = module.training_step(batch, 0)
+    module._micro = 0
+    again = module.training_step(batch, 0)
+    seed = int(os.environ.get("PL_GLOBAL_SEED", "0")) * 1_000_003 * 1_000  # step 0, micro-batch 0
+    offsets = module._offsets(batch["input_ids"], torch.Generator().manual_seed(seed))
+    assert offsets.max() > 0
+    want = completion_loss(module.model, batch["input_ids"], batch["attention_mask"], batch["labels"], offsets=offsets)
+    torch.testing.assert_close(first, want)
+    torch.testing.assert_close(again, first)
+
+
+def test_a_position_offset_is_refused_for_rotary_positions_which_it_would_not_change():
+    overrides = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                 "num_key_value_heads": 1}
+    torch.manual_seed(0)
+    module = DivisionLM(model="scratch:smollm2-135m", config_overrides=overrides)
+    data = DivisionData(num_demos=2, num_val=1, num_test=1, tokenizer_name="smollm2")
+    data.setup()
+    batch = collate_train(data.train_examples[:1], data.tokenizer.pad_token_id)
+    args = (module.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    torch.testing.assert_close(completion_loss(*args, offsets=torch.tensor([300])), completion_loss(*args))
+    try:
+        DivisionLM(model="scratch:smollm2-135m", config_overrides=overrides, position_offset=300)
+    except ValueError as error:
+        assert "rotary" in str(error)
+    else:
+        raise AssertionError("a rotary model took a position offset")
