@@ -32,6 +32,7 @@ class Example:
     problem: Problem
     prompt_ids: list[int]  # read without loss
     completion_ids: list[int]  # learned; a whole demonstration's ends with EOS
+    untrained: tuple[int, ...] = ()  # indices into completion_ids read without loss (`subfix`'s wrong lines)
 
     def __len__(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
@@ -42,13 +43,15 @@ def windowed(example: Example, context: int) -> list[Example]:
     the completion tokens that window reads before its new ones as its prompt, and the new ones as its completion.
     A demonstration that fits the context is one window: the same example."""
     prompt, completion = example.prompt_ids, example.completion_ids
-    return [Example(example.problem, prompt + completion[start:new], completion[new:end])
+    return [Example(example.problem, prompt + completion[start:new], completion[new:end],
+                    tuple(i - new for i in example.untrained if new <= i < end))
             for start, new, end in windows(len(completion), context - len(prompt))]
 
 
 def collate_train(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Pads on the right. Labels come from lengths: -100 on the prompt and padding, token ids on the completion
-    and its EOS, so a pad id that equals EOS never hides the EOS that must be learned."""
+    and its EOS (but -100 on its `untrained` tokens), so a pad id that equals EOS never hides the EOS that must be
+    learned."""
     width = max(map(len, examples))
     input_ids = torch.full((len(examples), width), pad_id)
     labels = torch.full((len(examples), width), -100)
@@ -57,6 +60,7 @@ def collate_train(examples: list[Example], pad_id: int) -> dict[str, torch.Tenso
         ids = ex.prompt_ids + ex.completion_ids
         input_ids[row, : len(ids)] = torch.tensor(ids)
         labels[row, len(ex.prompt_ids) : len(ids)] = torch.tensor(ex.completion_ids)
+        labels[row, [len(ex.prompt_ids) + i for i in ex.untrained]] = -100
         attention_mask[row, : len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
@@ -334,7 +338,17 @@ class DivisionData(L.LightningDataModule):
         # tokenizers that add none (SmolLM2's, GPT-2's) leave the prompts as they were.
         start = tok("", add_special_tokens=True)["input_ids"]
         start = start if start == [tok.bos_token_id] else []
-        return [Example(p, start + a, b + [tok.eos_token_id]) for p, a, b in zip(problems, prompt_ids, completion_ids)]
+        untrained = [self.untrained(p, len(ids), len(text)) for p, ids, text in zip(problems, completion_ids, completions)]
+        return [Example(p, start + a, b + [tok.eos_token_id], u)
+                for p, a, b, u in zip(problems, prompt_ids, completion_ids, untrained)]
+
+    def untrained(self, problem: Problem, tokens: int, chars: int) -> tuple[int, ...]:
+        """The completion tokens of `problem` read without loss: the format's `untrained` character spans, one token
+        per character."""
+        spans = getattr(self.format, "untrained", lambda _: [])(problem)
+        if spans and tokens != chars:
+            raise ValueError(f"format {self.hparams.format} leaves spans unlearned and needs one token per character")
+        return tuple(i for start, end in spans for i in range(start, end))
 
     def _char_ids(self, text: str) -> list[int]:
         """One token per character of `text`."""

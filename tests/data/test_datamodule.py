@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from longdiv.data.datamodule import BucketSampler, DivisionData, collate_eval, collate_train
+from longdiv.data.datamodule import BucketSampler, DivisionData, collate_eval, collate_train, windowed
 from longdiv.data.problems import Problem
 
 PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
@@ -26,6 +26,26 @@ def test_loss_mask_comes_from_lengths_and_keeps_eos():
         assert (labels[:n_prompt] == -100).all() and (labels[n:] == -100).all()
         assert labels[n - 1] == eos and labels[n_prompt:n].tolist() == e.completion_ids
         assert batch["attention_mask"][row].sum() == n and batch["input_ids"][row, n - 1] == eos
+
+
+def test_subfix_slips_are_read_without_loss_in_whole_demonstrations_and_in_windows():
+    data = DivisionData(format="subfix", num_demos=6, train_file=PAPER_TRAIN, num_val=2, num_test=2,
+                        tokenizer_name="tiny")
+    data.setup()
+    decode, slips = data.tokenizer.decode, 0
+    for example in data.train_examples:
+        completion = data.format.render(example.problem)[1]
+        wrong = [completion[start:end] for start, end in data.format.untrained(example.problem)]
+        slips += len(wrong)
+        assert decode(example.completion_ids[:-1]) == completion
+        labels = collate_train([example], data.tokenizer.pad_token_id)["labels"][0][len(example.prompt_ids):]
+        unlearned = "".join(decode([t]) for t, label in zip(example.completion_ids, labels) if label == -100)
+        assert unlearned == "".join(wrong)  # the wrong lines' characters, and nothing else
+        cut = windowed(example, len(example.prompt_ids) + 60)
+        assert len(cut) > 2
+        pieces = ["".join(decode([w.completion_ids[i]]) for i in w.untrained) for w in cut]
+        assert "".join(pieces) == "".join(wrong)  # each window leaves out the slips among its new tokens
+    assert slips > 6
 
 
 def test_eval_batches_pad_on_the_left():
@@ -127,7 +147,7 @@ def _merging_bpe(texts: list[str]):
     return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>", pad_token="<eos>")
 
 
-@pytest.mark.parametrize("fmt", ["sub", "subrow", "subtag", "subcopy"])
+@pytest.mark.parametrize("fmt", ["sub", "subrow", "subtag", "subcopy", "subfix"])
 def test_character_layouts_get_one_token_per_character_from_a_merging_tokenizer(fmt):
     data = DivisionData(format=fmt, num_demos=20, train_file=PAPER_TRAIN, num_val=2, num_test=2, tokenizer_name="tiny")
     problems = data.train_problems()

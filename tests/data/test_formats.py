@@ -15,7 +15,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 def test_registry_holds_every_format():
     assert set(NAMES) == {"direct", "sub", "subrow", "subtag", "subcopy", "subadd", "subrand", "subdown",
-                          "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
+                          "subfix", "recchia-ln+", "recchia-l+", "recchia-w", "recchia-bare"}
     assert all(get_format(name).name == name for name in NAMES)
 
 
@@ -83,7 +83,7 @@ def _claim(name: str, digits: str) -> str:
         return f"= {digits}\n"
     if name == "sub":
         return f"={digits[::-1]}\n"
-    if name in ("subrow", "subtag", "subadd", "subrand", "subdown"):
+    if name in ("subrow", "subtag", "subadd", "subrand", "subdown", "subfix"):
         return "R" + "".join(f"0{d}{'a' if name == 'subtag' else '.'}" for d in digits[::-1]) + "\n"
     if name == "subcopy":
         return "R" + "".join(f"00{d}." for d in digits[::-1]) + "\n"
@@ -301,8 +301,46 @@ def test_the_sub_docstring_shows_each_variants_trace_as_rendered():
     problem = Problem.from_numbers(93, 59)
     prompt, completion = get_format("sub").render(problem)
     expected = [(prompt + completion).splitlines()]
-    for name in ("subrow", "subtag", "subcopy", "subadd", "subrand", "subdown"):
+    for name in ("subrow", "subtag", "subcopy", "subadd", "subrand", "subdown", "subfix"):
         prompt, completion = get_format(name).render(problem)
         shown_prompt = prompt.splitlines()[1 if name in ("subrand", "subdown") else -1:]  # with their labels
         expected.append([*shown_prompt, *completion.splitlines()])
     assert shown == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(dividend=st.integers(0, 10**12), divisor=st.integers(1, 10**6))
+def test_subfix_is_subrow_with_slips_struck_out_and_left_unlearned(dividend, divisor):
+    problem = Problem.from_numbers(dividend, divisor)
+    fix, plain = get_format("subfix"), get_format("subrow")
+    (prompt, completion), (plain_prompt, plain_completion) = fix.render(problem), plain.render(problem)
+    assert prompt == plain_prompt and fix.render(problem) == (prompt, completion)
+    lines = completion.splitlines()
+    struck = [i - 1 for i, line in enumerate(lines) if line == "!"]
+    assert [line for i, line in enumerate(lines) if line != "!" and i not in struck] == plain_completion.splitlines()
+    # Each wrong line is the line written after its `!` with one value digit off by one.
+    for i in struck:
+        wrong, right = lines[i], lines[i + 2]
+        diff = [k for k in range(len(right)) if wrong[k] != right[k]]
+        assert len(wrong) == len(right) and len(diff) == 1 and diff[0] % 3 == 2
+        assert (int(wrong[diff[0]]) - int(right[diff[0]])) % 10 in (1, 9)
+    # The untrained spans are exactly the wrong lines.
+    assert [completion[start:end] for start, end in fix.untrained(problem)] == [lines[i] for i in struck]
+    assert fix.parse(completion) == problem.remainder and fix.verify(problem, completion) == Verdict()
+    assert fix.verify(problem, plain_completion) == Verdict()  # a trace with no slips is right too
+
+
+def test_subfix_strikes_about_a_fifth_of_the_step_lines_and_checks_what_is_left():
+    fix = get_format("subfix")
+    problems = [Problem.from_numbers(7423189 + 7919 * k, 457 + 13 * k) for k in range(50)]
+    steps = slips = 0
+    for problem in problems:
+        lines = fix.render(problem)[1].splitlines()
+        slips += lines.count("!")
+        steps += sum(line[0] not in "!R" for line in lines) - lines.count("!")
+    assert 0.15 < slips / steps < 0.25
+    problem = problems[0]
+    right = get_format("subrow").render(problem)[1].splitlines()
+    slipped = right[:3] + [right[3][:2] + str((int(right[3][2]) + 1) % 10) + right[3][3:]] + right[4:]
+    assert fix.verify(problem, "\n".join(slipped)).kind == "subtraction"  # a slip left standing is an error
+    assert fix.verify(problem, "\n".join(right[:4] + ["!"] + right[3:])) == Verdict()  # one struck needlessly

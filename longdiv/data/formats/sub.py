@@ -1,4 +1,4 @@
-"""`sub`, `subrow`, `subtag`, `subcopy` and `subadd`: long division by repeated subtraction, every digit computed
+"""`sub`, `subrow`, `subtag`, `subcopy`, `subadd`, `subrand`, `subdown` and `subfix`: long division by repeated subtraction, every digit computed
 from neighbours at fixed offsets.
 
 The prompt is the question, the dividend's digits tagged with step labels, and a start line. Each line of the
@@ -111,6 +111,24 @@ the letter before the last one, which a pretrained model knows for letters it ne
     -95-57-09-
     R94-53.00.
 
+`subfix` is `subrow` in which about one step line in five (drawn per problem, the same every time it is rendered)
+is first written with one value digit off by one, as the model's own slips mostly are, then struck out by a line
+`!` and written right. The wrong lines are not learned (`untrained`); the `!` after them and the right line are. The
+model learns to catch a slip it has just written and to write the line again: its own check, on its own text.
+Parsing and verifying read a trace with every struck-out line and its `!` removed.
+
+    =90.50.00.                                          <- start line
+    p90.50.00.                                          a slip (not learned): 0 for 9
+    !                                                   struck out
+    p99.50.00.
+    -90.55-09-
+    q93.59.00.
+    -94-54.00.                                          another: 4 for 3
+    !
+    -94-53.00.
+    -95-57-09-
+    R94-53.00.
+
 Why this shape: each digit the model writes depends on tokens at fixed distances (the cell above, the borrow
 just before it, the divisor digit inside the same cell), which is what a small model with relative position
 embeddings learns from few examples. The quotient digit is never chosen by comparison: it is the number of
@@ -138,6 +156,7 @@ ANSWER_RE = re.compile(r"^=(\d{1,200})$", re.MULTILINE)
 ROW_RE = re.compile(r"^R((?:\d\d[.a-oA-O-]){1,200})$", re.MULTILINE)
 COPY_ROW_RE = re.compile(r"^R((?:\d\d\d[.-]){1,200})$", re.MULTILINE)
 ADD_ROW_RE = re.compile(r"^R((?:\d\d[.+]){1,200})$", re.MULTILINE)
+STRIKE = "!"  # `subfix`: a line that strikes out the line above it
 
 # The kind of a wrong line, from what the line should do and what the written one does; a pair not here is a broken
 # line ('malformed'), or a wrong answer where the answer belongs ('final_answer'). A step line where the answer
@@ -210,6 +229,34 @@ def restored(lines: list[tuple[str, int, list[str]]], width: int, divisor: int) 
     return out
 
 
+def slipped(lines: list[str], rate: float, key: str) -> tuple[list[str], list[int]]:
+    """`subfix`: each step line (a bring-down or a subtraction) with probability `rate` is preceded by a copy with one
+    cell's value digit off by one, and a STRIKE line; drawn from `key`. Returns the lines and the indices of the
+    wrong copies."""
+    rng = random.Random(f"slips {key}")
+    out, wrong = [], []
+    for line in lines:
+        if line[0] not in "R=" and rng.random() < rate:
+            at = 2 + 3 * rng.randrange((len(line) - 1) // 3)  # a cell's value digit: head, divisor digit, value
+            digit = str((int(line[at]) + rng.choice((-1, 1))) % 10)
+            wrong.append(len(out))
+            out += [line[:at] + digit + line[at + 1 :], STRIKE]
+        out.append(line)
+    return out, wrong
+
+
+def struck(text: str) -> str:
+    """`text` without its STRIKE lines and the line each strikes out."""
+    kept: list[str] = []
+    for line in text.split("\n"):
+        if line == STRIKE:
+            if kept:
+                kept.pop()
+        else:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def render_line(head: str, value: int, seps: list[str], divisor: int, tags: bool = False,
                 operand: int | None = None) -> str:
     """One line of cells; with `operand` (`subcopy`), each cell starts with that number's digit."""
@@ -234,12 +281,13 @@ class Sub:
     alphabet = "0123456789.-+=R\n" + ALPHABET + TAGS.upper()
 
     def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False,
-                 restore: bool = False, order: str = "fixed"):
+                 restore: bool = False, order: str = "fixed", slips: float = 0.0):
         """`answer_row`: end on a copy of the kept line (`subrow`) rather than the compact reversed digits.
         `tags`: separators name their cell (`subtag`). `copy`: each cell starts with a copy of the digit it works on
         (`subcopy`; implies the answer row). `restore`: add the divisor back after each negative subtraction, the
         last such line being the answer (`subadd`; implies the answer row). `order`: how the dividend's digits are
-        labelled (see `labels`)."""
+        labelled (see `labels`). `slips`: the share of step lines first written wrong and struck out (`subfix`;
+        with the answer row alone)."""
         if (copy or restore) and (tags or not answer_row or (copy and restore)):
             raise ValueError("format sub: copy or restore goes with the answer row, alone and without tags")
         self.name = name
@@ -250,9 +298,31 @@ class Sub:
         if order not in ("fixed", "shuffled", "countdown"):
             raise ValueError(f"format {name}: label order {order!r} is unknown")
         self.order = order
+        if slips and (tags or copy or restore or not answer_row):
+            raise ValueError(f"format {name}: slips go with the plain answer row")
+        self.slips = slips
+        self.alphabet = Sub.alphabet + (STRIKE if slips else "")
         self.cell = 4 if copy else 3  # characters per cell; the running value's digit is the cell's second last
 
     def render(self, problem: Problem) -> tuple[str, str]:
+        prompt, completion = self._render(problem)
+        if self.slips:
+            lines, _ = slipped(completion.splitlines(), self.slips, f"{problem.dividend} {problem.divisor}")
+            completion = "\n".join(lines) + "\n"
+        return prompt, completion
+
+    def untrained(self, problem: Problem) -> list[tuple[int, int]]:
+        """The (start, end) character spans of the completion that are not learned: `subfix`'s wrong lines."""
+        if not self.slips:
+            return []
+        lines, wrong = slipped(self._render(problem)[1].splitlines(), self.slips, f"{problem.dividend} {problem.divisor}")
+        starts = [0]
+        for line in lines:
+            starts.append(starts[-1] + len(line) + 1)
+        return [(starts[i], starts[i] + len(lines[i])) for i in wrong]
+
+    def _render(self, problem: Problem) -> tuple[str, str]:
+        """The prompt and the completion without slips."""
         m = problem.divisor
         width = len(str(m)) + 1
         if self.tags and width > len(TAGS):
@@ -273,6 +343,7 @@ class Sub:
         return prompt, "\n".join([*body, answer]) + "\n"
 
     def parse(self, text: str) -> int | None:
+        text = struck(text) if self.slips else text
         if self.answer_row:
             match = (COPY_ROW_RE if self.copy else ADD_ROW_RE if self.restore else ROW_RE).search(text)
             return int(match[1][self.cell - 2 :: self.cell][::-1]) if match else None
@@ -282,7 +353,8 @@ class Sub:
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """The first line of `completion` that differs from the expected trace, and its kind (see `STEP_ERRORS`);
         a trace that stops early is malformed at the first missing line. Never raises on any text."""
-        expected = self.render(problem)[1].splitlines()
+        expected = self._render(problem)[1].splitlines()
+        completion = struck(completion) if self.slips else completion
         width = len(str(problem.divisor)) + 1
         # `subtag`'s separators are cell letters; `subadd`'s add-back lines mark a carry with '+'.
         sep = "[a-oA-O]" if self.tags else "[.+-]" if self.restore else "[.-]"
@@ -318,3 +390,4 @@ register(Sub("subcopy", answer_row=True, copy=True))
 register(Sub("subadd", answer_row=True, restore=True))
 register(Sub("subrand", answer_row=True, order="shuffled"))
 register(Sub("subdown", answer_row=True, order="countdown"))
+register(Sub("subfix", answer_row=True, slips=0.2))
