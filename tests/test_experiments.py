@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_report import fake_run
 
-from experiments import cell_probe, copy_errors, demos, gpu, length, recchia_errors, runner, small_n, votes
+from experiments import cell_probe, copy_errors, demos, gpu, length, recchia_errors, runner, slips, small_n, votes
 
 
 def option(args: list[str], name: str) -> str:
@@ -216,6 +216,31 @@ def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": "subcopy"}))  # 4-character cells: not read
     with pytest.raises(ValueError, match="subrow and subadd traces only"):
         copy_errors.classify(tmp_path)
+
+
+def test_slips_describe_the_first_wrong_subtraction_line(tmp_path):
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+
+    right = get_format("subrow").render(Problem.from_numbers(93, 59))[1].splitlines()
+    assert right[4] == "-95-57-09-"
+    wrong = {"-95-58-09-": "one_digit_off_by_one", "-95-50-09-": "one_digit_other", "-96-58-09-": "several_off_by_one",
+             "-95-57.09-": "separator_or_divisor"}
+    rows = []
+    for fmt, line in [(fmt, line) for line in wrong for fmt in ("subrow", "subfix")]:
+        lines = right[:4] + [line] + right[5:]
+        if fmt == "subfix":  # a struck-out slip before the first wrong line is not an error
+            lines = lines[:1] + ["p90.50.00.", "!"] + lines[1:]
+        verdict = get_format(fmt).verify(Problem.from_numbers(93, 59), "\n".join(lines))
+        assert verdict.kind == "subtraction"
+        rows.append({"fmt": fmt, "dividend": 93, "divisor": 59, "generated": "\n".join(lines), "correct": False,
+                     "error_kind": verdict.kind, "error_step": verdict.step})
+    for fmt in ("subrow", "subfix"):
+        (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["fmt"] == fmt))
+        (tmp_path / "run.json").write_text(json.dumps({"format": fmt}))
+        got = slips.classify(tmp_path)
+        assert got["shapes"] == dict.fromkeys(wrong.values(), 1) and got["value_digit_offsets"] == {1: 2, 3: 1}
+        assert got["one_digit_off_by_one_share"] == 1 / 4
 
 
 def test_demos_keeps_committed_points_and_fits_only_missing_ones(tmp_path, monkeypatch):
