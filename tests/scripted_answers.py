@@ -21,7 +21,7 @@ class ScriptedAnswers(Callback):
     def on_test_start(self, trainer, pl_module):
         left = [self.right[trainer.global_rank]]
 
-        def generate(input_ids, attention_mask, max_new_tokens, votes=1, seed=0, context=None):
+        def generate(input_ids, attention_mask, max_new_tokens, votes=1, seed=0, context=None, seeds=None):
             texts = []
             for problem in self.problems:
                 # A problem whose remainder is the right one plus one: a wrong answer that still parses.

@@ -4,6 +4,7 @@ costing work."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
@@ -108,7 +109,8 @@ def narrowed_head(model, vocab: torch.Tensor | None):
 @torch.inference_mode()
 def decode(model, input_ids, attention_mask, max_new_tokens: int | torch.Tensor, eos_id: int,
            temperature: float = 0.0, generator: torch.Generator | None = None,
-           context: int | None = None, vocab: torch.Tensor | None = None) -> list[list[int]]:
+           context: int | None = None, vocab: torch.Tensor | None = None,
+           redo: Redo | None = None) -> list[list[int]]:
     """Continuations of a left-padded batch, each up to and excluding its EOS or as long as its budget
     (`max_new_tokens`: one for all rows, or one per row): greedy at temperature 0, else each token sampled from the
     softmax of the logits over `temperature` (with `generator`, for reproducible samples).
@@ -126,13 +128,39 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int | torch.Tensor,
     dropped. A batch whose rows all fit never slides.
 
     With `vocab` (sorted token ids), the output layer computes only those tokens' logits, and only they are written.
+
+    With `redo` (greedy decoding only), a row that writes the strike token and a newline (`subfix`: the model has
+    struck out the line it just wrote) samples the next line, up to its newline, at `redo.temperature` from its own
+    generator, seeded with `redo.seeds[row]`: the line the model judged wrong is not written again the same greedy
+    way, and a row's samples do not depend on the rows beside it.
     """
     with narrowed_head(model, vocab):
         return _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperature, generator, context,
-                       vocab)
+                       vocab, redo)
 
 
-def _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperature, generator, context, vocab):
+@dataclass(frozen=True)
+class Redo:
+    """How a line written after a strike is sampled (see `decode`)."""
+
+    strike: int  # the token of the line that strikes out the line above (`subfix`'s '!')
+    newline: int
+    temperature: float
+    seeds: list[int]  # one per row of the batch
+
+
+def _sampled_redos(logits, tokens, hot, rows, redo: Redo, generators: dict) -> None:
+    """Replaces the greedy token of each `hot` row (one rewriting a struck line) by one sampled from its own
+    generator."""
+    for i in hot.nonzero().squeeze(1).tolist():
+        row = rows[i]
+        if row not in generators:
+            generators[row] = torch.Generator(device=logits.device).manual_seed(redo.seeds[row])
+        probs = torch.softmax(logits[i].float() / redo.temperature, dim=-1)
+        tokens[i] = torch.multinomial(probs, 1, generator=generators[row])[0]
+
+
+def _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperature, generator, context, vocab, redo):
     batch = input_ids.shape[0]
     out: list[list[int]] = [[] for _ in range(batch)]
     budgets = torch.as_tensor(max_new_tokens, device=input_ids.device).expand(batch)
@@ -155,6 +183,10 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperatur
     rows = torch.arange(batch, device=input_ids.device)  # which original row each row of the batch is
     done = budgets <= 0
     mask = attention_mask
+    redo = redo if temperature <= 0 else None
+    hot = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)  # rows rewriting a struck line
+    last = torch.full((batch,), -1, device=input_ids.device)  # each row's last token
+    redo_generators: dict[int, torch.Generator] = {}
     for written in range(1, max_new_tokens + 1):
         logits = step.logits[:, -1]
         if temperature > 0:
@@ -162,8 +194,13 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperatur
             tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         else:
             tokens = logits.argmax(-1)
+            if redo is not None and hot.any():
+                _sampled_redos(logits, tokens, hot, rows.tolist(), redo, redo_generators)
         if vocab is not None:  # the narrowed layer's columns are the tokens of `vocab`
             tokens = vocab[tokens]
+        if redo is not None:
+            hot = ((last == redo.strike) & (tokens == redo.newline)) | (hot & (tokens != redo.newline))
+            last = tokens
         for row, token, finished in zip(rows.tolist(), tokens.tolist(), done.tolist()):
             if not finished and token != eos_id:
                 out[row].append(token)
@@ -177,7 +214,7 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, eos_id, temperatur
             live = (~done).nonzero().squeeze(1)
             cache.batch_select_indices(live)
             rows, done, mask, position, tokens = rows[live], done[live], mask[live], position[live], tokens[live]
-            budgets = budgets[live]
+            budgets, hot, last = budgets[live], hot[live], last[live]
         if sliding:
             mask, position = _slide(model, cache, mask, position, rows.tolist(), written, prompts, out, starts, rooms)
             next_slide = min(starts[r] + rooms[r] for r in rows.tolist())

@@ -18,7 +18,7 @@ from longdiv.data.formats import get_format
 from longdiv.data.scoring import score
 from longdiv.data.verify import KINDS
 from longdiv.models import loading, lora
-from longdiv.models.decode import decode
+from longdiv.models.decode import Redo, decode
 
 
 def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
@@ -73,6 +73,7 @@ class DivisionLM(L.LightningModule):
         lora_rank: int = 0,
         restrict_vocab: bool = False,
         position_offset: int = 0,
+        redo_temperature: float = 0.0,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -105,6 +106,10 @@ class DivisionLM(L.LightningModule):
             restrict_vocab: Compute the output layer only for the tokens of the characters the format can write (its
                 `alphabet`) and EOS, in training (a softmax over those) and in generation (which then writes only
                 those): far fewer rows than a 49K or 262K vocabulary. Needs a format with an alphabet (`sub*`).
+            redo_temperature: With a format whose model strikes out a line it judged wrong (`subfix`'s `!`), the
+                line written after the strike is sampled at this temperature (from a generator seeded by the
+                problem) rather than greedy, so that the slip is not written again the same way; 0 keeps greedy
+                decoding throughout. The check is the model's own: only its strike starts a sample.
             position_offset: In training, each demonstration's positions start at an offset drawn uniformly from
                 0..`position_offset` (kept within the model's `max_position_embeddings`), so that positions past
                 the longest demonstration are seen too; generation starts at 0. Drawn like `embedding_noise`, so a
@@ -244,12 +249,13 @@ class DivisionLM(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int | torch.Tensor, votes: int = 1,
-                 seed: int = 0, context: int | None = None) -> list[str]:
+                 seed: int = 0, context: int | None = None, seeds: list[int] | None = None) -> list[str]:
         """Batched, with the KV cache; the decoded continuation of each row up to its EOS or its budget
         (`max_new_tokens`, one or one per row): one greedy one per row, or (`votes` > 1) that many sampled ones per
         row, a row's together, drawn from a generator seeded with `seed`. With `context` (at most the model's
         window), a row that reaches it goes on in a sliding window (`longdiv.models.decode`), so its budget may
-        pass the context; without it, the budget is cut to what fits the model's window."""
+        pass the context; without it, the budget is cut to what fits the model's window. `seeds` (one per row;
+        `seed` + row by default) seed the lines sampled after a strike (`redo_temperature`)."""
         budgets = torch.as_tensor(max_new_tokens, device=input_ids.device).expand(input_ids.shape[0])
         if context and self.window and context > self.window:
             raise ValueError(f"context is {context} but the model's window is {self.window}; pass a smaller context")
@@ -265,8 +271,19 @@ class DivisionLM(L.LightningModule):
         with torch.autocast(input_ids.device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
             vocab = None if self.output_vocab is None else self.output_vocab.to(input_ids.device)
             rows = decode(model, input_ids, attention_mask, budgets, self.tokenizer.eos_token_id, context=context,
-                          vocab=vocab, **sample)
+                          vocab=vocab, redo=self._redo(seeds or [seed + row for row in range(len(budgets))]),
+                          **sample)
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+    def _redo(self, seeds: list[int]) -> Redo | None:
+        """How lines written after a strike are sampled; None when they are not (greedy throughout)."""
+        strike = getattr(self.format, "strike", None)
+        if not (self.hparams.redo_temperature > 0 and strike):
+            return None
+        strike_id, newline_id = (self.tokenizer(char, add_special_tokens=False)["input_ids"] for char in (strike, "\n"))
+        if len(strike_id) != 1 or len(newline_id) != 1:
+            raise ValueError(f"model.redo_temperature needs one token each for {strike!r} and a newline")
+        return Redo(strike_id[0], newline_id[0], self.hparams.redo_temperature, seeds)
 
     def _score_batch(self, batch) -> list[dict]:
         """Generates for a batch of problems and scores each: one record per problem, kept in `self.records` (test
@@ -274,7 +291,7 @@ class DivisionLM(L.LightningModule):
         votes, indices = self.hparams.votes, batch["index"].tolist()
         # The batch's first problem seeds its samples: the same run samples the same traces again.
         texts = self.generate(batch["input_ids"], batch["attention_mask"], batch["max_new_tokens"], votes,
-                              seed=indices[0], context=batch.get("context"))
+                              seed=indices[0], context=batch.get("context"), seeds=indices)
         records = [score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
                    for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True))]
         self.records += records

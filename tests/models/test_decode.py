@@ -5,7 +5,7 @@ import torch
 
 from longdiv.data.windows import slide
 from longdiv.models import attention, loading
-from longdiv.models.decode import decode
+from longdiv.models.decode import Redo, decode, narrowed_head
 
 
 def reference(model, input_ids, attention_mask, max_new_tokens, eos_id):
@@ -93,6 +93,55 @@ def test_sampled_decode_is_reproducible_and_tends_to_greedy_as_temperature_falls
     assert sampled(1.0, 3) == sampled(1.0, 3)
     hot = [sampled(1.0, seed) for seed in range(3)]
     assert hot[0] != hot[1] or hot[1] != hot[2]
+
+
+@torch.no_grad()
+def redo_reference(model, prompt, budget, eos_id, redo, seed, vocab):
+    """The definition of a redo: greedy, except that after the strike token and a newline each token up to the
+    next newline is sampled at redo.temperature from a generator seeded with `seed`; the sequence encoded afresh
+    at every step."""
+    generator, ids, out, hot, last = torch.Generator().manual_seed(seed), list(prompt), [], False, -1
+    with narrowed_head(model, vocab):
+        for _ in range(budget):
+            logits = model(torch.tensor([ids])).logits[0, -1]
+            if hot:
+                column = torch.multinomial(torch.softmax(logits / redo.temperature, -1), 1, generator=generator)[0]
+            else:
+                column = logits.argmax()
+            token = int(vocab[column])
+            if token == eos_id:
+                break
+            out.append(token)
+            ids.append(token)
+            hot, last = (last == redo.strike and token == redo.newline) or (hot and token != redo.newline), token
+    return out
+
+
+def test_a_line_after_a_strike_is_sampled_from_the_rows_own_generator():
+    torch.manual_seed(0)
+    model, _ = loading.load(ARCHS["llama"][0], "char", ARCHS["llama"][1])
+    model.eval()
+    prompts = [[5, 6, 7], [9, 4], [3, 8, 8, 2], [7], [4, 4, 9, 1, 2]]
+    ids, mask = left_padded(prompts, 0)
+    vocab = torch.tensor([3, 5, 8, 11, 17, 23])  # few tokens, so that a sampled line often meets its newline
+    greedy = decode(model, ids, mask, 30, eos_id=-1, vocab=vocab)
+    # This random model repeats one token a row: 11 in three rows and 3 in two. With 11 as both the strike and the
+    # newline, those three rows start a sampled line at their second token, end it at a sampled 11 and soon start
+    # another; the others stay greedy. 23, written only when sampled, ends rows early, so the batch shrinks.
+    assert {tuple(set(row)) for row in greedy} == {(11,), (3,)}
+    strike = newline = 11
+    eos = 23
+    redo = Redo(strike, newline, 3.0, seeds=[101, 102, 103, 104, 105])
+    got = decode(model, ids, mask, 30, eos, vocab=vocab, redo=redo)
+    want = [redo_reference(model, p, 30, eos, redo, seed, vocab) for p, seed in zip(prompts, redo.seeds)]
+    assert got == want
+    plain = decode(model, ids, mask, 30, eos, vocab=vocab)
+    assert got != plain and got[1] == plain[1]  # lines were sampled, in the rows that struck
+    assert sum(len(row) < 30 for row in got) >= 2  # rows finished early
+    alone = decode(model, *left_padded(prompts[2:3], 0), 30, eos, vocab=vocab, redo=Redo(strike, newline, 3.0, [103]))
+    assert alone == [got[2]]  # a row's samples do not depend on the rows beside it
+    sampled_all = decode(model, ids, mask, 30, eos, 1.0, torch.Generator().manual_seed(0), vocab=vocab, redo=redo)
+    assert sampled_all == decode(model, ids, mask, 30, eos, 1.0, torch.Generator().manual_seed(0), vocab=vocab)
 
 
 def sliding_reference(model, prompt, budget, eos_id, context):

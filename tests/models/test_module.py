@@ -109,7 +109,7 @@ def test_votes_pick_the_most_given_answer_and_keep_its_first_trace(monkeypatch):
     ]
     seen = {}
 
-    def generate(input_ids, attention_mask, max_new_tokens, votes=1, seed=0, context=None):
+    def generate(input_ids, attention_mask, max_new_tokens, votes=1, seed=0, context=None, seeds=None):
         seen.update(votes=votes, rows=input_ids.shape[0])
         return [text for row in scripted for text in row]
 
@@ -385,3 +385,12 @@ def test_a_position_offset_is_refused_for_rotary_positions_which_it_would_not_ch
         assert "rotary" in str(error)
     else:
         raise AssertionError("a rotary model took a position offset")
+
+
+def test_redo_sampling_is_set_up_only_for_a_format_that_strikes_lines():
+    fix = DivisionLM(model="tiny", format="subfix", redo_temperature=0.7)
+    redo = fix._redo([4, 9])
+    assert fix.tokenizer.decode([redo.strike]) == "!" and fix.tokenizer.decode([redo.newline]) == "\n"
+    assert redo.temperature == 0.7 and redo.seeds == [4, 9]
+    assert DivisionLM(model="tiny", format="subfix")._redo([4]) is None  # greedy throughout by default
+    assert DivisionLM(model="tiny", format="subrow", redo_temperature=0.7)._redo([4]) is None  # nothing to redo

@@ -301,6 +301,7 @@ class Sub:
         if slips and (tags or copy or restore or not answer_row):
             raise ValueError(f"format {name}: slips go with the plain answer row")
         self.slips = slips
+        self.strike = STRIKE if slips else None  # the line with which the model strikes out the line above
         self.alphabet = Sub.alphabet + (STRIKE if slips else "")
         self.cell = 4 if copy else 3  # characters per cell; the running value's digit is the cell's second last
 
