@@ -10,7 +10,8 @@ first `--num_test` of the 500 interpolate problems (data seed 0) in `runs/small_
 skipped once tested; a fit that was cut short resumes from its last checkpoint. A screen is N=50 on 200 problems
 with one seed; an idea that gains 10 points or more is promoted to 500 problems, two seeds and other N. A point with
 more test problems than a screened one of the same idea, N and seed tests the screen's checkpoint on them (the
-first 200 of the 500 are the screen's own) instead of fitting it again. Writes every
+first 200 of the 500 are the screen's own) instead of fitting it again. An idea of TEST_TIME tests another idea's
+checkpoint with arguments of its own (fitting that idea first if it has no checkpoint). Writes every
 record made so far (and those already in the report whose runs are not here) to reports/small_n.json, and a plot of
 each idea's accuracy with its interval.
 """
@@ -53,6 +54,13 @@ IDEAS = {
 }
 
 
+# Ideas at test time alone: name: (what it changes, the idea whose checkpoint it tests, its test arguments)
+TEST_TIME = {
+    "subfix-redo": ("subfix's checkpoint, each line written after a `!` sampled at temperature 0.7 (greedy elsewhere)",
+                    "subfix", ["--model.redo_temperature=0.7"]),
+}
+
+
 def folder(idea: str, num_demos: int, seed: int, num_test: int) -> Path:
     return RUNS / f"{idea}-n{num_demos}-s{seed}-t{num_test}"
 
@@ -66,6 +74,8 @@ def retested(fitted: Path, tested: Path) -> dict:
 
 
 def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> dict:
+    if idea in TEST_TIME:
+        return screen_test_time(idea, num_demos, seed, num_test, extra)
     path = folder(idea, num_demos, seed, num_test)
     screened = folder(idea, num_demos, seed, SCREEN_TEST)
     if num_test > SCREEN_TEST and runs.tested(screened) is not None:  # promoted: its checkpoint on more problems
@@ -82,6 +92,22 @@ def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]
                     *extra])
     return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
             **runner.record(path)}
+
+
+def screen_test_time(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> dict:
+    """A test-time idea: the checkpoint its fitted idea has (fitted first if it has none) tested with its arguments."""
+    changes, fitted_idea, test_args = TEST_TIME[idea]
+    fitted = next((f for f in (folder(fitted_idea, num_demos, seed, n) for n in (num_test, SCREEN_TEST))
+                   if runs.tested(f) is not None), None)
+    if fitted is None:
+        screen(fitted_idea, num_demos, seed, num_test, extra)
+        fitted = folder(fitted_idea, num_demos, seed, num_test)
+    path = folder(idea, num_demos, seed, num_test)
+    if runs.tested(path) is None:
+        runner.cli(["test", f"--ckpt_path={fitted / 'checkpoints' / 'last.ckpt'}", f"--data.num_test={num_test}",
+                    *test_args, f"--trainer.default_root_dir={path}", *extra])
+    return {"idea": idea, "changes": changes, "arguments": IDEAS[fitted_idea][1] + test_args, "num_test": num_test,
+            **retested(fitted, path)}
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -101,7 +127,7 @@ def plot(records: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     own, extra = runner.split_extra(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ideas", nargs="+", choices=sorted(IDEAS), default=["baseline"])
+    parser.add_argument("--ideas", nargs="+", choices=sorted(IDEAS | TEST_TIME), default=["baseline"])
     parser.add_argument("--num_demos", type=int, default=50)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--num_test", type=int, default=200)

@@ -370,6 +370,18 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
     assert promoted["fit_seconds"] == 1000.0 and promoted["fit_dir"] == screened and promoted["eval_seconds"] == 50
     assert promoted["run_dir"] == "runs/small_n/coverage-n50-s0-t500"
 
+    calls.clear()  # a test-time idea fits its idea first, then tests that checkpoint with its own arguments
+    small_n.main(["--ideas", "subfix-redo"])
+    small_n.main(["--ideas", "subfix-redo"])
+    fit, test = calls
+    assert fit[0] == "fit" and "--data.format=subfix" in fit and "--model.redo_temperature=0.7" not in fit
+    assert test[:2] == ["test", "--ckpt_path=runs/small_n/subfix-n50-s0-t200/checkpoints/last.ckpt"]
+    assert "--model.redo_temperature=0.7" in test and option(test, "trainer.default_root_dir").endswith(
+        "subfix-redo-n50-s0-t200")
+    redo = json.loads(Path("reports/small_n.json").read_text())["records"][-1]
+    assert redo["idea"] == "subfix-redo" and redo["fit_dir"] == "runs/small_n/subfix-n50-s0-t200"
+    assert redo["arguments"] == ["--data.format=subfix", "--model.redo_temperature=0.7"]
+
 
 @pytest.mark.parametrize("notation", sorted(cell_probe.NOTATIONS))
 def test_cell_probe_writes_true_facts_and_scores_greedy_answers(notation):
