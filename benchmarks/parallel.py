@@ -25,8 +25,8 @@ def worker(steps: int) -> dict:
     import torch
 
     from benchmarks.speed import data
-    from longdiv.models.module import DivisionLM, completion_loss
     from longdiv import hardware
+    from longdiv.models.module import DivisionLM, completion_loss
 
     dm = data("subrow", num_test=1, batch_size=1)
     model = DivisionLM(model="smollm2", format="subrow").model.train()
@@ -72,7 +72,8 @@ def main() -> None:
 
     both = results([launch(os.cpu_count() or 1, args.steps)])
     pair = results([launch(1, args.steps), launch(1, args.steps)])
-    report = {"machine": hardware.cpu().as_dict(), "steps": args.steps, "one_run_all_cores": both, "two_runs_one_thread": pair,
+    report = {"machine": hardware.cpu().as_dict(), "steps": args.steps, "one_run_all_cores": both,
+              "two_runs_one_thread": pair,
               "tokens_per_second_one_run": both[0]["tokens_per_second"],
               "tokens_per_second_two_runs": sum(r["tokens_per_second"] for r in pair)}
     report["two_runs_vs_one"] = report["tokens_per_second_two_runs"] / report["tokens_per_second_one_run"]

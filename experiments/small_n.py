@@ -48,8 +48,8 @@ IDEAS = {
     "lora16": ("rank-16 LoRA on every linear layer, pretrained weights frozen, lr 1e-3",
                ["--model.lora_rank=16", "--model.lr=1e-3"]),
     "subrand": ("the subrand format (dividend digits labelled in a drawn order)", ["--data.format=subrand"]),
-    "subfix": ("the subfix format: a fifth of the step lines first written with a digit off by one (not learned), "
-               "struck out by a `!` line and written right, so the model learns to catch its own slips",
+    "subfix": (("the subfix format: a fifth of the step lines first written with a digit off by one (not learned), "
+                "struck out by a `!` line and written right, so the model learns to catch its own slips"),
                ["--data.format=subfix"]),
 }
 

@@ -338,7 +338,8 @@ class DivisionData(L.LightningDataModule):
         # tokenizers that add none (SmolLM2's, GPT-2's) leave the prompts as they were.
         start = tok("", add_special_tokens=True)["input_ids"]
         start = start if start == [tok.bos_token_id] else []
-        untrained = [self.untrained(p, len(ids), len(text)) for p, ids, text in zip(problems, completion_ids, completions)]
+        untrained = [self.untrained(p, len(ids), len(text))
+                     for p, ids, text in zip(problems, completion_ids, completions)]
         return [Example(p, start + a, b + [tok.eos_token_id], u)
                 for p, a, b, u in zip(problems, prompt_ids, completion_ids, untrained)]
 

@@ -1,5 +1,5 @@
-"""`sub`, `subrow`, `subtag`, `subcopy`, `subadd`, `subrand`, `subdown` and `subfix`: long division by repeated subtraction, every digit computed
-from neighbours at fixed offsets.
+"""`sub`, `subrow`, `subtag`, `subcopy`, `subadd`, `subrand`, `subdown` and `subfix`: long division by repeated
+subtraction, every digit computed from neighbours at fixed offsets.
 
 The prompt is the question, the dividend's digits tagged with step labels, and a start line. Each line of the
 trace has W = len(divisor) + 1 cells, least significant first. A cell is three characters: the divisor's digit,
@@ -316,7 +316,8 @@ class Sub:
         """The (start, end) character spans of the completion that are not learned: `subfix`'s wrong lines."""
         if not self.slips:
             return []
-        lines, wrong = slipped(self._render(problem)[1].splitlines(), self.slips, f"{problem.dividend} {problem.divisor}")
+        key = f"{problem.dividend} {problem.divisor}"
+        lines, wrong = slipped(self._render(problem)[1].splitlines(), self.slips, key)
         starts = [0]
         for line in lines:
             starts.append(starts[-1] + len(line) + 1)
