@@ -12,8 +12,8 @@ name `<idea>-n200-s<seed>`.
 The test keeps the divisors of the interpolate split (data seed 0) and draws new dividends of each length in turn
 (`--data.test_dividend_digits`), `--per_length` problems per length, in one `test` run into `runs/length/<name>/`
 (skipped once tested). For each length the report gives the accuracy with its 95% Wilson interval, the verifier's
-first wrong steps, and where the trace stopped: how many dividend digits it brought down before its answer row,
-against the dividend's length. The paper's training dividends have at most 8 digits. Writes one record per
+first wrong steps, where the trace stopped (how many dividend digits it brought down before its answer row,
+against the dividend's length) and how far its bring-downs followed the labels' order before one came out of turn. The paper's training dividends have at most 8 digits. Writes one record per
 (name, digits) into `--out`, keeping the other names' records, and a plot of accuracy against length next to it.
 """
 
@@ -31,6 +31,9 @@ import matplotlib.pyplot as plt
 
 from experiments import runner
 from longdiv import runs
+from longdiv.data.formats import get_format
+from longdiv.data.formats.sub import labels
+from longdiv.data.problems import Problem
 from longdiv.stats import accuracy
 
 RUNS = Path("runs/length")
@@ -55,9 +58,19 @@ def brought_down(generated: str) -> int:
     return sum(1 for line in generated.splitlines() if line and line[0].isalpha() and line[0] != "R")
 
 
-def summarize(rows: list[dict]) -> dict:
+def labels_in_order(row: dict, order: str) -> int:
+    """How many bring-down lines, from the first, carry the labels of the dividend's digits in turn: where a trace
+    first brought down a digit out of turn (skipped, repeated or went back), or all of them."""
+    want = labels(Problem.from_numbers(row["dividend"], row["divisor"]), order)
+    heads = [line[0] for line in row["generated"].splitlines() if line and line[0].isalpha() and line[0] != "R"]
+    return next((i for i, (got, label) in enumerate(zip(heads, want)) if got != label), min(len(heads), len(want)))
+
+
+def summarize(rows: list[dict], fmt: str = "subrow") -> dict:
     digits = len(str(rows[0]["dividend"]))
     stops = Counter(brought_down(row["generated"]) - digits for row in rows)
+    order = getattr(get_format(fmt), "order", "fixed")
+    in_order = [labels_in_order(row, order) for row in rows]
     return {
         "digits": digits,
         **accuracy(sum(row["correct"] for row in rows), len(rows)),
@@ -67,6 +80,9 @@ def summarize(rows: list[dict]) -> dict:
         "stopped_right": stops[0] / len(rows),
         "stop_offsets": {str(k): v for k, v in sorted(stops.items())},
         "mean_brought_down": sum(brought_down(row["generated"]) for row in rows) / len(rows),
+        # Bring-downs in the labels' order before the first out of turn, and traces with all of them in turn.
+        "mean_labels_in_order": sum(in_order) / len(rows),
+        "all_labels_in_order": sum(k == digits for k in in_order) / len(rows),
     }
 
 
@@ -141,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         by_length.setdefault(len(str(row["dividend"])), []).append(row)
 
     idea = {"idea": args.fit, "changes": IDEAS[args.fit][0]} if args.fit else {}
-    mine = [{"name": args.name, **idea, "checkpoint": args.ckpt, **summarize(by_length[d]),
+    mine = [{"name": args.name, **idea, "checkpoint": args.ckpt, **summarize(by_length[d], record["format"]),
              "interpolate_first_200": interpolate(Path(args.ckpt)),
              "format": record["format"], "eval_seconds": record["eval_seconds"], "device": record.get("device"),
              "run_dir": str(folder)} for d in sorted(by_length)]

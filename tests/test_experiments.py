@@ -297,6 +297,26 @@ def test_runner_record_times_a_resumed_fit_whole_or_says_it_cannot(resumed, befo
     assert got["train_tokens_per_second"] == (None if partial else 8.0)  # 2 batches of 4 x 100 tokens in 100 s
 
 
+def test_length_counts_the_bring_downs_in_the_labels_order_before_one_comes_out_of_turn():
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+
+    problem = Problem.from_numbers(int("7" * 20), 13)
+    right = get_format("subdown").render(problem)[1]
+    row = {"dividend": problem.dividend, "divisor": 13, "generated": right, "correct": True, "parsed": 0,
+           "error_kind": None}
+    assert length.labels_in_order(row, "countdown") == 20
+    lines = right.splitlines()
+    downs = [i for i, line in enumerate(lines) if line[0].isalpha() and line[0] != "R"]
+    assert lines[downs[6]][0] == "n"  # t s r q p o, then n
+    skipped = lines[: downs[6]] + ["i" + lines[downs[6]][1:]] + lines[downs[6] + 1 :]  # the model's skip to i
+    assert length.labels_in_order(row | {"generated": "\n".join(skipped)}, "countdown") == 6
+    assert length.labels_in_order(row | {"generated": "\n".join(lines[: downs[3]])}, "countdown") == 3  # stopped
+    assert length.labels_in_order(row, "fixed") == 0  # subrow's labels start at p, not t
+    summary = length.summarize([row, row | {"generated": "\n".join(skipped)}], "subdown")
+    assert summary["mean_labels_in_order"] == 13 and summary["all_labels_in_order"] == 0.5
+
+
 def test_length_fits_an_idea_resumes_it_and_tests_its_checkpoint_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fitted = Path("runs/length/fit/prime20-n200-s1")
