@@ -241,6 +241,22 @@ def test_slips_describe_the_first_wrong_subtraction_line(tmp_path):
         got = slips.classify(tmp_path)
         assert got["shapes"] == dict.fromkeys(wrong.values(), 1) and got["value_digit_offsets"] == {1: 2, 3: 1}
         assert got["one_digit_off_by_one_share"] == 1 / 4
+        assert ("strikes" in got) == (fmt == "subfix")
+
+
+def test_slips_count_what_the_model_struck_out():
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+
+    right = get_format("subrow").render(Problem.from_numbers(93, 59))[1].split("\n")
+    slip = "-94-54.00."
+    assert right[3] == "-94-53.00."
+    caught = right[:3] + [slip, "!", right[3]] + right[4:]  # a slip struck out and written right
+    assert slips.strikes("\n".join(caught), right) == {"struck_wrong": 1, "redo_right": 1}
+    false_alarm = right[:1] + ["!", right[0].replace("99", "90")] + right[1:]  # a right line struck, then a wrong one
+    assert slips.strikes("\n".join(false_alarm), right) == {"struck_right": 1, "redo_wrong": 1, "missed": 1}
+    standing = right[:3] + [slip] + right[4:]  # a slip left standing: counting stops there
+    assert slips.strikes("\n".join(standing + ["!"]), right) == {"missed": 1}
 
 
 def test_demos_keeps_committed_points_and_fits_only_missing_ones(tmp_path, monkeypatch):
