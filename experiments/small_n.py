@@ -51,8 +51,6 @@ IDEAS = {
     "subfix": (("the subfix format: a fifth of the step lines first written with a digit off by one (not learned), "
                 "struck out by a `!` line and written right, so the model learns to catch its own slips"),
                ["--data.format=subfix"]),
-    "coverage-subfix": ("coverage's 50 demonstrations in the subfix format",
-                        ["--data.demo_choice=coverage", "--data.format=subfix"]),
 }
 
 
