@@ -118,7 +118,7 @@ def test_evaluation_counts_whatever_the_model_writes(format_name, monkeypatch):
                         eval_batch_size=3)
     module = DivisionLM(format=format_name)
 
-    def generate_hostile(self, input_ids, attention_mask, max_new_tokens, votes=1, seed=0, context=None):
+    def generate_hostile(self, input_ids, attention_mask, max_new_tokens, votes=1, seed=0, context=None, seeds=None):
         assert votes == 1  # one greedy trace a problem, as the default evaluation
         texts = []
         for row in range(input_ids.shape[0]):
