@@ -13,8 +13,9 @@ The test keeps the divisors of the interpolate split (data seed 0) and draws new
 (`--data.test_dividend_digits`), `--per_length` problems per length, in one `test` run into `runs/length/<name>/`
 (skipped once tested). For each length the report gives the accuracy with its 95% Wilson interval, the verifier's
 first wrong steps, where the trace stopped (how many dividend digits it brought down before its answer row,
-against the dividend's length) and how far its bring-downs followed the labels' order before one came out of turn. The paper's training dividends have at most 8 digits. Writes one record per
-(name, digits) into `--out`, keeping the other names' records, and a plot of accuracy against length next to it.
+against the dividend's length) and how far its bring-downs followed the labels' order before one came out of turn.
+The paper's training dividends have at most 8 digits. Writes one record per (name, digits) into `--out`, keeping
+the other names' records, and a plot of accuracy against length next to it.
 """
 
 from __future__ import annotations
