@@ -51,8 +51,8 @@ IDEAS = {
                 ["--data.long_demos=20"]),
     "subdown-prime20": ("subdown and 20 demonstrations with dividends of 9 to 16 digits",
                         ["--data.format=subdown", "--data.long_demos=20"]),
-    "prime20-26": ("20 of the 200 demonstrations with dividends of 9 to 26 digits, every label seen: 20 digits is a "
-                   "trained length", ["--data.long_demos=20", f"--data.long_digits={list(range(9, 27))}"]),
+    "prime20-26": (("20 of the 200 demonstrations with dividends of 9 to 26 digits, every label seen: 20 digits "
+                    "is a trained length"), ["--data.long_demos=20", f"--data.long_digits={list(range(9, 27))}"]),
 }
 
 

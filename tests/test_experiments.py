@@ -11,7 +11,19 @@ import pytest
 import torch
 from test_report import fake_run
 
-from experiments import cell_probe, copy_errors, demos, gpu, length, recchia_errors, runner, slips, small_n, votes
+from experiments import (
+    cell_probe,
+    copy_errors,
+    demos,
+    gpu,
+    length,
+    paper,
+    recchia_errors,
+    runner,
+    slips,
+    small_n,
+    votes,
+)
 
 
 def option(args: list[str], name: str) -> str:
@@ -452,3 +464,52 @@ def test_cell_probe_writes_true_facts_and_scores_greedy_answers(notation):
     batch = cases[:5]
     assert cell_probe.greedy_right(Oracle(False), tokenizer, batch) == [True] * 5
     assert cell_probe.greedy_right(Oracle(True), tokenizer, batch) == [False] * 5
+
+
+def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    probe_by_epoch = {1: 0.10, 3: 0.30, 5: 0.25, 7: 0.30, 9: 0.90}  # no new best after epoch 4: flat at epoch 8
+    calls = []
+
+    def fake_cli(args):  # a fit extends history.json to max_epochs and leaves a checkpoint; a test its record
+        calls.append(args)
+        root = Path(option(args, "trainer.default_root_dir"))
+        if args[0] == "fit":
+            curve = paper.history(root)
+            for epoch in range(len(curve), int(option(args, "trainer.max_epochs"))):
+                every = int(option(args, "trainer.check_val_every_n_epoch"))
+                probe = {paper.PROBE: probe_by_epoch[epoch]} if (epoch + 1) % every == 0 else {}
+                curve.append({"epoch": epoch, "step": 25 * (epoch + 1), "train_loss": 1 / (epoch + 1), **probe})
+            (root / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (root / "checkpoints" / "last.ckpt").write_text("weights")
+            (root / "history.json").write_text(json.dumps(curve))
+            record = {"stage": "fit", "context": 2048, "config": {"seed_everything": 0}, "mean_tokens": 2041.4,
+                      "max_tokens": 5427, "train_windows": 290, "fit_seconds": 60.0 * len(curve),
+                      "device": "cpu: test", "precision": {"setting": "auto", "train": "bf16", "decode": "bf16"}}
+            (root / "run.json").write_text(json.dumps(record))
+        else:
+            record = fake_run(root, "smollm2", "recchia-w", 200, 0, correct=9, n=100, parse_failures=3,
+                              errors={"malformed": 80})
+            (root / "run.json").write_text(json.dumps(record | {"eval_seconds": 600.0, "git_commit": "abc"}))
+
+    monkeypatch.setattr(paper.runner, "cli", fake_cli)
+    paper.main(["--variant", "w", "--max_epochs", "12"])
+    fits = [c for c in calls if c[0] == "fit"]
+    assert [option(c, "trainer.max_epochs") for c in fits] == ["2", "4", "6", "8"]
+    assert "--ckpt_path=runs/paper/recchia-w-n200-s0-c2048/checkpoints/last.ckpt" not in fits[0]
+    assert all("--ckpt_path=runs/paper/recchia-w-n200-s0-c2048/checkpoints/last.ckpt" in c for c in fits[1:])
+    assert all("--model.schedule=constant" in c and "--test_after_fit=false" in c for c in fits)
+    (test,) = [c for c in calls if c[0] == "test"]
+    assert option(test, "trainer.default_root_dir") == "runs/paper/recchia-w-n200-s0-c2048/test-e8-t100"
+    (record,) = json.loads(paper.OUT.read_text())["records"]
+    assert (record["epochs"], record["stopped"], record["best_probe"]) == (8, "probe flat", 0.30)
+    assert record["interpolate"]["correct"] == 9 and record["error_kinds"] == {"malformed": 80}
+    assert paper.OUT.with_suffix(".png").is_file()
+
+    calls.clear()  # a larger budget with patience left: nothing new; a longer patience trains on
+    paper.main(["--variant", "w", "--max_epochs", "12"])
+    assert calls == []
+    paper.main(["--variant", "w", "--max_epochs", "10", "--patience", "3"])
+    assert [option(c, "trainer.max_epochs") for c in calls if c[0] == "fit"] == ["10"]
+    (record,) = json.loads(paper.OUT.read_text())["records"]
+    assert (record["epochs"], record["stopped"], record["best_probe"]) == (10, "max_epochs", 0.90)

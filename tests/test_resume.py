@@ -94,6 +94,12 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     assert all(torch.equal(weights[k], ref_weights[k]) for k in weights), "resumed weights differ"
     assert metrics == ref_metrics and predictions == ref_predictions
 
+    def curve(folder: Path) -> list[dict]:  # the learning curve without its timings
+        history = json.loads((folder / "run.json").read_text())["history"]
+        return [{k: v for k, v in entry.items() if k != "fit_seconds"} for entry in history]
+
+    assert curve(run) == curve(whole) and len(curve(run)) == 2, "the resumed curve differs"
+
 
 def test_resume_last_without_a_run_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"ckpt_path 'last' needs the run to resume: pass --ckpt_path runs/<run>/"):

@@ -45,6 +45,11 @@ def peak_rss_gb() -> float:
 class RunRecord(L.Callback):
     """Times fit and test, writes `predictions.jsonl` after test and predict, and `run.json` after fit and test.
 
+    During fit it keeps the learning curve, `history`: one entry per training epoch with its mean training loss (over
+    micro-batches) and the validation metrics when the epoch validated, rewritten to `history.json` in the run
+    folder at every epoch end (so a curve is readable while a long fit runs) and stored in the record. The
+    checkpoints carry it, so a resumed fit continues the same curve.
+
     Args:
         config: The resolved run config (a plain dict), stored in the record; the CLI passes it.
         checkpoint: The checkpoint the run resumed, evaluated or started from (`--ckpt_path`, `--init_from`): its
@@ -59,6 +64,8 @@ class RunRecord(L.Callback):
         self._start = 0.0
         self._fit_start = 0.0
         self._fit_before = 0.0  # fit seconds spent before the checkpoint this fit resumed from
+        self.history: list[dict] = []
+        self._loss = [0.0, 0]  # this epoch's training loss: sum over micro-batches, count
 
     def _folder(self, trainer) -> Path:
         folder = Path(trainer.default_root_dir)
@@ -72,10 +79,37 @@ class RunRecord(L.Callback):
         """Saved in every checkpoint: the fit time up to it, so that a fit resumed from it (in another process,
         another session) records the time of the whole fit, not that of its last part. Time spent after the
         checkpoint by a process that was then stopped is lost work and is not counted."""
-        return {"fit_seconds": self._fit_seconds()}
+        return {"fit_seconds": self._fit_seconds(), "history": self.history, "epoch_loss": list(self._loss)}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._fit_before = float(state_dict.get("fit_seconds", 0.0))
+        self.history = list(state_dict.get("history", []))
+        self._loss = list(state_dict.get("epoch_loss", [0.0, 0]))
+
+    def _entry(self, trainer) -> dict:
+        if not self.history or self.history[-1]["epoch"] != trainer.current_epoch:
+            self.history.append({"epoch": trainer.current_epoch})
+        return self.history[-1]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # Lightning hands over the loss divided by the accumulation count, as it was back-propagated.
+        self._loss[0] += float(outputs["loss"]) * trainer.accumulate_grad_batches
+        self._loss[1] += 1
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self._entry(trainer).update(
+            {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        entry = self._entry(trainer)
+        entry |= {"step": trainer.global_step, "train_loss": self._loss[0] / max(1, self._loss[1]),
+                  "fit_seconds": round(self._fit_seconds(), 1)}
+        self._loss = [0.0, 0]
+        if trainer.is_global_zero:
+            path = self._folder(trainer) / "history.json"
+            path.write_text(json.dumps(self.history, indent=1) + "\n")
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = time.perf_counter()
@@ -85,6 +119,7 @@ class RunRecord(L.Callback):
         if self._fit_before:
             self.record["fit_seconds_before_resume"] = round(self._fit_before, 1)
         self.record["fit_peak_rss_gb"] = peak_rss_gb()
+        self.record["history"] = self.history
         self._write(trainer, pl_module, "fit")
 
     def on_test_start(self, trainer, pl_module):

@@ -20,6 +20,7 @@ from longdiv.data.verify import KINDS
 from longdiv.models import loading, lora
 from longdiv.models.decode import Redo, decode
 
+SCHEDULES = ("cosine", "constant")
 
 def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
                     generator: torch.Generator | None = None, vocab: torch.Tensor | None = None,
@@ -66,6 +67,7 @@ class DivisionLM(L.LightningModule):
         lr: float = 3e-4,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.05,
+        schedule: str = "cosine",
         precision: str = "auto",
         votes: int = 1,
         temperature: float = 0.7,
@@ -84,8 +86,10 @@ class DivisionLM(L.LightningModule):
             format: Demonstration format used to parse generations; linked from the data's format by the CLI.
             lr: Peak AdamW learning rate.
             weight_decay: AdamW weight decay.
-            warmup_ratio: Fraction of the optimizer steps spent warming the learning rate up from 0; the rest
-                decays it to 0 on a cosine.
+            warmup_ratio: Fraction of the optimizer steps spent warming the learning rate up from 0.
+            schedule: The learning rate after the warm-up: `cosine` decays it to 0 at the last step; `constant`
+                keeps it at `lr`, so that a fit can go on past its planned end (a learning curve trained until
+                it stops improving) and its curve is not flattened by the schedule.
             precision: What training and generation compute in: `bf16`, `fp32`, or `auto` (bf16 where the machine
                 multiplies bf16 natively: a GPU, or a CPU with AVX-512 BF16 or AMX; fp32 elsewhere, where bf16 is
                 emulated and many times slower). bf16 trains on a bf16 copy of the weights, cast once per optimizer
@@ -128,6 +132,8 @@ class DivisionLM(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
+        if schedule not in SCHEDULES:
+            raise ValueError(f"model.schedule {schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}")
         hardware.check(precision)  # an unknown name fails here, not in setup
         # What setup resolved `precision` to: "bf16" (a bf16 copy) or the trainer's own precision, per phase.
         self.compute = {"train": "fp32", "decode": "fp32"}
@@ -367,6 +373,8 @@ class DivisionLM(L.LightningModule):
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / (warmup + 1)
+            if self.hparams.schedule == "constant":
+                return 1.0
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(1.0, progress))).item())
 

@@ -1,5 +1,7 @@
 import os
+from types import SimpleNamespace
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -394,3 +396,26 @@ def test_redo_sampling_is_set_up_only_for_a_format_that_strikes_lines():
     assert redo.temperature == 0.7 and redo.seeds == [4, 9]
     assert DivisionLM(model="tiny", format="subfix")._redo([4]) is None  # greedy throughout by default
     assert DivisionLM(model="tiny", format="subrow", redo_temperature=0.7)._redo([4]) is None  # nothing to redo
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_the_learning_rate_after_warm_up_follows_the_schedule(schedule):
+    module = DivisionLM(model="tiny", lr=1e-3, warmup_ratio=0.1, schedule=schedule)
+    module.trainer = SimpleNamespace(estimated_stepping_batches=100)
+    scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(100):
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    assert rates[0] < rates[5] < rates[9] < 1e-3  # warm-up over the first 10 steps
+    assert rates[10] == pytest.approx(1e-3)
+    if schedule == "constant":
+        assert rates[10:] == pytest.approx([1e-3] * 90)
+    else:
+        assert rates[55] == pytest.approx(5e-4, rel=0.05) and rates[-1] < 1e-5
+
+
+def test_an_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="model.schedule 'linear' is unknown; choose one of cosine, constant"):
+        DivisionLM(model="tiny", schedule="linear")
