@@ -43,6 +43,8 @@ IDEAS = {
     "baseline": ("none: N of the paper's problems drawn with data seed 0", []),
     "coverage": ("N chosen to show every divisor and dividend length and each subtraction cell case 4 times",
                  ["--data.demo_choice=coverage"]),
+    "cells": ("the N of the paper's problems with the most subtraction cells in their traces",
+              ["--data.demo_choice=cells"]),
     "steps300": (("300 optimizer steps instead of 150, probed every 8 epochs (56 steps) on 100 generated interpolate "
                   "problems: the run's history.json is accuracy against steps"),
                  ["--trainer.max_steps=300", "--trainer.check_val_every_n_epoch=8", "--data.val_file=null",

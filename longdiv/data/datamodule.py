@@ -210,8 +210,8 @@ class DivisionData(L.LightningDataModule):
             train_file: A problems file (`question|answer` lines or the DeepMind layout) to train on.
             train_split: Generator split for training problems when there is no `train_file`.
             demo_choice: Which `num_demos` of a `train_file` that holds more: `sample` (seeded by `data_seed`),
-                `first`, or `coverage` (chosen to show every divisor and dividend length and every subtraction cell
-                case; see `longdiv.data.choose`).
+                `first`, `coverage` (chosen to show every divisor and dividend length and every subtraction cell
+                case) or `cells` (those whose traces hold the most subtraction cells); see `longdiv.data.choose`.
             long_demos: How many of the `num_demos` demonstrations get a longer dividend: each keeps its divisor and
                 gets a new dividend with a digit count taken in turn from `long_digits` (for priming length
                 generalization; the paper's dividends have at most 8 digits). The demonstrations are still

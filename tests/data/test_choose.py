@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from longdiv.data.choose import choose, coverage, features
+from longdiv.data.choose import cells, choose, coverage, features
 from longdiv.data.datamodule import DivisionData
 from longdiv.data.problems import Problem, read_file
 
@@ -50,3 +50,13 @@ def test_choices_and_the_datamodule_agree():
     assert data.train_problems() == coverage(pool, 20)
     with pytest.raises(ValueError, match="demo_choice 'best' is unknown"):
         DivisionData(demo_choice="best")
+
+
+def test_cells_takes_the_problems_with_the_longest_subtraction_work_in_pool_order():
+    pool = read_file(PAPER_TRAIN)
+    chosen = choose(pool, 50, "cells", seed=0)
+    assert len(set(chosen)) == 50 and chosen == [p for p in pool if p in set(chosen)]
+    fewest_kept = min(map(cells, chosen))
+    assert all(cells(p) <= fewest_kept for p in pool if p not in set(chosen))
+    assert sum(map(cells, chosen)) > sum(map(cells, coverage(pool, 50))) > sum(map(cells, choose(pool, 50, "sample", 0)))
+    assert cells(Problem.from_numbers(93, 59)) == 9  # three subtraction lines of three cells
