@@ -53,6 +53,9 @@ IDEAS = {
                         ["--data.format=subdown", "--data.long_demos=20"]),
     "prime20-26": (("20 of the 200 demonstrations with dividends of 9 to 26 digits, every label seen: 20 digits "
                     "is a trained length"), ["--data.long_demos=20", f"--data.long_digits={list(range(9, 27))}"]),
+    "subdown-prime20-26": ("subdown and 20 demonstrations with dividends of 9 to 26 digits",
+                           ["--data.format=subdown", "--data.long_demos=20",
+                            f"--data.long_digits={list(range(9, 27))}"]),
 }
 
 
