@@ -65,8 +65,8 @@ class LogProgress(L.Callback):
             return
         # Kept as tensors until a line is printed: reading them every micro-batch would wait for a GPU each time.
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            self._losses.append(loss.detach())
+        if loss is not None:  # Lightning hands over the loss divided by the accumulation count
+            self._losses.append(loss.detach() * trainer.accumulate_grad_batches)
         self._tokens = self._tokens + batch["attention_mask"].sum()
         step = trainer.global_step
         # global_step counts optimizer steps: print on the micro-batch that completed a multiple of n, once

@@ -16,9 +16,12 @@ class Terminal(io.StringIO):
         return True
 
 
-def run(stream, **options):
+def run(stream, losses=None, **options):
     torch.manual_seed(0)
     module = DivisionLM(model="tiny", format="direct")
+    if losses is not None:  # what each micro-batch's training_step returned
+        step = module.training_step
+        module.training_step = lambda *args: losses.append(float(loss := step(*args))) or loss
     data = DivisionData(format="direct", num_demos=12, num_val=2, num_test=5, tokenizer_name="tiny", batch_size=1,
                         eval_batch_size=2)
     trainer = L.Trainer(accelerator="cpu", max_steps=6, accumulate_grad_batches=2, logger=False,
@@ -44,3 +47,12 @@ def test_a_log_gets_a_line_every_n_steps_and_eval_batches():
 def test_a_terminal_gets_no_lines_unless_asked():
     assert run(Terminal()) == ""
     assert "step 2/6" in run(Terminal(), always=True)
+
+
+def test_the_logged_loss_is_the_mean_of_the_micro_batch_losses_whatever_the_accumulation():
+    losses = []
+    lines = [line for line in run(io.StringIO(), losses).splitlines() if line.startswith("step ")]
+    printed = [float(re.search(r"loss (\d+\.\d{4})", line)[1]) for line in lines]
+    # a line every 2 optimizer steps of 2 accumulated micro-batches: 4 micro-batches a line
+    assert len(losses) == 12
+    assert printed == [round(sum(losses[i : i + 4]) / 4, 4) for i in (0, 4, 8)]
