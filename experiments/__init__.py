@@ -6,8 +6,11 @@
   recipe and precision variants) run through `runner`, each tested on generated problems and on the paper's
   validation problems; `votes`: a point's checkpoint tested with votes over sampled traces;
 - `ablation`: the grid of configs/sweeps/demos.yaml through `python -m longdiv sweep`, then `python -m longdiv report`;
+- `length`, `small_n`: ideas screened against dividends longer than any demonstration and at small N;
+- `paper`: the paper's grid format trained until its probe stops improving (the learning curve);
 - `gpu`: what a lent GPU machine runs in its time budget, and the collection of what it brings back;
-- `copy_errors`, `recchia_errors`, `recchia_lengths`: analyses of run folders and of demonstration lengths.
+- `copy_errors`, `recchia_errors`, `recchia_lengths`, `slips`, `cell_probe`: analyses of run folders, of
+  demonstration lengths and of the pretrained model.
 
 Only `ablation` is a grid, and it already is a sweep config with a thin script that runs two slices of it and the
 report. The other runs stay scripts because a sweep cannot express them: each point is a fit followed by a second
