@@ -96,7 +96,14 @@ def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]
                     f"--data.num_test={num_test}", *IDEAS[idea][1], f"--trainer.default_root_dir={path}", *resume,
                     *extra])
     return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
-            **runner.record(path)}
+            **runner.record(path), **probes(path)}
+
+
+def probes(path: Path) -> dict:
+    """The fit's validation probes (an idea that validates during training), as its accuracy against steps."""
+    history = runs.tested(path).get("history", [])
+    found = [{"step": e["step"], "accuracy": e["val/remainder_acc"]} for e in history if "val/remainder_acc" in e]
+    return {"probes": found} if found else {}
 
 
 def screen_test_time(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> dict:

@@ -401,6 +401,9 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
         if args[0] == "test":
             record |= {"checkpoint": {"use": "evaluated"}}
             del record["fit_seconds"]
+        if "--trainer.check_val_every_n_epoch=8" in args:  # a fit that probes: its learning curve
+            record["history"] = [{"epoch": e, "step": 7 * (e + 1), "train_loss": 0.1,
+                                  **({"val/remainder_acc": e / 100} if (e + 1) % 8 == 0 else {})} for e in range(16)]
         (root / "run.json").write_text(json.dumps(record))
 
     monkeypatch.setattr(small_n.runner, "cli", fake_cli)
@@ -429,6 +432,12 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
     redo = json.loads(Path("reports/small_n.json").read_text())["records"][-1]
     assert redo["idea"] == "subfix-redo" and redo["fit_dir"] == "runs/small_n/subfix-n50-s0-t200"
     assert redo["arguments"] == ["--data.format=subfix", "--model.redo_temperature=0.7"]
+
+    small_n.main(["--ideas", "steps300"])  # an idea that probes during the fit reports accuracy against steps
+    steps = json.loads(Path("reports/small_n.json").read_text())["records"][-1]
+    assert steps["idea"] == "steps300" and steps["probes"] == [{"step": 56, "accuracy": 0.07},
+                                                              {"step": 112, "accuracy": 0.15}]
+    assert "probes" not in redo
 
 
 @pytest.mark.parametrize("notation", sorted(cell_probe.NOTATIONS))
