@@ -161,6 +161,7 @@ class RunRecord(L.Callback):
             "num_demos": len(data.demos),
             "context": data.context,
             "train_windows": len(data.train_examples),  # num_demos when every demonstration fits the context
+            "self_traces": len(data.self_examples),  # the model's own right traces trained on (self-training)
             "data_seed": data.hparams.data_seed,
             "order_seed": data.order_seed(),
             "data_hash": data.hash,

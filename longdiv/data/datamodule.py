@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import random
@@ -183,6 +184,7 @@ class DivisionData(L.LightningDataModule):
         demo_choice: str = "sample",
         long_demos: int = 0,
         long_digits: list[int] | None = None,
+        self_traces: str | None = None,
         num_val: int = 100,
         val_file: str | None = None,
         num_test: int = 500,
@@ -217,6 +219,10 @@ class DivisionData(L.LightningDataModule):
                 generalization; the paper's dividends have at most 8 digits). The demonstrations are still
                 `num_demos`, and the run is reported as `num_demos` with `long_demos` long ones.
             long_digits: The long dividends' digit counts; by default 9 to 16.
+            self_traces: Self-training: a `predictions.jsonl` of a test run (the model's own traces for problems it
+                was tested on); the traces whose remainder is right are trained on as written, after the
+                demonstrations. A run with it has used the answers of those problems as well as its `num_demos`
+                demonstrations, and its record says how many traces it kept (`self_traces`).
             num_val: Validation problems drawn from the generator's `eval_split` (ignored with `val_file`).
             val_file: A problems file to validate on, used whole.
             num_test: Test problems drawn from the generator's `eval_split` (ignored with `test_file`).
@@ -248,7 +254,7 @@ class DivisionData(L.LightningDataModule):
             problems.append(f"long_demos is {long_demos}; it must be between 0 and num_demos ({num_demos})")
         if demo_choice not in CHOICES:
             problems.append(f"demo_choice {demo_choice!r} is unknown; choose one of {', '.join(CHOICES)}")
-        for name in ("train_file", "val_file", "test_file", "predict_file"):
+        for name in ("train_file", "self_traces", "val_file", "test_file", "predict_file"):
             if getattr(self.hparams, name) is not None and not Path(getattr(self.hparams, name)).is_file():
                 problems.append(f"{name} {getattr(self.hparams, name)!r} does not exist; pass an existing file")
         if problems:
@@ -257,6 +263,7 @@ class DivisionData(L.LightningDataModule):
         self._char_vocab: dict[str, int] = {}
         self.context: int | None = None  # resolved when the tokenizer is loaded
         self.demos: list[Example] = []  # whole demonstrations
+        self.self_examples: list[Example] = []  # the model's own right traces (`self_traces`)
         self.train_examples: list[Example] = []  # what training iterates: the demonstrations' windows
         self.eval_examples: dict[str, list[Example]] = {}
         self.removed_overlap = 0
@@ -287,6 +294,17 @@ class DivisionData(L.LightningDataModule):
             problems = problems[:keep] + longer
         return problems
 
+    def self_traced(self) -> list[tuple[Problem, str]]:
+        """The problems of `self_traces` whose traces give the right remainder, with those traces."""
+        if self.hparams.self_traces is None:
+            return []
+        kept = []
+        for line in Path(self.hparams.self_traces).read_text().splitlines():
+            record = json.loads(line)
+            if record["correct"]:
+                kept.append((Problem(record["dividend"], record["divisor"], record["question"]), record["generated"]))
+        return kept
+
     def eval_problems(self, stage: str) -> list[Problem]:
         hp = self.hparams
         path = hp.val_file if stage == "val" else hp.test_file
@@ -311,7 +329,7 @@ class DivisionData(L.LightningDataModule):
         return read_questions(path)
 
     # Tokens --------------------------------------------------------------------------------------------------
-    def encode(self, problems: list[Problem]) -> list[Example]:
+    def encode(self, problems: list[Problem], completions: list[str] | None = None) -> list[Example]:
         """Renders and tokenizes, one tokenizer call for all prompts and one for all completions.
 
         Formats with `char_layout` (the `sub` family) need one token per character: their digits are found by fixed
@@ -321,7 +339,9 @@ class DivisionData(L.LightningDataModule):
         """
         if not problems:
             return []
-        prompts, completions = zip(*map(self.format.render, problems))
+        prompts, rendered = zip(*map(self.format.render, problems))
+        own = completions is not None  # texts written elsewhere (a model's traces) in place of the format's
+        completions = tuple(completions) if own else rendered
         tok = self.tokenizer
         completion_ids = tok(list(completions), add_special_tokens=False)["input_ids"]
         char_level = self.format.char_layout and any(
@@ -338,7 +358,7 @@ class DivisionData(L.LightningDataModule):
         # tokenizers that add none (SmolLM2's, GPT-2's) leave the prompts as they were.
         start = tok("", add_special_tokens=True)["input_ids"]
         start = start if start == [tok.bos_token_id] else []
-        untrained = [self.untrained(p, len(ids), len(text))
+        untrained = [() if own else self.untrained(p, len(ids), len(text))
                      for p, ids, text in zip(problems, completion_ids, completions)]
         return [Example(p, start + a, b + [tok.eos_token_id], u)
                 for p, a, b, u in zip(problems, prompt_ids, completion_ids, untrained)]
@@ -405,7 +425,8 @@ class DivisionData(L.LightningDataModule):
         hp = self.hparams
         self.tokenizer = load_tokenizer(hp.tokenizer_name)
         train = self.train_problems()
-        seen = {p.key for p in train}
+        selfed = self.self_traced()
+        seen = {p.key for p in train} | {p.key for p, _ in selfed}
         if len(seen) < len(train):
             log.warning("training problems hold %d duplicates", len(train) - len(seen))
         trained = seen | self.trained_on
@@ -421,10 +442,15 @@ class DivisionData(L.LightningDataModule):
             evals[name] = kept
         self.context = self.resolve_context()
         self.demos = self.check_prompts(self.encode(train))
+        if selfed:
+            self.self_examples = self.check_prompts(self.encode(*map(list, zip(*selfed))))
         self.eval_examples = {name: self.check_prompts(self.encode(ps)) for name, ps in evals.items()}
-        self.train_examples = [w for ex in self.demos for w in windowed(ex, self.context)] if self.context else self.demos
-        if len(self.train_examples) > len(self.demos):
-            rank_zero_info(f"{len(self.demos)} demos cut into {len(self.train_examples)} windows of {self.context} "
+        whole = self.demos + self.self_examples
+        self.train_examples = [w for ex in whole for w in windowed(ex, self.context)] if self.context else whole
+        if self.self_examples:
+            rank_zero_info(f"self-training on {len(self.self_examples)} right traces of {self.hparams.self_traces}")
+        if len(self.train_examples) > len(whole):
+            rank_zero_info(f"{len(whole)} demos cut into {len(self.train_examples)} windows of {self.context} "
                            "tokens at most")
         self.hash = data_hash(self.train_examples, evals)
         # What the weights trained from this data have seen, saved in every checkpoint: testing one later removes

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -179,3 +181,27 @@ def test_an_eval_batch_moves_its_tensors_and_keeps_its_problems():
     assert moved["context"] == batch["context"] == data.context == 2048  # a plain int, as generation takes it
     train = collate_train(data.train_examples[:2], data.tokenizer.pad_token_id)
     assert data.transfer_batch_to_device(train, torch.device("cpu"), 0).keys() == train.keys()
+
+
+def test_self_training_adds_the_right_traces_as_written_and_keeps_their_problems_out_of_evaluation(tmp_path):
+    plain = make()
+    test = plain.eval_problems("test")
+    right, also_right, wrong = test[1], Problem.from_numbers(800, 7), test[0]
+    written = {right: "a trace the model wrote\n", also_right: "p8.7\n", wrong: "p0.0\n"}
+    traces = tmp_path / "predictions.jsonl"
+    traces.write_text("".join(json.dumps({"index": i, "question": p.question, "dividend": p.dividend,
+                                          "divisor": p.divisor, "generated": text, "correct": p is not wrong}) + "\n"
+                              for i, (p, text) in enumerate(written.items())))
+    data = make(self_traces=str(traces))
+    assert len(data.demos) == 12 and [e.problem for e in data.demos] == [e.problem for e in plain.demos]
+    assert [e.problem for e in data.self_examples] == [right, also_right]
+    for example in data.self_examples:  # the format's prompt, then the model's text as written, then EOS
+        assert example.prompt_ids == plain.encode([example.problem])[0].prompt_ids
+        assert data.tokenizer.decode(example.completion_ids[:-1]) == written[example.problem]
+        assert example.completion_ids[-1] == data.tokenizer.eos_token_id
+    assert data.train_examples == data.demos + data.self_examples
+    # a problem trained on is never a test problem; one whose trace was wrong is not trained on, so it stays
+    eval_keys = {ex.problem.key for ex in data.eval_examples["test"]}
+    assert wrong.key in eval_keys and right.key not in eval_keys and data.removed_overlap == 1
+    assert data.hash != plain.hash
+    assert {right.key, also_right.key} <= {tuple(k) for k in data.identity["train_keys"]}
