@@ -22,6 +22,7 @@ from longdiv.models.decode import Redo, decode
 
 SCHEDULES = ("cosine", "constant")
 
+
 def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
                     generator: torch.Generator | None = None, vocab: torch.Tensor | None = None,
                     offsets: torch.Tensor | None = None) -> torch.Tensor:
