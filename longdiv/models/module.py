@@ -123,6 +123,8 @@ class DivisionLM(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        if schedule not in SCHEDULES:  # before the model loads
+            raise ValueError(f"model.schedule {schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}")
         self.format = get_format(format)
         self.model, self.tokenizer = loading.load(model, tokenizer, config_overrides)
         if position_offset and any(name.endswith("rotary_emb") for name, _ in self.model.named_modules()):
@@ -133,8 +135,6 @@ class DivisionLM(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
         self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
         self.records: list[dict] = []
-        if schedule not in SCHEDULES:
-            raise ValueError(f"model.schedule {schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}")
         hardware.check(precision)  # an unknown name fails here, not in setup
         # What setup resolved `precision` to: "bf16" (a bf16 copy) or the trainer's own precision, per phase.
         self.compute = {"train": "fp32", "decode": "fp32"}
