@@ -130,6 +130,8 @@ def plot(records: list[dict], path: Path) -> None:
                     fmt="o", color="tab:blue" if r["idea"] != "baseline" else "tab:gray", capsize=3)
     ax.set_yticks(range(len(records)),
                   [f"{r['idea']} N={r['num_demos']} s{r['seed']} ({r['n_eval']})" for r in records], fontsize=7)
+    ax.axvline(0.9, color="gray", linestyle=":", label="issue 24's target at N=50 (90%)")
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_xlabel("remainder accuracy on interpolate problems (95% Wilson)")
     ax.set_xlim(0, 1)
     fig.tight_layout()
