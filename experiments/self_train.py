@@ -33,7 +33,8 @@ def folder(idea: str, num_demos: int, seed: int, answers: int) -> Path:
 
 def run(idea: str, num_demos: int, seed: int, answers: int, num_test: int, extra: list[str]) -> dict:
     screened = small_n.folder(idea, num_demos, seed, small_n.SCREEN_TEST)
-    if runs.tested(screened) is None:
+    screen = runs.tested(screened)
+    if screen is None:
         raise SystemExit(f"{screened} is not tested: run python -m experiments.small_n --ideas {idea} first")
     path = folder(idea, num_demos, seed, answers)
     problems = path / "problems.txt"
@@ -46,17 +47,12 @@ def run(idea: str, num_demos: int, seed: int, answers: int, num_test: int, extra
         runner.cli(["test", f"--ckpt_path={screened / 'checkpoints' / 'last.ckpt'}", f"--data.test_file={problems}",
                     f"--trainer.default_root_dir={traces}", *extra])
     fit = path / "fit"
-    if runs.tested(fit) is None:
-        ckpt = fit / "checkpoints" / "last.ckpt"
-        runner.cli(["fit", *small_n.RECIPE, f"--data.num_demos={num_demos}", f"--seed_everything={seed}",
-                    f"--data.num_test={num_test}", *small_n.IDEAS[idea][1],
-                    f"--data.self_traces={traces / 'predictions.jsonl'}", f"--trainer.default_root_dir={fit}",
-                    *([f"--ckpt_path={ckpt}"] if ckpt.is_file() else []), *extra])
+    small_n.fit(fit, idea, num_demos, seed, num_test, [f"--data.self_traces={traces / 'predictions.jsonl'}", *extra])
     written = [json.loads(line) for line in (traces / "predictions.jsonl").read_text().splitlines()]
     kept = [r for r in written if r["correct"]]
     return {"idea": f"{idea}+self{answers}", "base_idea": idea, "answers": answers,
             "kept": len(kept), "kept_right_throughout": sum(r.get("error_kind") is None for r in kept),
-            "screen_accuracy": runs.tested(screened)["accuracy"], "num_test": num_test, **runner.record(fit),
+            "screen_accuracy": screen["accuracy"], "num_test": num_test, **runner.record(fit),
             "self_traces": runs.tested(fit)["self_traces"]}
 
 

@@ -89,14 +89,21 @@ def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]
                         f"--trainer.default_root_dir={path}", *extra])
         return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
                 **retested(screened, path)}
-    if runs.tested(path) is None:
-        ckpt = path / "checkpoints" / "last.ckpt"  # a fit cut short (a session's end) resumes where it stopped
-        resume = [f"--ckpt_path={ckpt}"] if ckpt.is_file() else []
-        runner.cli(["fit", *RECIPE, f"--data.num_demos={num_demos}", f"--seed_everything={seed}",
-                    f"--data.num_test={num_test}", *IDEAS[idea][1], f"--trainer.default_root_dir={path}", *resume,
-                    *extra])
+    fit(path, idea, num_demos, seed, num_test, extra)
     return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
             **runner.record(path), **probes(path)}
+
+
+def fit(path: Path, idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> None:
+    """Fits and tests `idea` on the recipe into `path` unless tested there; a fit cut short (a session's end)
+    resumes where it stopped."""
+    if runs.tested(path) is not None:
+        return
+    ckpt = path / "checkpoints" / "last.ckpt"
+    resume = [f"--ckpt_path={ckpt}"] if ckpt.is_file() else []
+    runner.cli(["fit", *RECIPE, f"--data.num_demos={num_demos}", f"--seed_everything={seed}",
+                f"--data.num_test={num_test}", *IDEAS[idea][1], f"--trainer.default_root_dir={path}", *resume,
+                *extra])
 
 
 def probes(path: Path) -> dict:
