@@ -17,8 +17,11 @@ Steps run in the order given while the budget lasts (none starts after `--budget
   overlay configs/recipes/RECIPE.yaml (or configs/overlays/RECIPE.yaml: `subrow@fixed-steps:100:0` is a point of
   experiments.demos; `main`: none) in the GPU recipe, fit, tested on the first `--formats_test`
   interpolate problems and then on the paper's 100, into runs/gpu_recipes/ (named like experiments.runner's
-  folders, with recipe.json naming the overlay); `--collect` writes their records to reports/recipe_gpu.json. Extra
-  arguments (`--trainer.precision=32-true`) apply to every step.
+  folders, with recipe.json naming the overlay); `--collect` writes their records to reports/recipe_gpu.json.
+- `curve:VARIANT[:EPOCHS]`, experiments.paper for the paper's `recchia-VARIANT` in the GPU recipe: trained at the
+  2,048 window until its forced probe on the paper's 100 validation problems is flat or EPOCHS (12) are done, then
+  tested on the first `--formats_test` interpolate problems; `--collect` adds its record to reports/paper.json.
+Extra arguments (`--trainer.precision=32-true`) apply to every step.
 `--speed` runs benchmarks.speed on the GPU (gemm, train, bf16, decode) after the first grid point.
 After every step DIR/runs.tgz holds each finished run's run.json and predictions, and DIR/speed_gpu.json the speed
 record, so that a run cut short still returns what it finished.
@@ -43,16 +46,17 @@ RUNS = Path("runs/gpu")
 RECIPE_RUNS = Path("runs/gpu_recipes")
 GPU_RECIPE = ["--trainer.precision=bf16-mixed", "--data.batch_size=8", "--trainer.accumulate_grad_batches=1",
               "--data.eval_batch_size=500", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
-# Most wanted first: the paper's grid at N=200 (too slow for a CPU), then second seeds of the grid.
-STEPS = ["recchia-w", "subrow:200:1", "recchia-w:paper", "subrow:50:1", "subrow:800:1", "subrow:100:1"]
+PAPER_RUNS = Path("runs/paper")
+# Most wanted first: the paper's W format trained until it stops improving (too slow for a CPU), then second seeds.
+STEPS = ["curve:w", "subrow:200:1", "subrow:50:1", "subrow:800:1", "subrow:100:1"]
 
 
 def pack(out: Path) -> None:
     """Every finished run's records into out/runs.tgz (checkpoints stay behind)."""
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
         for record in sorted([*RUNS.glob("*/run.json"), *runner.RUNS.rglob("run.json"),
-                             *RECIPE_RUNS.rglob("run.json")]):
-            for name in ("run.json", "predictions.jsonl", "config.yaml", "recipe.json"):
+                             *RECIPE_RUNS.rglob("run.json"), *PAPER_RUNS.rglob("run.json")]):
+            for name in ("run.json", "predictions.jsonl", "config.yaml", "recipe.json", "history.json"):
                 if (record.parent / name).is_file():
                     tar.add(record.parent / name)
 
@@ -80,6 +84,12 @@ def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int
                       f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
     return _call([*common[:2], "fit", *common[2:], f"--data.num_test={num_test}",
                   f"--trainer.default_root_dir={path}", *extra])
+
+
+def curve_point(variant: str, epochs: int, num_test: int, extra: list[str]) -> int:
+    """experiments.paper for `recchia-{variant}` in the GPU recipe (its own probe and test, decoding in one batch)."""
+    return _call(["-m", "experiments.paper", "--variant", variant, "--max_epochs", str(epochs), "--num_test",
+                  str(num_test), "--", *GPU_RECIPE, f"--data.eval_batch_size={num_test}", *extra])
 
 
 def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:
@@ -125,8 +135,11 @@ def speed(out: Path, fmt: str, ckpt: Path) -> int:
 
 def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
     """(kind, format, recipe, N, seed) of a step: kind `recipe` (FORMAT@RECIPE[:N[:SEED]]), `grid` (FORMAT:N:SEED),
-    `paper` (FORMAT:paper) or `formats` (FORMAT)."""
+    `paper` (FORMAT:paper), `formats` (FORMAT) or `curve` (curve:VARIANT[:EPOCHS]: format recchia-VARIANT, N the
+    epochs)."""
     fmt, *rest = step.split(":")
+    if fmt == "curve":
+        return "curve", f"recchia-{rest[0]}", None, (int(rest[1]) if len(rest) > 1 else 12), 0
     if "@" in fmt:
         fmt, recipe = fmt.split("@")
         recipe_overlay(recipe)  # fails now rather than after the steps before it
@@ -150,6 +163,10 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
         began = time.perf_counter()
         if kind == "recipe":
             code = recipe_point(fmt, recipe, num_demos, seed, num_test, extra)
+        elif kind == "curve":
+            code = curve_point(fmt.removeprefix("recchia-"), num_demos, num_test, extra)
+            if Path("reports/paper.json").is_file():
+                (out / "paper.json").write_text(Path("reports/paper.json").read_text())
         elif kind == "grid":
             keep = [] if first_grid_point and run_speed else ["--trainer.enable_checkpointing=false"]
             code = grid_point(fmt, num_demos, seed, keep + extra)
@@ -190,6 +207,15 @@ def collect(folder: Path) -> None:
                         "every record names its device, precision and batch)",
             "records": recipes,
         }, indent=2) + "\n")
+    if (folder / "paper.json").is_file():
+        from experiments import paper
+
+        came = json.loads((folder / "paper.json").read_text())["records"]
+        target = Path("reports/paper.json")
+        earlier = json.loads(target.read_text())["records"] if target.is_file() else []
+        merged = [r for r in earlier if r["run_dir"] not in {c["run_dir"] for c in came}] + came
+        target.write_text(json.dumps({"command": "python -m experiments.paper", "records": merged}, indent=1) + "\n")
+        paper.plot(merged, target.with_suffix(".png"))
     if (folder / "speed_gpu.json").is_file():
         speed = json.loads(Path("reports/speed.json").read_text())
         speed["gpu"] = json.loads((folder / "speed_gpu.json").read_text())

@@ -158,6 +158,38 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
     assert records[0]["epochs"] == 12 and records[0]["batch"] == "8x1"
 
 
+def test_gpu_curve_step_runs_the_paper_experiment_and_collect_adds_its_record(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    run = Path("runs/paper/recchia-w-n200-s0-c2048")
+    record = {"variant": "w", "format": "recchia-w", "context": 2048, "seed": 0, "probe": "val/trace_exact",
+              "run_dir": str(run), "history": [{"epoch": 1, "train_loss": 0.5, "val/trace_exact": 0.25}]}
+
+    def fake_call(args):  # what experiments.paper leaves: its run folder and its report
+        calls.append(args)
+        run.mkdir(parents=True)
+        (run / "run.json").write_text("{}")
+        (run / "history.json").write_text(json.dumps(record["history"]))
+        Path("reports").mkdir()
+        Path("reports/paper.json").write_text(json.dumps({"records": [record]}))
+        return 0
+
+    monkeypatch.setattr(gpu, "_call", fake_call)
+    assert gpu.parse_step("curve:w:8") == ("curve", "recchia-w", None, 8, 0)
+    assert gpu.parse_step("curve:ln+")[3] == 12
+    gpu.on_gpu(tmp_path / "out", ["curve:w:8"], budget=100, run_speed=False, num_test=10, extra=["--x=1"])
+    (args,) = calls
+    assert args[:8] == ["-m", "experiments.paper", "--variant", "w", "--max_epochs", "8", "--num_test", "10"]
+    assert args[8] == "--" and "--trainer.precision=bf16-mixed" in args and args[-2:] == [
+        "--data.eval_batch_size=10", "--x=1"]
+    shutil.rmtree("runs")
+    earlier = {**record, "context": 8192, "run_dir": "runs/paper/recchia-w-n200-s0-c8192"}
+    Path("reports/paper.json").write_text(json.dumps({"records": [earlier, {**record, "history": []}]}))
+    gpu.collect(tmp_path / "out")
+    assert json.loads(Path("reports/paper.json").read_text())["records"] == [earlier, record]
+    assert Path("reports/paper.png").is_file() and (run / "history.json").is_file()
+
+
 def test_gpu_steps_parse_to_their_kind(tmp_path):
     assert gpu.parse_step("subrow@train-bf16") == ("recipe", "subrow", "train-bf16", 200, 0)
     assert gpu.parse_step("subadd@main:50:1") == ("recipe", "subadd", "main", 50, 1)
@@ -488,7 +520,7 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
             curve = paper.history(root)
             for epoch in range(len(curve), int(option(args, "trainer.max_epochs"))):
                 every = int(option(args, "trainer.check_val_every_n_epoch"))
-                probe = {paper.PROBE: probe_by_epoch[epoch]} if (epoch + 1) % every == 0 else {}
+                probe = {"val/trace_exact": probe_by_epoch[epoch]} if (epoch + 1) % every == 0 else {}
                 curve.append({"epoch": epoch, "step": 25 * (epoch + 1), "train_loss": 1 / (epoch + 1), **probe})
             (root / "checkpoints").mkdir(parents=True, exist_ok=True)
             (root / "checkpoints" / "last.ckpt").write_text("weights")
@@ -509,6 +541,7 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     assert "--ckpt_path=runs/paper/recchia-w-n200-s0-c2048/checkpoints/last.ckpt" not in fits[0]
     assert all("--ckpt_path=runs/paper/recchia-w-n200-s0-c2048/checkpoints/last.ckpt" in c for c in fits[1:])
     assert all("--model.schedule=constant" in c and "--test_after_fit=false" in c for c in fits)
+    assert all("--model.val_probe=forced" in c for c in fits)
     (test,) = [c for c in calls if c[0] == "test"]
     assert option(test, "trainer.default_root_dir") == "runs/paper/recchia-w-n200-s0-c2048/test-e8-t100"
     (record,) = json.loads(paper.OUT.read_text())["records"]

@@ -82,6 +82,7 @@ def collate_eval(examples: list[tuple[int, Example]], pad_id: int,
         "attention_mask": attention_mask,
         "index": torch.tensor([i for i, _ in examples]),
         "problems": [ex.problem for _, ex in examples],
+        "examples": [ex for _, ex in examples],  # their reference traces, for a probe that reads them (`forced`)
         # Each row's generation budget, from its reference trace's length: room for a right trace (it has exactly
         # the reference's tokens) and a little more, so that a wrong trace that never stops costs a bounded time,
         # and the same whatever other rows share its batch.
@@ -533,13 +534,13 @@ class DivisionData(L.LightningDataModule):
         )
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        # An evaluation batch carries its Problems, which stay on the host: Lightning's move would try to rebuild
-        # each frozen dataclass field by field, and refuse.
-        problems = batch.get("problems") if isinstance(batch, dict) else None
-        if problems is None:
+        # An evaluation batch carries its Problems and Examples, which stay on the host: Lightning's move would try
+        # to rebuild each frozen dataclass field by field, and refuse.
+        if not (isinstance(batch, dict) and "problems" in batch):
             return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        tensors = {key: value for key, value in batch.items() if key != "problems"}
-        return {**super().transfer_batch_to_device(tensors, device, dataloader_idx), "problems": problems}
+        host = {key: batch[key] for key in ("problems", "examples")}
+        tensors = {key: value for key, value in batch.items() if key not in host}
+        return {**super().transfer_batch_to_device(tensors, device, dataloader_idx), **host}
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

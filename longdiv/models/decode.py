@@ -1,5 +1,5 @@
 """Batched decoding, greedy or sampled, with a KV cache written in place, where rows that have written their EOS stop
-costing work."""
+costing work; and `forced`, which tells in one pass how far greedy decoding would follow a reference trace."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from transformers.cache_utils import Cache, DynamicLayer
 
-from longdiv.data.windows import slide
+from longdiv.data.windows import slide, windows
 
 
 class _PreallocatedLayer(DynamicLayer):
@@ -251,3 +252,53 @@ def _slide(model, cache, mask, position, rows, written, prompts, out, starts, ro
     mask[index, mask.shape[1] - fresh.shape[1] :] = fresh
     position[index] = last
     return mask, position
+
+
+@dataclass(frozen=True)
+class Forced:
+    """How greedy decoding fares on one reference completion (see `forced`)."""
+
+    tokens: int  # completion tokens scored
+    right: int  # scored tokens before the first that is not the greedy choice: `tokens` when none is
+    loss: float  # the scored tokens' summed cross-entropy
+
+    @property
+    def exact(self) -> bool:
+        """Greedy decoding writes the whole reference."""
+        return self.right == self.tokens
+
+
+@torch.inference_mode()
+def forced(model, prompt: list[int], completion: list[int], context: int | None = None,
+           vocab: torch.Tensor | None = None, skip: tuple[int, ...] = ()) -> Forced:
+    """Teacher forcing over a reference completion (ending in its EOS), in the windows that `decode` slides through
+    with `context` (`longdiv.data.windows`; one window without it): each token is scored from the view greedy
+    decoding would write it from, if everything before it had been written right. So greedy decoding writes the
+    whole reference exactly when no token is wrong here (up to rounding: one pass over a window and a step over a
+    cache sum in other orders), and until the first one otherwise, at the cost of one forward pass per window
+    rather than one per token. With `vocab`, only those tokens can be chosen, as in `decode`. Tokens at the indices
+    `skip` (ones the model is not taught to write, such as `subfix`'s practice slips) are not scored.
+    """
+    cuts = windows(len(completion), context - len(prompt)) if context else [(0, 0, len(completion))]
+    device = model.get_input_embeddings().weight.device
+    scored = torch.ones(len(completion), dtype=torch.bool, device=device)
+    scored[list(skip)] = False
+    target = torch.tensor(completion, device=device)
+    wrong = torch.zeros(len(completion), dtype=torch.bool, device=device)
+    losses = torch.zeros(len(completion), device=device)
+    with narrowed_head(model, vocab):
+        for start, new, end in cuts:
+            ids = torch.tensor([prompt + completion[start:end]], device=device)
+            # The last end - new + 1 positions predict completion[new:end] and one token past it (dropped).
+            logits = model(input_ids=ids, logits_to_keep=end - new + 1).logits[0, :-1].float()
+            truth = target[new:end]
+            if vocab is not None:
+                column = torch.searchsorted(vocab, truth).clamp(max=len(vocab) - 1)
+                if not torch.equal(vocab[column], truth):
+                    raise ValueError("a reference holds a token outside the output vocabulary")
+                truth = column
+            wrong[new:end] = logits.argmax(-1) != truth
+            losses[new:end] = F.cross_entropy(logits, truth, reduction="none")
+    wrong &= scored
+    first = int(wrong.nonzero()[0, 0]) if wrong.any() else len(completion)
+    return Forced(int(scored.sum()), int(scored[:first].sum()), float(losses[scored].sum()))

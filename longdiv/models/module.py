@@ -18,9 +18,10 @@ from longdiv.data.formats import get_format
 from longdiv.data.scoring import score
 from longdiv.data.verify import KINDS
 from longdiv.models import loading, lora
-from longdiv.models.decode import Redo, decode
+from longdiv.models.decode import Redo, decode, forced
 
 SCHEDULES = ("cosine", "constant")
+PROBES = ("decode", "forced")
 
 
 def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
@@ -77,6 +78,7 @@ class DivisionLM(L.LightningModule):
         restrict_vocab: bool = False,
         position_offset: int = 0,
         redo_temperature: float = 0.0,
+        val_probe: str = "decode",
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -120,11 +122,20 @@ class DivisionLM(L.LightningModule):
                 the longest demonstration are seen too; generation starts at 0. Drawn like `embedding_noise`, so a
                 resumed run draws the same offsets. 0 turns it off. Only for models with absolute positions
                 (GPT-Neo): rotary positions (SmolLM2, Gemma) depend only on distances, which an offset leaves alone.
+            val_probe: What validation measures. `decode`: it writes and scores each problem's trace, as testing
+                does (`val/remainder_acc` and the error kinds). `forced`: one forward pass over each problem's
+                reference trace, in the windows generation slides through (`longdiv.models.decode.forced`), far
+                cheaper on long traces: `val/trace_exact`, the share of problems whose whole trace is the greedy
+                choice at every token (so what greedy decoding writes, up to rounding, and a lower bound on its
+                remainder accuracy); `val/trace_right`, the mean share of a trace before its first token that is
+                not; `val/loss`, the mean cross-entropy a token.
         """
         super().__init__()
         self.save_hyperparameters()
         if schedule not in SCHEDULES:  # before the model loads
             raise ValueError(f"model.schedule {schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}")
+        if val_probe not in PROBES:
+            raise ValueError(f"model.val_probe {val_probe!r} is unknown; choose one of {', '.join(PROBES)}")
         self.format = get_format(format)
         self.model, self.tokenizer = loading.load(model, tokenizer, config_overrides)
         if position_offset and any(name.endswith("rotary_emb") for name, _ in self.model.named_modules()):
@@ -133,7 +144,7 @@ class DivisionLM(L.LightningModule):
         if lora_rank:
             self.model = lora.add(self.model, lora_rank)
         self.model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
-        self.stage_metrics = torch.nn.ModuleDict({stage: self._metrics() for stage in ("val", "test")})
+        self.stage_metrics = torch.nn.ModuleDict({"val": self._metrics(val_probe), "test": self._metrics("decode")})
         self.records: list[dict] = []
         hardware.check(precision)  # an unknown name fails here, not in setup
         # What setup resolved `precision` to: "bf16" (a bf16 copy) or the trainer's own precision, per phase.
@@ -147,9 +158,12 @@ class DivisionLM(L.LightningModule):
             self.output_vocab = self._output_tokens()
 
     @staticmethod
-    def _metrics() -> torch.nn.ModuleDict:
+    def _metrics(probe: str) -> torch.nn.ModuleDict:
         # Mean metrics keep (sum, count) and all-reduce both by sum, so accuracy over several processes equals
         # the single-process figure exactly.
+        if probe == "forced":
+            return torch.nn.ModuleDict({"trace_exact": MeanMetric(), "trace_right": MeanMetric(),
+                                        "loss": MeanMetric()})
         metrics = {"remainder_acc": MeanMetric(), "parse_fail_rate": MeanMetric()}
         metrics |= {f"err_{kind}": SumMetric() for kind in KINDS}
         return torch.nn.ModuleDict(metrics)
@@ -334,7 +348,21 @@ class DivisionLM(L.LightningModule):
         self._start_eval()
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
+        if self.hparams.val_probe == "forced":
+            self._forced_step(batch)
+        else:
+            self._eval_step(batch, "val")
+
+    def _forced_step(self, batch) -> None:
+        metrics, context = self.stage_metrics["val"], batch.get("context")
+        vocab = None if self.output_vocab is None else self.output_vocab.to(batch["input_ids"].device)
+        with torch.autocast(batch["input_ids"].device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
+            for example in batch["examples"]:
+                found = forced(self.decoding_model, example.prompt_ids, example.completion_ids, context, vocab,
+                               example.untrained)
+                metrics["trace_exact"].update(float(found.exact))
+                metrics["trace_right"].update(found.right / found.tokens)
+                metrics["loss"].update(found.loss / found.tokens, weight=found.tokens)
 
     def on_validation_epoch_end(self):
         self._end_eval("val")

@@ -5,7 +5,7 @@ import torch
 
 from longdiv.data.windows import slide
 from longdiv.models import attention, loading
-from longdiv.models.decode import Redo, decode, narrowed_head
+from longdiv.models.decode import Redo, decode, forced, narrowed_head
 
 
 def reference(model, input_ids, attention_mask, max_new_tokens, eos_id):
@@ -197,3 +197,30 @@ def test_decode_that_fits_its_context_is_the_plain_decode():
     assert slid[0] == plain[0] and slid[1][:17] == plain[1][:17] and slid[1] != plain[1]
     with pytest.raises(ValueError, match="a prompt of 6 tokens leaves less than 2 tokens of room in a context of 7"):
         decode(model, *left_padded(prompts, 0), 20, never, context=7)
+
+
+def test_forced_reading_finds_where_greedy_decoding_leaves_a_reference_within_and_across_windows():
+    torch.manual_seed(0)
+    # Weights drawn wide, so that what the model writes depends on its context (at the usual 0.02 it repeats one
+    # token whatever it reads, and every window would agree).
+    model, _ = loading.load(ARCHS["llama"][0], "char", {**ARCHS["llama"][1], "initializer_range": 0.5})
+    model.eval()
+    prompt = torch.randint(3, 90, (5,), generator=torch.Generator().manual_seed(2)).tolist()
+    ids, mask = left_padded([prompt], 0)
+    never = -1 % model.config.vocab_size  # an EOS the random model does not write, so every row runs its budget
+    written = decode(model, ids, mask, 30, never)[0]
+    found = forced(model, prompt, written)
+    assert found.exact and found.right == found.tokens == 30 and found.loss > 0
+    changed = written[:7] + [(written[7] + 1) % 90 + 3] + written[8:]
+    assert forced(model, prompt, changed).right == 7 and not forced(model, prompt, changed).exact
+    skipped = forced(model, prompt, written, skip=(7,))
+    assert skipped.exact and skipped.tokens == 29
+    # With a context of 12 (room 7) decoding slides its window; reading in the same windows follows it exactly.
+    slid = decode(model, ids, mask, 30, never, context=12)[0]
+    assert slid != written
+    assert forced(model, prompt, slid, context=12).exact and not forced(model, prompt, slid).exact
+    assert not forced(model, prompt, written, context=12).exact
+    vocab = torch.tensor(sorted({*written, *range(3, 20)}))
+    narrow = decode(model, ids, mask, 30, never, vocab=vocab)[0]
+    assert forced(model, prompt, narrow, vocab=vocab).exact
+    assert forced(model, prompt, narrow, vocab=vocab).loss < forced(model, prompt, narrow).loss

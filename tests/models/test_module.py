@@ -419,3 +419,43 @@ def test_the_learning_rate_after_warm_up_follows_the_schedule(schedule):
 def test_an_unknown_schedule_is_refused():
     with pytest.raises(ValueError, match="model.schedule 'linear' is unknown; choose one of cosine, constant"):
         DivisionLM(model="tiny", schedule="linear")
+
+
+def test_forced_validation_reads_each_reference_once_and_logs_its_loss_and_how_far_greedy_decoding_follows_it():
+    import lightning as L
+
+    from longdiv.models.decode import decode
+
+    torch.manual_seed(0)
+    module = DivisionLM(model="tiny", precision="fp32", val_probe="forced")
+    data = DivisionData(num_demos=8, num_val=5, num_test=2, tokenizer_name="tiny", eval_batch_size=2)
+    data.setup()
+    examples = data.eval_examples["val"]
+    module.eval()
+    eos = data.tokenizer.eos_token_id
+    # References of 60 tokens that the random model's own greedy trace follows for 0, 3, 10 and 25 tokens, and one
+    # wholly its own.
+    prompts = collate_eval(list(enumerate(examples)), data.tokenizer.pad_token_id)
+    owns = decode(module.model, prompts["input_ids"], prompts["attention_mask"], 60, eos)
+    for follow, own, example in zip((0, 3, 10, 25, None), owns, examples, strict=True):
+        example.completion_ids = own if follow is None else own[:follow] + example.completion_ids[follow:60]
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    logged = trainer.validate(module, datamodule=data, verbose=False)[0]
+    assert set(logged) == {"val/trace_exact", "val/trace_right", "val/loss"}
+    assert logged["val/trace_exact"] == pytest.approx(0.2)  # the reference that is the model's own trace
+    shares = []
+    for written, example in zip(decode(module.model, prompts["input_ids"], prompts["attention_mask"], 60, eos),
+                                examples, strict=True):  # the share of each reference before greedy decoding leaves it
+        same = next((i for i, (a, b) in enumerate(zip(written, example.completion_ids)) if a != b), len(written))
+        shares.append(same / len(example.completion_ids))
+    assert shares[0] < shares[1] < shares[2] < shares[3] < shares[4] == 1.0
+    assert logged["val/trace_right"] == pytest.approx(sum(shares) / len(shares))
+    batch = collate_train(examples, data.tokenizer.pad_token_id)
+    with torch.no_grad():  # the mean cross-entropy a completion token, as training computes it
+        loss = completion_loss(module.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    assert logged["val/loss"] == pytest.approx(loss.item(), rel=1e-4)
+
+
+def test_an_unknown_validation_probe_is_refused():
+    with pytest.raises(ValueError, match="model.val_probe 'teacher' is unknown; choose one of decode, forced"):
+        DivisionLM(model="tiny", val_probe="teacher")
