@@ -9,7 +9,9 @@ auto` decodes in), on the first `--problems` of the paper's 100 validation probl
 `--context` window: the same problems the paper experiment probes. Decoding runs them as one batch with
 evaluation's budgets (each reference's length plus 16 tokens); a model that has not learned the format writes to
 its budget, about what a trained one writing right traces writes, so the decode time is that of a real probe.
-Each method runs once after a warm-up on one of the problems.
+Each method runs once after a warm-up on one of the problems. Then the forced reading runs over the traces the
+decoding wrote, as if they were the references: each should read as exact, and the ones that do not are where one
+pass over a window and decoding step by step over a cache round differently (`agreement`).
 """
 
 from __future__ import annotations
@@ -54,18 +56,20 @@ def main(argv: list[str] | None = None) -> None:
             forced(model, example.prompt_ids, example.completion_ids, args.context)
         return time.perf_counter() - start
 
-    def write(chosen) -> tuple[float, int]:
+    def write(chosen) -> tuple[float, list[list[int]]]:
         batch = collate_eval(list(enumerate(chosen)), tokenizer.pad_token_id, args.context)
         start = time.perf_counter()
         rows = decode(model, batch["input_ids"].to(args.device), batch["attention_mask"].to(args.device),
                       batch["max_new_tokens"].to(args.device), eos, context=args.context)
-        return time.perf_counter() - start, sum(map(len, rows))
+        return time.perf_counter() - start, rows
 
     read(examples[-1:])  # warm-ups, on one problem
     write(examples[-1:])
     reference_tokens = sum(len(e.completion_ids) for e in examples)
     read_seconds = read(examples)
-    write_seconds, written = write(examples)
+    write_seconds, rows = write(examples)
+    written = sum(map(len, rows))
+    own = [forced(model, e.prompt_ids, row, args.context) for e, row in zip(examples, rows, strict=True)]
     report = {
         "command": f"python -m benchmarks.probe --format {args.format} --context {args.context} "
                    f"--problems {args.problems} --device {args.device}",
@@ -76,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         "decode": {"seconds": round(write_seconds, 2), "tokens_written": written,
                    "tokens_per_second": round(written / write_seconds, 1)},
         "decode_over_forced": round(write_seconds / read_seconds, 2),
+        "agreement": {"traces": len(own), "read_exact": sum(f.exact for f in own),
+                      "mean_share_before_first_difference": round(sum(f.right / f.tokens for f in own) / len(own), 4),
+                      "traces_longer_than_context": sum(len(e.prompt_ids) + len(r) > args.context
+                                                        for e, r in zip(examples, rows, strict=True))},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
