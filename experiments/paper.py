@@ -13,7 +13,8 @@ in one pass per window and counts the problems whose whole trace greedy decoding
 `--model.val_probe forced`: minutes where decoding 100 traces of 2,000 tokens takes a quarter of an hour on a
 CPU); `decode` writes and scores the traces (`val/remainder_acc`). Training stops when the probe has not reached a
 new best for `--patience` probes in a row, or at `--max_epochs`; then the last checkpoint is tested on the first
-`--num_test` of the 500 interpolate problems. A run cut short (a session's end) resumes from its last checkpoint
+`--num_test` of the 500 interpolate problems (0: not tested, the probe's curve only; decoding the long variants takes
+longer than a lent GPU's call). A run cut short (a session's end) resumes from its last checkpoint
 when the command is run again, and a finished one is extended by a larger `--max_epochs`.
 """
 
@@ -76,8 +77,10 @@ def train(variant: str, seed: int, context: int, probe: str, probe_every: int, p
                     *extra])
 
 
-def test(path: Path, num_test: int, extra: list[str]) -> Path:
-    """The last checkpoint on the first `num_test` interpolate problems, once per trained length."""
+def test(path: Path, num_test: int, extra: list[str]) -> Path | None:
+    """The last checkpoint on the first `num_test` interpolate problems, once per trained length (none for 0)."""
+    if num_test == 0:
+        return None
     tested = path / f"test-e{len(history(path))}-t{num_test}"
     if runs.tested(tested) is None:
         runner.cli(["test", f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}", f"--data.num_test={num_test}",
@@ -85,9 +88,9 @@ def test(path: Path, num_test: int, extra: list[str]) -> Path:
     return tested
 
 
-def record(variant: str, probe: str, path: Path, tested: Path, patience: int) -> dict:
-    test, fit = runs.tested(tested), runs.read(path)
-    curve = history(path)
+def record(variant: str, probe: str, path: Path, tested: Path | None, patience: int) -> dict:
+    fit, curve = runs.read(path), history(path)
+    test = runs.tested(tested) if tested else {"metrics": {}, "eval_seconds": None, "git_commit": fit.get("git_commit")}
     keep = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures")
     return {
         "variant": variant, "format": f"recchia-{variant}", "context": fit["context"],
@@ -95,12 +98,12 @@ def record(variant: str, probe: str, path: Path, tested: Path, patience: int) ->
         "epochs": len(curve), "stopped": "probe flat" if flat(curve, patience) else "max_epochs",
         "history": curve,
         "best_probe": max(probes(curve), default=None),
-        "interpolate": {k: test[k] for k in keep},
+        "interpolate": {k: test[k] for k in keep} if tested else None,
         "error_kinds": {k.removeprefix("test/err_"): int(v) for k, v in test["metrics"].items() if "err_" in k},
         "mean_tokens": round(fit["mean_tokens"], 1), "max_tokens": fit["max_tokens"],
         "train_windows": fit["train_windows"], "fit_seconds": fit.get("fit_seconds"),
         "eval_seconds": test["eval_seconds"], "device": fit["device"], "precision": fit["precision"],
-        "run_dir": str(path), "test_dir": str(tested), "git_commit": test["git_commit"],
+        "run_dir": str(path), "test_dir": str(tested) if tested else None, "git_commit": test["git_commit"],
     }
 
 
@@ -142,9 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps({"command": "python -m experiments.paper", "records": done}, indent=1) + "\n")
     plot(done, OUT.with_suffix(".png"))
-    test_figures = new["interpolate"]
-    print(f"{new['format']}: {new['epochs']} epochs ({new['stopped']}), best probe {new['best_probe']}, interpolate "
-          f"{test_figures['accuracy']:.1%} ({test_figures['correct']}/{test_figures['n_eval']})")
+    scored = new["interpolate"]
+    tested = f", interpolate {scored['accuracy']:.1%} ({scored['correct']}/{scored['n_eval']})" if scored else ""
+    print(f"{new['format']}: {new['epochs']} epochs ({new['stopped']}), best probe {new['best_probe']}{tested}")
 
 
 if __name__ == "__main__":

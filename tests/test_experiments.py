@@ -510,7 +510,7 @@ def test_cell_probe_writes_true_facts_and_scores_greedy_answers(notation):
 
 def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    probe_by_epoch = {1: 0.10, 3: 0.30, 5: 0.25, 7: 0.30, 9: 0.90}  # no new best after epoch 4: flat at epoch 8
+    probe_by_epoch = {1: 0.10, 3: 0.30, 5: 0.25, 7: 0.30, 9: 0.90, 11: 0.85}  # no new best after epoch 4: flat at 8
     calls = []
 
     def fake_cli(args):  # a fit extends history.json to max_epochs and leaves a checkpoint; a test its record
@@ -556,6 +556,12 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     assert [option(c, "trainer.max_epochs") for c in calls if c[0] == "fit"] == ["10"]
     (record,) = json.loads(paper.OUT.read_text())["records"]
     assert (record["epochs"], record["stopped"], record["best_probe"]) == (10, "max_epochs", 0.90)
+
+    calls.clear()  # the curve alone: no test
+    paper.main(["--variant", "w", "--max_epochs", "12", "--patience", "3", "--num_test", "0"])
+    assert [c[0] for c in calls] == ["fit"]
+    (record,) = json.loads(paper.OUT.read_text())["records"]
+    assert record["epochs"] == 12 and record["interpolate"] is None and record["test_dir"] is None
 
 
 def test_self_train_tests_the_screen_on_drawn_problems_then_fits_on_its_right_traces(tmp_path, monkeypatch):
