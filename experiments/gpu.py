@@ -210,12 +210,7 @@ def collect(folder: Path) -> None:
     if (folder / "paper.json").is_file():
         from experiments import paper
 
-        came = json.loads((folder / "paper.json").read_text())["records"]
-        target = Path("reports/paper.json")
-        earlier = json.loads(target.read_text())["records"] if target.is_file() else []
-        merged = [r for r in earlier if r["run_dir"] not in {c["run_dir"] for c in came}] + came
-        target.write_text(json.dumps({"command": "python -m experiments.paper", "records": merged}, indent=1) + "\n")
-        paper.plot(merged, target.with_suffix(".png"))
+        paper.save(json.loads((folder / "paper.json").read_text())["records"])
     if (folder / "speed_gpu.json").is_file():
         speed = json.loads(Path("reports/speed.json").read_text())
         speed["gpu"] = json.loads((folder / "speed_gpu.json").read_text())

@@ -107,6 +107,15 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
     }
 
 
+def save(new: list[dict]) -> None:
+    """Adds `new` records to reports/paper.json (each replacing an earlier one of its run) and plots them all."""
+    done = json.loads(OUT.read_text())["records"] if OUT.is_file() else []
+    done = [r for r in done if r["run_dir"] not in {n["run_dir"] for n in new}] + new
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps({"command": "python -m experiments.paper", "records": done}, indent=1) + "\n")
+    plot(done, OUT.with_suffix(".png"))
+
+
 def plot(records: list[dict], path: Path) -> None:
     fig, (loss_ax, probe_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for r in records:
@@ -140,11 +149,7 @@ def main(argv: list[str] | None = None) -> None:
                  args.max_epochs, extra)
     tested = test(path, args.num_test, extra)
     new = record(args.variant, args.probe, path, tested, args.patience)
-    done = json.loads(OUT.read_text())["records"] if OUT.is_file() else []
-    done = [r for r in done if r["run_dir"] != new["run_dir"]] + [new]
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"command": "python -m experiments.paper", "records": done}, indent=1) + "\n")
-    plot(done, OUT.with_suffix(".png"))
+    save([new])
     scored = new["interpolate"]
     tested = f", interpolate {scored['accuracy']:.1%} ({scored['correct']}/{scored['n_eval']})" if scored else ""
     print(f"{new['format']}: {new['epochs']} epochs ({new['stopped']}), best probe {new['best_probe']}{tested}")
