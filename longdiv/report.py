@@ -13,6 +13,11 @@ read is skipped with a warning naming it), and writes:
 - `error_kinds.png`: stacked bars of the verifier's first-error kinds per point, when any run has them;
 - `length_heatmap.png`: accuracy by dividend digits x divisor digits from `predictions.jsonl`, one panel per model
   and format at its largest demonstration count (all its test sets).
+
+`--keep TABLE.csv` adds the rows of an earlier report whose run folders are not among those found (runs made in
+another session or on another machine), so a report grows point by point:
+
+    python -m longdiv report runs/ablation --keep reports/ablation/table.csv --out reports/ablation
 """
 
 from __future__ import annotations
@@ -73,6 +78,25 @@ def tested_rows(folders: list[Path]) -> list[dict]:
             reason = f"no {err.args[0]!r} field" if isinstance(err, KeyError) else str(err).removeprefix(f"{path}: ")
             print(f"warning: skipped {path}: {reason}", file=sys.stderr, flush=True)
     return rows
+
+
+def kept_rows(table: Path, found: list[dict]) -> list[dict]:
+    """The rows of an earlier report's `table.csv` whose run folder is not one of `found`'s, typed as `row` types
+    them."""
+    if not table.is_file():
+        raise errors.UsageError("earlier table", table, "no such file", "pass the table.csv an earlier report wrote")
+    found_dirs = {r["run_dir"] for r in found}
+    integers = ("num_demos", "n", "correct", *(f"err_{kind}" for kind in KINDS))
+    kept = []
+    with table.open(newline="") as f:
+        for r in csv.DictReader(f):
+            if r["run_dir"] in found_dirs:
+                continue
+            r = {**r, **{k: int(r[k]) for k in integers},
+                 **{k: float(r[k]) for k in ("accuracy", "wilson_low", "wilson_high", "parse_fail_rate")}}
+            r["seed"] = None if r["seed"] in ("", "None") else int(r["seed"])
+            kept.append(r)
+    return kept
 
 
 def pool(rows: list[dict]) -> list[dict]:
@@ -225,14 +249,17 @@ def plot_heatmap(rows: list[dict], out: Path, plt) -> bool:
     return True
 
 
-def report(folders: list[Path], out: Path) -> list[dict]:
-    """Writes the tables and plots for the runs under `folders` into `out`; returns the table rows."""
+def report(folders: list[Path], out: Path, keep: Path | None = None) -> list[dict]:
+    """Writes the tables and plots for the runs under `folders` (and the rows of `keep` whose runs are not among
+    them) into `out`; returns the table rows."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
     rows = tested_rows(folders)
+    if keep is not None:
+        rows += kept_rows(keep, rows)
     if not rows:
         raise errors.UsageError("run folders", ", ".join(map(str, folders)),
                                 "no tested run (a run.json with an accuracy) under them",
@@ -249,9 +276,13 @@ def report(folders: list[Path], out: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = errors.ArgumentParser(prog="python -m longdiv report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="Run folders, or folders that hold them.")
+    parser.add_argument("runs", nargs="*", type=Path, help="Run folders, or folders that hold them.")
     parser.add_argument("--out", type=Path, required=True, help="Folder for the tables and plots.")
+    parser.add_argument("--keep", type=Path, help="An earlier report's table.csv: its rows whose runs are not found "
+                                                  "are kept.")
     args = parser.parse_args(argv)
-    rows = report(args.runs, args.out)
+    if not args.runs and args.keep is None:
+        parser.error("pass run folders, --keep TABLE.csv, or both")
+    rows = report(args.runs, args.out, args.keep)
     print(f"{len(rows)} runs -> {args.out}/table.md, table.csv and plots")
     return 0

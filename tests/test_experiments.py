@@ -17,6 +17,7 @@ from experiments import (
     demos,
     gpu,
     length,
+    model_size,
     paper,
     recchia_errors,
     runner,
@@ -25,6 +26,8 @@ from experiments import (
     small_n,
     votes,
 )
+from longdiv import report
+from longdiv.data.verify import KINDS
 
 
 def option(args: list[str], name: str) -> str:
@@ -329,6 +332,46 @@ def test_demos_keeps_committed_points_and_fits_only_missing_ones(tmp_path, monke
     report = json.loads(demos.OUT.read_text())
     assert report["records"][1] == kept and [r["correct"] for r in report["records"]] == [7, 3, 7, 7, 7, 7]
     assert report["pending"] == [] and demos.PLOT.is_file()
+
+
+def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    errors = dict.fromkeys(KINDS, 0) | {"subtraction": 5}
+    for n, correct in ((50, 4), (100, 10), (200, 16)):  # SmolLM2's points, from an earlier session: runs gone
+        fake_run(Path(f"old/smollm2-subrow-n{n}-s0"), "smollm2", "subrow", n, 0, correct, 20, 0, errors)
+    report.main(["old", "--out", "reports/ablation"])
+    shutil.rmtree("old")
+    swept = []
+
+    def fake_sweep(argv):
+        runs_dir, n, seed = (argv[argv.index(flag) + 1] for flag in ("--runs_dir", "--num_demos", "--seeds"))
+        model = argv[argv.index("--models") + 1]
+        swept.append((runs_dir, model, n, seed, argv[argv.index("--") + 1:]))
+        folder = Path(runs_dir) / f"{model}-subrow-n{n}-s{seed}"
+        fake_run(folder, model, "subrow", int(n), int(seed), 10 if n == "50" else 15, 20, 0, errors)
+        record = json.loads((folder / "run.json").read_text())
+        record |= {"fit_seconds": 60.0, "eval_seconds": 30.0, "device": "cpu: x", "precision": {"train": "bf16"}}
+        record["config"]["model"] = {"restrict_vocab": True}
+        (folder / "run.json").write_text(json.dumps(record))
+        return 0
+
+    monkeypatch.setattr(model_size.sweep, "main", fake_sweep)
+    assert model_size.main(["--points", "gemma3-270m:50:0", "gemma3-270m:200:0", "--", "--trainer.max_steps=1"]) == 0
+    assert swept == [("runs/model_size", "gemma3-270m", n, "0", ["--model.restrict_vocab=true", "--trainer.max_steps=1"])
+                     for n in ("50", "200")]
+    result = json.loads(model_size.OUT.read_text())
+    # Gemma 10/20 against SmolLM2 4/20 at N=50 is +30 points; SmolLM2 at N=100 against N=50 is +30 too
+    assert result["comparisons"] == [{"num_demos": 50, "double_the_model": 30.0, "double_n": 30.0},
+                                     {"num_demos": 200, "double_the_model": -5.0, "double_n": None}]
+    table = (tmp_path / "reports/ablation/table.md").read_text()
+    assert "| gemma3-270m | subrow | interpolate | 50 | 1 | 20 | 10 |" in table and "| smollm2 | subrow" in table
+    # the next session: Gemma's runs are gone, its rows and times stay
+    shutil.rmtree("runs")
+    model_size.main(["--points"])
+    again = json.loads(model_size.OUT.read_text())
+    assert again["comparisons"] == result["comparisons"]
+    gemma = [r for r in again["runs"] if r["model"] == "gemma3-270m"]
+    assert [(r["num_demos"], r["fit_seconds"], r["precision"]) for r in gemma] == [(50, 60.0, "bf16"), (200, 60.0, "bf16")]
 
 
 def test_runner_folders_keep_the_names_of_the_committed_runs():

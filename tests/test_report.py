@@ -92,6 +92,29 @@ def test_report_of_a_real_tiny_fit(tmp_path):
         assert (tmp_path / "report" / name).is_file()
 
 
+def test_keep_adds_an_earlier_reports_rows_whose_runs_are_gone(tmp_path):
+    errors = dict.fromkeys(KINDS, 0) | {"subtraction": 3}
+    fake_run(tmp_path / "runs" / "a", "smollm2", "sub", 50, 0, 10, 20, 1, errors)
+    gone = fake_run(tmp_path / "old" / "b", "smollm2", "sub", 200, 0, 15, 20, 0, errors)
+    report_main([str(tmp_path / "runs"), str(tmp_path / "old"), "--out", str(tmp_path / "report")])
+    earlier = {r["run_dir"]: r for r in csv.DictReader((tmp_path / "report" / "table.csv").open())}
+    # a later session: run b is gone, run a was tested again with another result, run c is new
+    fake_run(tmp_path / "runs" / "a", "smollm2", "sub", 50, 0, 12, 20, 1, errors)
+    fake_run(tmp_path / "runs" / "c", "gemma3-270m", "sub", 50, 0, 7, 20, 2, errors)
+    table = tmp_path / "report" / "table.csv"
+    assert report_main([str(tmp_path / "runs"), "--keep", str(table), "--out", str(tmp_path / "report")]) == 0
+    rows = {r["run_dir"]: r for r in csv.DictReader(table.open())}
+    assert set(rows) == {str(tmp_path / "runs" / "a"), gone["run_dir"], str(tmp_path / "runs" / "c")}
+    assert rows[gone["run_dir"]] == earlier[gone["run_dir"]]
+    assert rows[str(tmp_path / "runs" / "a")]["correct"] == "12"  # a found run wins over its earlier row
+    assert "| gemma3-270m | sub | interpolate | 50 | 1 | 20 | 7 |" in (tmp_path / "report" / "table.md").read_text()
+    # the kept rows alone make a report; a missing table is named
+    assert report_main(["--keep", str(table), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "table.csv").read_text() == table.read_text()
+    with pytest.raises(ValueError, match="no such file"):
+        report_main(["--keep", str(tmp_path / "none.csv"), "--out", str(tmp_path / "out")])
+
+
 def test_no_tested_run_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no tested run"):
         report_main([str(tmp_path), "--out", str(tmp_path / "out")])

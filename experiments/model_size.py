@@ -1,0 +1,124 @@
+"""The model-size axis (issue 27): Gemma 3 270M (268M parameters) beside SmolLM2-135M on `subrow`, through the
+demonstration-count sweep and its report.
+
+    python -m experiments.model_size [--points gemma3-270m:50:0 ...] [--control] [-- extra CLI arguments per run]
+
+A point MODEL:N:SEED is a point of configs/sweeps/demos.yaml (the sweep recipe: generator demonstrations, 150
+optimizer steps, 500 interpolate problems), run by `python -m longdiv sweep` into runs/model_size/ with the output
+layer restricted to the format's characters (`--model.restrict_vocab=true`, 2.4x faster fits of Gemma on the CPU,
+reports/models_speed.json) and `--model.precision auto` (bf16 on CPUs with native bf16). The tested points join
+SmolLM2's in reports/ablation/ (`python -m longdiv report runs/model_size --keep reports/ablation/table.csv`), so
+its accuracy.png has one line per model. `--control` also runs SmolLM2 at N=200, seed 0 in the same recipe
+(runs/model_size_control/), beside its fp32 whole-vocabulary point of reports/ablation, to show what the recipe
+change alone moves. A point already tested is skipped, so the script resumes.
+
+reports/model_size.json gets each point's row (accuracy, interval, first wrong steps, fit and test time, machine)
+and, where both are measured, what doubling the model moves against what doubling N moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from experiments import runner
+from longdiv import report, runs, sweep
+from longdiv.data.verify import KINDS
+from longdiv.stats import wilson
+
+SWEEP = "configs/sweeps/demos.yaml"
+RUNS = Path("runs/model_size")
+CONTROL = Path("runs/model_size_control")
+TABLE = Path("reports/ablation/table.csv")
+OUT = Path("reports/model_size.json")
+RECIPE = ["--model.restrict_vocab=true"]
+POINTS = ["gemma3-270m:50:0", "gemma3-270m:200:0", "gemma3-270m:100:0", "gemma3-270m:200:1"]
+MODELS = ("smollm2", "gemma3-270m")
+
+
+def run_point(point: str, runs_dir: Path, extra: list[str]) -> int:
+    model, num_demos, seed = point.split(":")
+    return sweep.main([SWEEP, "--runs_dir", str(runs_dir), "--models", model, "--formats", "subrow",
+                       "--num_demos", num_demos, "--seeds", seed, "--", *RECIPE, *extra])
+
+
+def timing(folder: Path) -> dict:
+    """Where a point ran, in what, and how long its fit and test took (empty when its run is not here)."""
+    record = runs.tested(folder) if folder.is_dir() else None
+    if record is None:
+        return {}
+    return {"device": record.get("device"), "precision": record.get("precision", {}).get("train"),
+            "restrict_vocab": record["config"]["model"].get("restrict_vocab"),
+            "fit_seconds": record.get("fit_seconds"), "eval_seconds": record.get("eval_seconds")}
+
+
+def pooled(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    """(model, N) -> the seeds pooled: correct, n, accuracy, interval, first wrong steps."""
+    out = {}
+    for p in report.pool(rows):
+        out[(p["model"], p["num_demos"])] = {
+            "model": p["model"], "num_demos": p["num_demos"], "seeds": p["seeds"], "correct": p["correct"], "n": p["n"],
+            "accuracy": round(p["accuracy"], 4), "wilson": [round(p["wilson_low"], 4), round(p["wilson_high"], 4)],
+            "first_wrong_step": {k: p[f"err_{k}"] for k in KINDS}}
+    return out
+
+
+def comparisons(points: dict[tuple[str, int], dict]) -> list[dict]:
+    """At each N with both models: Gemma minus SmolLM2 (doubling the model) beside SmolLM2 at 2N minus SmolLM2 at N
+    (doubling the demonstrations), in accuracy points."""
+    out = []
+    for (model, n), small in sorted(points.items()):
+        big = points.get(("gemma3-270m", n))
+        if model != "smollm2" or big is None:
+            continue
+        doubled = points.get(("smollm2", 2 * n))
+        out.append({"num_demos": n, "double_the_model": round(100 * (big["accuracy"] - small["accuracy"]), 1),
+                    "double_n": None if doubled is None else round(100 * (doubled["accuracy"] - small["accuracy"]), 1)})
+    return out
+
+
+def main(argv: list[str]) -> int:
+    own, extra = runner.split_extra(argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", nargs="*", default=POINTS, help="MODEL:N:SEED points of the sweep, in this order")
+    parser.add_argument("--control", action="store_true", help="also SmolLM2, N=200, seed 0 in the same recipe")
+    args = parser.parse_args(own)
+    failed = 0
+    for point in args.points:
+        failed |= run_point(point, RUNS, extra)
+    if args.control:
+        failed |= run_point("smollm2:200:0", CONTROL, extra)
+    if RUNS.is_dir():
+        report.main([str(RUNS), "--keep", str(TABLE), "--out", str(TABLE.parent)])
+    rows = [r for r in report.kept_rows(TABLE, []) if r["model"] in MODELS and r["format"] == "subrow"
+            and r["test_set"] == "interpolate"]
+    earlier = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    times = {r["run_dir"]: r for r in earlier.get("runs", []) if "fit_seconds" in r}
+    for r in rows:
+        r |= timing(Path(r["run_dir"])) or {k: v for k, v in times.get(r["run_dir"], {}).items() if k not in r}
+    control = [report.row(folder) | timing(folder) for folder in runs.find_tested([CONTROL])] if CONTROL.is_dir() else []
+    control = control or earlier.get("control", [])
+    points = pooled(rows)
+    result = {
+        "question": "Does doubling the model (SmolLM2-135M to Gemma 3 270M) move subrow's accuracy as much as doubling "
+                    "the demonstrations does?",
+        "command": "python -m experiments.model_size " + " ".join(argv),
+        "recipes": {"smollm2": "reports/ablation: fp32, whole vocabulary (the Xeon, 2026-11)",
+                    "gemma3-270m": "precision auto (bf16 on native-bf16 CPUs), --model.restrict_vocab=true"},
+        "runs": rows,
+        "pooled": list(points.values()),
+        "comparisons": comparisons(points),
+        "control": control,
+    }
+    for c in control:
+        low, high = wilson(c["correct"], c["n"])
+        c["wilson"] = [round(low, 4), round(high, 4)]
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["comparisons"]))
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
