@@ -11,11 +11,14 @@ read is skipped with a warning naming it), and writes:
   several;
 - `parse_fail.png`: the parse-fail rate likewise;
 - `error_kinds.png`: stacked bars of the verifier's first-error kinds per point, when any run has them;
-- `length_heatmap.png`: accuracy by dividend digits x divisor digits from `predictions.jsonl`, one panel per model
-  and format at its largest demonstration count (all its test sets).
+- `length_cells.csv`: each run's right and total answers by dividend and divisor digit counts, from its
+  `predictions.jsonl`;
+- `length_heatmap.png`: accuracy by dividend digits x divisor digits from those cells, one panel per model and format
+  at its largest demonstration count (all its test sets); none when no run there has predictions.
 
 `--keep TABLE.csv` adds the rows of an earlier report whose run folders are not among those found (runs made in
-another session or on another machine), so a report grows point by point:
+another session or on another machine), and their length cells from the `length_cells.csv` beside it, so a report
+grows point by point:
 
     python -m longdiv report runs/ablation --keep reports/ablation/table.csv --out reports/ablation
 """
@@ -207,27 +210,55 @@ def plot_error_kinds(pooled: list[dict], out: Path, plt) -> bool:
     return True
 
 
-def plot_heatmap(rows: list[dict], out: Path, plt) -> bool:
+CELL_COLUMNS = ("run_dir", "dividend_digits", "divisor_digits", "correct", "n")
+
+
+def length_cells(rows: list[dict]) -> list[dict]:
+    """Right and total answers by (dividend digits, divisor digits) for each row's run that has `predictions.jsonl`."""
+    out = []
+    for r in rows:
+        path = Path(r["run_dir"]) / "predictions.jsonl"
+        if not path.is_file():
+            continue
+        cells = defaultdict(lambda: [0, 0])
+        for line in path.read_text().splitlines():
+            p = json.loads(line)
+            cell = cells[(len(str(p["dividend"])), len(str(p["divisor"])))]
+            cell[0] += bool(p["correct"])
+            cell[1] += 1
+        out += [{"run_dir": r["run_dir"], "dividend_digits": a, "divisor_digits": b, "correct": ok, "n": n}
+                for (a, b), (ok, n) in sorted(cells.items())]
+    return out
+
+
+def kept_cells(path: Path, kept: list[dict]) -> list[dict]:
+    """The length cells in an earlier report's `path` of the `kept` rows' runs (none if it has no such file)."""
+    if not path.is_file():
+        return []
+    dirs = {r["run_dir"] for r in kept}
+    with path.open(newline="") as f:
+        return [{**c, **{k: int(c[k]) for k in CELL_COLUMNS[1:]}} for c in csv.DictReader(f) if c["run_dir"] in dirs]
+
+
+def plot_heatmap(rows: list[dict], cells: list[dict], out: Path, plt) -> bool:
     """Accuracy by dividend and divisor digit counts, per model and format at its largest demonstration count
-    (seeds pooled)."""
+    (seeds pooled); an earlier heatmap is removed when no run there has cells, so the plot never outlives its rows."""
     largest = {}
     for r in rows:
         key = (r["model"], r["format"])
         largest[key] = max(largest.get(key, 0), r["num_demos"])
-    cells = defaultdict(lambda: defaultdict(lambda: [0, 0]))  # (model, format) -> (dividend, divisor digits) -> [ok, n]
-    for r in rows:
-        path = Path(r["run_dir"]) / "predictions.jsonl"
-        if r["num_demos"] != largest[(r["model"], r["format"])] or not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            p = json.loads(line)
-            cell = cells[(r["model"], r["format"])][(len(str(p["dividend"])), len(str(p["divisor"])))]
-            cell[0] += bool(p["correct"])
-            cell[1] += 1
-    if not cells:
+    panel = {r["run_dir"]: (r["model"], r["format"]) for r in rows if r["num_demos"] == largest[(r["model"], r["format"])]}
+    grids = defaultdict(lambda: defaultdict(lambda: [0, 0]))  # (model, format) -> (dividend, divisor digits) -> [ok, n]
+    for c in cells:
+        if c["run_dir"] in panel:
+            cell = grids[panel[c["run_dir"]]][(c["dividend_digits"], c["divisor_digits"])]
+            cell[0] += c["correct"]
+            cell[1] += c["n"]
+    if not grids:
+        (out / "length_heatmap.png").unlink(missing_ok=True)
         return False
-    fig, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 4), squeeze=False)
-    for ax, ((model, fmt), grid) in zip(axes[0], sorted(cells.items())):
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.5 * len(grids), 4), squeeze=False)
+    for ax, ((model, fmt), grid) in zip(axes[0], sorted(grids.items())):
         dividends = range(min(a for a, _ in grid), max(a for a, _ in grid) + 1)
         divisors = range(min(b for _, b in grid), max(b for _, b in grid) + 1)
         acc = [[grid[(a, b)][0] / grid[(a, b)][1] if grid[(a, b)][1] else float("nan") for a in dividends]
@@ -258,8 +289,11 @@ def report(folders: list[Path], out: Path, keep: Path | None = None) -> list[dic
     import matplotlib.pyplot as plt
 
     rows = tested_rows(folders)
+    cells = length_cells(rows)
     if keep is not None:
-        rows += kept_rows(keep, rows)
+        kept = kept_rows(keep, rows)
+        rows += kept
+        cells += kept_cells(keep.parent / "length_cells.csv", kept)
     if not rows:
         raise errors.UsageError("run folders", ", ".join(map(str, folders)),
                                 "no tested run (a run.json with an accuracy) under them",
@@ -270,7 +304,11 @@ def report(folders: list[Path], out: Path, keep: Path | None = None) -> list[dic
     write_tables(rows, pooled, out)
     plot_curves(pooled, out, plt)
     plot_error_kinds(pooled, out, plt)
-    plot_heatmap(rows, out, plt)
+    with (out / "length_cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CELL_COLUMNS)
+        writer.writeheader()
+        writer.writerows(cells)
+    plot_heatmap(rows, cells, out, plt)
     return rows
 
 

@@ -115,6 +115,31 @@ def test_keep_adds_an_earlier_reports_rows_whose_runs_are_gone(tmp_path):
         report_main(["--keep", str(tmp_path / "none.csv"), "--out", str(tmp_path / "out")])
 
 
+def test_keep_carries_the_length_cells_of_runs_that_are_gone(tmp_path):
+    errors = dict.fromkeys(KINDS, 0)
+    gone = fake_run(tmp_path / "old" / "b", "smollm2", "sub", 200, 0, 15, 20, 0, errors)
+    report_main([str(tmp_path / "old"), "--out", str(tmp_path / "report")])
+    cells = tmp_path / "report" / "length_cells.csv"
+    earlier = list(csv.DictReader(cells.open()))
+    assert sum(int(c["n"]) for c in earlier) == 20 and sum(int(c["correct"]) for c in earlier) == 15
+    assert {c["run_dir"] for c in earlier} == {gone["run_dir"]}
+    # run b is gone; a new model's run is found: both panels' cells, and b's unchanged
+    fake_run(tmp_path / "runs" / "c", "gemma3-270m", "sub", 50, 0, 7, 20, 2, errors)
+    (tmp_path / "old" / "b" / "predictions.jsonl").unlink()
+    (tmp_path / "old" / "b" / "run.json").unlink()
+    report_main([str(tmp_path / "runs"), "--keep", str(tmp_path / "report" / "table.csv"),
+                 "--out", str(tmp_path / "report")])
+    now = list(csv.DictReader(cells.open()))
+    assert [c for c in now if c["run_dir"] == gone["run_dir"]] == earlier
+    assert sum(int(c["correct"]) for c in now if c["run_dir"] != gone["run_dir"]) == 7
+    assert (tmp_path / "report" / "length_heatmap.png").is_file()
+    # a report whose runs have no predictions and no earlier cells leaves no heatmap behind
+    (tmp_path / "runs" / "c" / "predictions.jsonl").unlink()
+    report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
+    assert not (tmp_path / "report" / "length_heatmap.png").exists()
+    assert list(csv.DictReader(cells.open())) == []
+
+
 def test_no_tested_run_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no tested run"):
         report_main([str(tmp_path), "--out", str(tmp_path / "out")])
