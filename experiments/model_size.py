@@ -14,6 +14,14 @@ change alone moves. A point already tested is skipped, so the script resumes.
 
 reports/model_size.json gets each point's row (accuracy, interval, first wrong steps, fit and test time, machine)
 and, where both are measured, what doubling the model moves against what doubling N moves.
+
+    python -m experiments.model_size --diagnose RUN_DIR [--problems 50]
+
+reads the first `--problems` training demonstrations and test problems of a run through its checkpoint under teacher
+forcing (one pass, its own output layer): for the digits the trace brings down from the question's listing (the
+value digit of each labelled line) and for the other tokens, how often the greedy choice is right and the mean
+probability of the right token, and how many traces greedy decoding would write whole. It goes into
+reports/model_size.json under `diagnosis`, one entry per run.
 """
 
 from __future__ import annotations
@@ -79,12 +87,77 @@ def comparisons(points: dict[tuple[str, int], dict]) -> list[dict]:
     return out
 
 
+def brought_down(text: str) -> list[int]:
+    """Offsets in a `subrow` trace of the digits brought down from the question: each labelled line's (lower-case
+    letter) first value digit."""
+    out, at = [], 0
+    for line in text.split("\n"):
+        if line[:1].islower():
+            out.append(at + 2)
+        at += len(line) + 1
+    return out
+
+
+def diagnose(folder: Path, problems: int) -> dict:
+    """Teacher-forced greedy choices of a run's checkpoint on its first training and test traces (see the module)."""
+    import torch
+    import yaml
+
+    from longdiv import hardware
+    from longdiv.data.datamodule import DivisionData
+    from longdiv.models.decode import narrowed_head
+    from longdiv.models.module import DivisionLM
+
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    module = DivisionLM(**config["model"])
+    state = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    model, tokenizer, vocab = module.model.eval(), module.tokenizer, module.output_vocab
+    data = DivisionData(**config["data"] | {"num_test": problems, "max_length": module.window,
+                                            "tokenizer_name": config["model"]["tokenizer"] or config["model"]["model"]})
+    data.setup()
+    out = {"run_dir": str(folder), "model": config["model"]["model"], "num_demos": config["data"]["num_demos"],
+           "device": f"cpu: {hardware.machine('cpu').model}", "dtype": "float32", "problems": problems}
+    for name, examples in (("train", data.train_examples[:problems]), ("test", data.eval_examples["test"])):
+        tally = {"exact": 0, "brought_down": [0, 0, 0.0], "other": [0, 0, 0.0]}  # [right, n, summed probability]
+        for ex in examples:
+            pieces = tokenizer.convert_ids_to_tokens(ex.completion_ids[:-1])
+            if any(len(piece) != 1 for piece in pieces):
+                raise ValueError(f"{folder}: a completion token is not one character; the offsets would not be tokens")
+            marked = set(brought_down("".join(pieces)))
+            with torch.inference_mode(), narrowed_head(model, vocab):
+                logits = model(input_ids=torch.tensor([ex.prompt_ids + ex.completion_ids])).logits[0].float()
+            truth = torch.tensor(ex.completion_ids)
+            if vocab is not None:
+                truth = torch.searchsorted(vocab, truth)
+            scores = logits[len(ex.prompt_ids) - 1 : -1].softmax(-1)
+            right = scores.argmax(-1) == truth
+            chance = scores.gather(1, truth[:, None])[:, 0]
+            tally["exact"] += bool(right.all())
+            for i in range(len(truth)):
+                kind = tally["brought_down" if i in marked else "other"]
+                kind[0], kind[1], kind[2] = kind[0] + bool(right[i]), kind[1] + 1, kind[2] + float(chance[i])
+        out[name] = {"traces": len(examples), "exact": tally["exact"]} | {
+            kind: {"tokens": n, "greedy_right": round(ok / n, 4), "mean_probability": round(p / n, 4)}
+            for kind, (ok, n, p) in ((k, tally[k]) for k in ("brought_down", "other"))}
+    return out
+
+
 def main(argv: list[str]) -> int:
     own, extra = runner.split_extra(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", nargs="*", default=POINTS, help="MODEL:N:SEED points of the sweep, in this order")
     parser.add_argument("--control", action="store_true", help="also SmolLM2, N=200, seed 0 in the same recipe")
+    parser.add_argument("--diagnose", type=Path, help="a run folder to read under teacher forcing (nothing is run)")
+    parser.add_argument("--problems", type=int, default=50, help="with --diagnose: training and test traces read")
     args = parser.parse_args(own)
+    if args.diagnose is not None:
+        earlier = json.loads(OUT.read_text()) if OUT.is_file() else {}
+        found = diagnose(args.diagnose, args.problems)
+        earlier["diagnosis"] = [d for d in earlier.get("diagnosis", []) if d["run_dir"] != found["run_dir"]] + [found]
+        OUT.write_text(json.dumps(earlier, indent=1) + "\n")
+        print(json.dumps(found))
+        return 0
     failed = 0
     for point in args.points:
         failed |= run_point(point, RUNS, extra)
@@ -111,6 +184,7 @@ def main(argv: list[str]) -> int:
         "pooled": list(points.values()),
         "comparisons": comparisons(points),
         "control": control,
+        "diagnosis": earlier.get("diagnosis", []),
     }
     for c in control:
         low, high = wilson(c["correct"], c["n"])

@@ -27,6 +27,9 @@ from experiments import (
     votes,
 )
 from longdiv import report
+from longdiv.cli import main as cli_main
+from longdiv.data.formats import get_format
+from longdiv.data.problems import Problem
 from longdiv.data.verify import KINDS
 
 
@@ -372,6 +375,24 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
     assert again["comparisons"] == result["comparisons"]
     gemma = [r for r in again["runs"] if r["model"] == "gemma3-270m"]
     assert [(r["num_demos"], r["fit_seconds"], r["precision"]) for r in gemma] == [(50, 60.0, "bf16"), (200, 60.0, "bf16")]
+
+
+def test_brought_down_offsets_are_the_dividends_digits_in_order():
+    text = get_format("subrow").render(Problem(537086, 17, "q"))[1]
+    assert "".join(text[i] for i in model_size.brought_down(text)) == "537086"
+
+
+def test_model_size_diagnosis_reads_every_brought_down_digit_of_a_real_run(tmp_path):
+    cli_main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=4",
+              "--data.num_test=3", "--data.format=subrow", "--num_samples=0", f"--runs_dir={tmp_path / 'runs'}"])
+    (run,) = (tmp_path / "runs").iterdir()
+    found = model_size.diagnose(run, 3)
+    tested = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert found["test"]["traces"] == found["train"]["traces"] == 3
+    assert found["test"]["brought_down"]["tokens"] == sum(len(str(p["dividend"])) for p in tested)
+    for part in ("train", "test"):
+        for kind in ("brought_down", "other"):
+            assert 0 <= found[part][kind]["greedy_right"] <= 1 and 0 < found[part][kind]["mean_probability"] < 1
 
 
 def test_runner_folders_keep_the_names_of_the_committed_runs():
