@@ -61,14 +61,15 @@ def prompts(notation: str, shots: int, seed: int = 0) -> list[tuple[str, str, tu
 
 
 @torch.no_grad()
-def greedy_right(model, tokenizer, batch: list[tuple[str, str, tuple]]) -> list[bool]:
+def greedy_right(model, tokenizer, batch: list[tuple[str, str, tuple]], special: bool = False) -> list[bool]:
     """Whether greedy decoding of each prompt writes its answer: every answer token is the argmax after the
     prompt and the answer tokens before it (teacher forcing gives exactly greedy's path while it is right). The
-    answer must end there too: the token after it is the line break that ends each solved case."""
+    answer must end there too: the token after it is the line break that ends each solved case. With `special`, the
+    tokenizer's own special tokens go before the prompt (Gemma's BOS, which it expects)."""
     encoded, starts = [], []
     for prompt, answer, _ in batch:
-        head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        whole = tokenizer(prompt + answer + "\n", add_special_tokens=False)["input_ids"]
+        head = tokenizer(prompt, add_special_tokens=special)["input_ids"]
+        whole = tokenizer(prompt + answer + "\n", add_special_tokens=special)["input_ids"]
         # Where the answer's first token merges with the prompt's last (SmolLM2 has one token for `=-`), scoring
         # starts at that merged token: the model writes what the fact's own tokenization has after the operands.
         start = next((i for i, (x, y) in enumerate(zip(head, whole)) if x != y), len(head))

@@ -17,6 +17,7 @@ from experiments import (
     demos,
     gpu,
     length,
+    lookup_probe,
     model_size,
     paper,
     recchia_errors,
@@ -393,6 +394,17 @@ def test_model_size_diagnosis_reads_every_brought_down_digit_of_a_real_run(tmp_p
     for part in ("train", "test"):
         for kind in ("brought_down", "other"):
             assert 0 <= found[part][kind]["greedy_right"] <= 1 and 0 < found[part][kind]["mean_probability"] < 1
+
+
+def test_lookup_probe_asks_a_label_of_the_listing_that_its_shots_did_not_show():
+    cases = lookup_probe.prompts(50, shots=3)
+    assert len({listing for *_, listing in cases}) == 50
+    for prompt, answer, listing in cases:
+        first, *solved, query = prompt.split("\n")
+        table = dict(zip(listing[::2], listing[1::2]))
+        assert first == listing and listing[0] == "p" and 5 <= len(table) <= 8
+        assert len(solved) == 3 and all(table[line[0]] == line[2] for line in solved)
+        assert query[-1] == "=" and table[query[0]] == answer and query[0] not in {line[0] for line in solved}
 
 
 def test_runner_folders_keep_the_names_of_the_committed_runs():
