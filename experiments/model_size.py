@@ -105,7 +105,7 @@ def diagnose(folder: Path, problems: int) -> dict:
 
     from longdiv import hardware
     from longdiv.data.datamodule import DivisionData
-    from longdiv.models.decode import narrowed_head
+    from longdiv.models.decode import forced
     from longdiv.models.module import DivisionLM
 
     config = yaml.safe_load((folder / "config.yaml").read_text())
@@ -125,18 +125,11 @@ def diagnose(folder: Path, problems: int) -> dict:
             if any(len(piece) != 1 for piece in pieces):
                 raise ValueError(f"{folder}: a completion token is not one character; the offsets would not be tokens")
             marked = set(brought_down("".join(pieces)))
-            with torch.inference_mode(), narrowed_head(model, vocab):
-                logits = model(input_ids=torch.tensor([ex.prompt_ids + ex.completion_ids])).logits[0].float()
-            truth = torch.tensor(ex.completion_ids)
-            if vocab is not None:
-                truth = torch.searchsorted(vocab, truth)
-            scores = logits[len(ex.prompt_ids) - 1 : -1].softmax(-1)
-            right = scores.argmax(-1) == truth
-            chance = scores.gather(1, truth[:, None])[:, 0]
-            tally["exact"] += bool(right.all())
-            for i in range(len(truth)):
+            found = forced(model, ex.prompt_ids, ex.completion_ids, vocab=vocab)
+            tally["exact"] += found.exact
+            for i, (hit, chance) in enumerate(zip(found.hits.tolist(), found.chance.tolist(), strict=True)):
                 kind = tally["brought_down" if i in marked else "other"]
-                kind[0], kind[1], kind[2] = kind[0] + bool(right[i]), kind[1] + 1, kind[2] + float(chance[i])
+                kind[0], kind[1], kind[2] = kind[0] + hit, kind[1] + 1, kind[2] + chance
         out[name] = {"traces": len(examples), "exact": tally["exact"]} | {
             kind: {"tokens": n, "greedy_right": round(ok / n, 4), "mean_probability": round(p / n, 4)}
             for kind, (ok, n, p) in ((k, tally[k]) for k in ("brought_down", "other"))}

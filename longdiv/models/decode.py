@@ -261,6 +261,8 @@ class Forced:
     tokens: int  # completion tokens scored
     right: int  # scored tokens before the first that is not the greedy choice: `tokens` when none is
     loss: float  # the scored tokens' summed cross-entropy
+    hits: torch.Tensor  # per completion token, scored or not: whether it is the greedy choice (bool, on the CPU)
+    chance: torch.Tensor  # per completion token: the probability the model gives it (float32, on the CPU)
 
     @property
     def exact(self) -> bool:
@@ -277,14 +279,15 @@ def forced(model, prompt: list[int], completion: list[int], context: int | None 
     whole reference exactly when no token is wrong here (up to rounding: one pass over a window and a step over a
     cache sum in other orders), and until the first one otherwise, at the cost of one forward pass per window
     rather than one per token. With `vocab`, only those tokens can be chosen, as in `decode`. Tokens at the indices
-    `skip` (ones the model is not taught to write, such as `subfix`'s practice slips) are not scored.
+    `skip` (ones the model is not taught to write, such as `subfix`'s practice slips) are not scored. Each token's
+    greedy hit and probability are kept too (`hits`, `chance`), for analyses by kind of token.
     """
     cuts = windows(len(completion), context - len(prompt)) if context else [(0, 0, len(completion))]
     device = model.get_input_embeddings().weight.device
     scored = torch.ones(len(completion), dtype=torch.bool, device=device)
     scored[list(skip)] = False
     target = torch.tensor(completion, device=device)
-    wrong = torch.zeros(len(completion), dtype=torch.bool, device=device)
+    hits = torch.zeros(len(completion), dtype=torch.bool, device=device)
     losses = torch.zeros(len(completion), device=device)
     with narrowed_head(model, vocab):
         for start, new, end in cuts:
@@ -297,8 +300,9 @@ def forced(model, prompt: list[int], completion: list[int], context: int | None 
                 if not torch.equal(vocab[column], truth):
                     raise ValueError("a reference holds a token outside the output vocabulary")
                 truth = column
-            wrong[new:end] = logits.argmax(-1) != truth
+            hits[new:end] = logits.argmax(-1) == truth
             losses[new:end] = F.cross_entropy(logits, truth, reduction="none")
-    wrong &= scored
+    wrong = ~hits & scored
     first = int(wrong.nonzero()[0, 0]) if wrong.any() else len(completion)
-    return Forced(int(scored.sum()), int(scored[:first].sum()), float(losses[scored].sum()))
+    return Forced(int(scored.sum()), int(scored[:first].sum()), float(losses[scored].sum()), hits.cpu(),
+                  losses.neg().exp().cpu())

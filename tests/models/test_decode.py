@@ -213,6 +213,9 @@ def test_forced_reading_finds_where_greedy_decoding_leaves_a_reference_within_an
     assert found.exact and found.right == found.tokens == 30 and found.loss > 0
     changed = written[:7] + [(written[7] + 1) % 90 + 3] + written[8:]
     assert forced(model, prompt, changed).right == 7 and not forced(model, prompt, changed).exact
+    assert found.hits.all() and torch.allclose(-found.chance.log().sum(), torch.tensor(found.loss), rtol=1e-4)
+    hits = forced(model, prompt, changed).hits
+    assert len(hits) == 30 and not hits[7] and hits[:7].all()
     skipped = forced(model, prompt, written, skip=(7,))
     assert skipped.exact and skipped.tokens == 29
     # With a context of 12 (room 7) decoding slides its window; reading in the same windows follows it exactly.
