@@ -15,6 +15,13 @@ change alone moves. A point already tested is skipped, so the script resumes.
 reports/model_size.json gets each point's row (accuracy, interval, first wrong steps, fit and test time, machine)
 and, where both are measured, what doubling the model moves against what doubling N moves.
 
+    python -m experiments.model_size --screens steps300 lr1e-4
+
+screens what could lift Gemma at N=200, seed 0 (the screening protocol: one seed, the first 200 interpolate
+problems), each a change to the recipe above: `steps300` trains 300 optimizer steps instead of 150 (its training loss
+was still falling), `lr1e-4` a third of the learning rate (3e-4 was chosen for SmolLM2). Each runs into
+runs/model_size_screens/NAME/ and goes into reports/model_size.json under `screens`.
+
     python -m experiments.model_size --diagnose RUN_DIR [--problems 50]
 
 reads the first `--problems` training demonstrations and test problems of a run through its checkpoint under teacher
@@ -43,6 +50,9 @@ TABLE = Path("reports/ablation/table.csv")
 OUT = Path("reports/model_size.json")
 RECIPE = ["--model.restrict_vocab=true"]
 POINTS = ["gemma3-270m:50:0", "gemma3-270m:200:0", "gemma3-270m:100:0", "gemma3-270m:200:1"]
+SCREENS = {"steps300": ["--trainer.max_steps=300"], "lr1e-4": ["--model.lr=1e-4"]}
+SCREEN_RUNS = Path("runs/model_size_screens")
+SCREEN_TEST = ["--data.num_test=200"]
 MODELS = ("smollm2", "gemma3-270m")
 
 
@@ -141,6 +151,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", nargs="*", default=POINTS, help="MODEL:N:SEED points of the sweep, in this order")
     parser.add_argument("--control", action="store_true", help="also SmolLM2, N=200, seed 0 in the same recipe")
+    parser.add_argument("--screens", nargs="*", default=[], choices=sorted(SCREENS),
+                        help="recipe changes for Gemma at N=200, seed 0, tested on 200 problems")
     parser.add_argument("--diagnose", type=Path, help="a run folder to read under teacher forcing (nothing is run)")
     parser.add_argument("--problems", type=int, default=50, help="with --diagnose: training and test traces read")
     args = parser.parse_args(own)
@@ -156,6 +168,8 @@ def main(argv: list[str]) -> int:
         failed |= run_point(point, RUNS, extra)
     if args.control:
         failed |= run_point("smollm2:200:0", CONTROL, extra)
+    for name in args.screens:
+        failed |= run_point("gemma3-270m:200:0", SCREEN_RUNS / name, [*SCREENS[name], *SCREEN_TEST, *extra])
     if RUNS.is_dir():
         report.main([str(RUNS), "--keep", str(TABLE), "--out", str(TABLE.parent)])
     rows = [r for r in report.kept_rows(TABLE, []) if r["model"] in MODELS and r["format"] == "subrow"
@@ -166,6 +180,10 @@ def main(argv: list[str]) -> int:
         r |= timing(Path(r["run_dir"])) or {k: v for k, v in times.get(r["run_dir"], {}).items() if k not in r}
     control = [report.row(folder) | timing(folder) for folder in runs.find_tested([CONTROL])] if CONTROL.is_dir() else []
     control = control or earlier.get("control", [])
+    screens = {s["screen"]: s for s in earlier.get("screens", [])}
+    for name, change in SCREENS.items():
+        for folder in runs.find_tested([SCREEN_RUNS / name]) if (SCREEN_RUNS / name).is_dir() else []:
+            screens[name] = {"screen": name, "recipe_change": change} | report.row(folder) | timing(folder)
     points = pooled(rows)
     result = {
         "question": "Does doubling the model (SmolLM2-135M to Gemma 3 270M) move subrow's accuracy as much as doubling "
@@ -177,9 +195,10 @@ def main(argv: list[str]) -> int:
         "pooled": list(points.values()),
         "comparisons": comparisons(points),
         "control": control,
+        "screens": list(screens.values()),
         "diagnosis": earlier.get("diagnosis", []),
     }
-    for c in control:
+    for c in [*control, *result["screens"]]:
         low, high = wilson(c["correct"], c["n"])
         c["wilson"] = [round(low, 4), round(high, 4)]
     OUT.write_text(json.dumps(result, indent=1) + "\n")

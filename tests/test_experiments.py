@@ -369,11 +369,18 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
                                      {"num_demos": 200, "double_the_model": -5.0, "double_n": None}]
     table = (tmp_path / "reports/ablation/table.md").read_text()
     assert "| gemma3-270m | subrow | interpolate | 50 | 1 | 20 | 10 |" in table and "| smollm2 | subrow" in table
+    # a screen changes the recipe of Gemma's N=200 seed 0 in a folder of its own, kept out of the ablation's points
+    assert model_size.main(["--points", "--screens", "lr1e-4"]) == 0
+    assert swept[-1] == ("runs/model_size_screens/lr1e-4", "gemma3-270m", "200", "0",
+                         ["--model.restrict_vocab=true", "--model.lr=1e-4", "--data.num_test=200"])
+    screened = json.loads(model_size.OUT.read_text())
+    assert [(s["screen"], s["correct"], s["n"], s["fit_seconds"]) for s in screened["screens"]] == [("lr1e-4", 15, 20, 60.0)]
+    assert screened["comparisons"] == result["comparisons"]
     # the next session: Gemma's runs are gone, its rows and times stay
     shutil.rmtree("runs")
     model_size.main(["--points"])
     again = json.loads(model_size.OUT.read_text())
-    assert again["comparisons"] == result["comparisons"]
+    assert again["comparisons"] == result["comparisons"] and again["screens"] == screened["screens"]
     gemma = [r for r in again["runs"] if r["model"] == "gemma3-270m"]
     assert [(r["num_demos"], r["fit_seconds"], r["precision"]) for r in gemma] == [(50, 60.0, "bf16"), (200, 60.0, "bf16")]
 
