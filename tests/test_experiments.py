@@ -381,6 +381,9 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
     model_size.main(["--points"])
     again = json.loads(model_size.OUT.read_text())
     assert again["comparisons"] == result["comparisons"] and again["screens"] == screened["screens"]
+    command = "python -m experiments.model_size --points"
+    assert again["commands"] == [f"{command} gemma3-270m:50:0 gemma3-270m:200:0 -- --trainer.max_steps=1",
+                                 f"{command} --screens lr1e-4", command]
     gemma = [r for r in again["runs"] if r["model"] == "gemma3-270m"]
     assert [(r["num_demos"], r["fit_seconds"], r["precision"]) for r in gemma] == [(50, 60.0, "bf16"), (200, 60.0, "bf16")]
 
