@@ -189,7 +189,7 @@ def main(argv: list[str]) -> int:
         "question": "Does doubling the model (SmolLM2-135M to Gemma 3 270M) move subrow's accuracy as much as doubling "
                     "the demonstrations does?",
         # every invocation that wrote this report, oldest first: a point's record comes from the one that ran it
-        "commands": list(dict.fromkeys([*earlier.get("commands", [earlier.get("command")] if earlier else []),
+        "commands": list(dict.fromkeys([*earlier.get("commands", filter(None, [earlier.get("command")])),
                                         "python -m experiments.model_size " + " ".join(argv)])),
         "recipes": {"smollm2": "reports/ablation: fp32, whole vocabulary (the Xeon, 2026-11)",
                     "gemma3-270m": "precision auto (bf16 on native-bf16 CPUs), --model.restrict_vocab=true"},
