@@ -20,7 +20,9 @@ and, where both are measured, what doubling the model moves against what doublin
 screens what could lift Gemma at N=200, seed 0 (the screening protocol: one seed, the first 200 interpolate
 problems), each a change to the recipe above: `steps300` trains 300 optimizer steps instead of 150 (its training loss
 was still falling), `lr1e-4` a third of the learning rate (3e-4 was chosen for SmolLM2). Each runs into
-runs/model_size_screens/NAME/ and goes into reports/model_size.json under `screens`.
+runs/model_size_screens/NAME/ and goes into reports/model_size.json under `screens`. `--screen_test 500` also tests a
+screen's checkpoint on the first 500 problems (runs/model_size_screens/NAME/test500/), for a screen worth comparing
+with the points above.
 
     python -m experiments.model_size --diagnose RUN_DIR [--problems 50]
 
@@ -52,7 +54,7 @@ RECIPE = ["--model.restrict_vocab=true"]
 POINTS = ["gemma3-270m:50:0", "gemma3-270m:200:0", "gemma3-270m:100:0", "gemma3-270m:200:1"]
 SCREENS = {"steps300": ["--trainer.max_steps=300"], "lr1e-4": ["--model.lr=1e-4"]}
 SCREEN_RUNS = Path("runs/model_size_screens")
-SCREEN_TEST = ["--data.num_test=200"]
+SCREEN_TEST = 200
 MODELS = ("smollm2", "gemma3-270m")
 
 
@@ -153,6 +155,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--control", action="store_true", help="also SmolLM2, N=200, seed 0 in the same recipe")
     parser.add_argument("--screens", nargs="*", default=[], choices=sorted(SCREENS),
                         help="recipe changes for Gemma at N=200, seed 0, tested on 200 problems")
+    parser.add_argument("--screen_test", type=int, default=SCREEN_TEST,
+                        help="the screens' checkpoints tested on this many problems too, if more than 200")
     parser.add_argument("--diagnose", type=Path, help="a run folder to read under teacher forcing (nothing is run)")
     parser.add_argument("--problems", type=int, default=50, help="with --diagnose: training and test traces read")
     args = parser.parse_args(own)
@@ -169,7 +173,12 @@ def main(argv: list[str]) -> int:
     if args.control:
         failed |= run_point("smollm2:200:0", CONTROL, extra)
     for name in args.screens:
-        failed |= run_point("gemma3-270m:200:0", SCREEN_RUNS / name, [*SCREENS[name], *SCREEN_TEST, *extra])
+        failed |= run_point("gemma3-270m:200:0", SCREEN_RUNS / name,
+                            [*SCREENS[name], f"--data.num_test={SCREEN_TEST}", *extra])
+        fitted, retest = SCREEN_RUNS / name / "gemma3-270m-subrow-n200-s0", SCREEN_RUNS / name / f"test{args.screen_test}"
+        if args.screen_test > SCREEN_TEST and runs.tested(fitted) is not None and runs.tested(retest) is None:
+            runner.cli(["test", f"--ckpt_path={fitted / 'checkpoints' / 'last.ckpt'}",
+                        f"--data.num_test={args.screen_test}", f"--trainer.default_root_dir={retest}", *extra])
     if RUNS.is_dir():
         report.main([str(RUNS), "--keep", str(TABLE), "--out", str(TABLE.parent)])
     rows = [r for r in report.kept_rows(TABLE, []) if r["model"] in MODELS and r["format"] == "subrow"
@@ -180,10 +189,10 @@ def main(argv: list[str]) -> int:
         r |= timing(Path(r["run_dir"])) or {k: v for k, v in times.get(r["run_dir"], {}).items() if k not in r}
     control = [report.row(folder) | timing(folder) for folder in runs.find_tested([CONTROL])] if CONTROL.is_dir() else []
     control = control or earlier.get("control", [])
-    screens = {s["screen"]: s for s in earlier.get("screens", [])}
+    screens = {s["run_dir"]: s for s in earlier.get("screens", [])}  # a screen's fit and its retest, if any
     for name, change in SCREENS.items():
         for folder in runs.find_tested([SCREEN_RUNS / name]) if (SCREEN_RUNS / name).is_dir() else []:
-            screens[name] = {"screen": name, "recipe_change": change} | report.row(folder) | timing(folder)
+            screens[str(folder)] = {"screen": name, "recipe_change": change} | report.row(folder) | timing(folder)
     points = pooled(rows)
     result = {
         "question": "Does doubling the model (SmolLM2-135M to Gemma 3 270M) move subrow's accuracy as much as doubling "

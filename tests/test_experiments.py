@@ -369,12 +369,28 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
                                      {"num_demos": 200, "double_the_model": -5.0, "double_n": None}]
     table = (tmp_path / "reports/ablation/table.md").read_text()
     assert "| gemma3-270m | subrow | interpolate | 50 | 1 | 20 | 10 |" in table and "| smollm2 | subrow" in table
-    # a screen changes the recipe of Gemma's N=200 seed 0 in a folder of its own, kept out of the ablation's points
-    assert model_size.main(["--points", "--screens", "lr1e-4"]) == 0
+    # a screen changes the recipe of Gemma's N=200 seed 0 in a folder of its own, kept out of the ablation's points;
+    # --screen_test tests its checkpoint on more problems, once
+    retests = []
+
+    def fake_test(argv):
+        retests.append(argv)
+        folder = Path(argv[-1].removeprefix("--trainer.default_root_dir="))
+        record = fake_run(folder, "gemma3-270m", "subrow", 200, 0, correct=40, n=50, parse_failures=0, errors=errors)
+        record["config"]["model"] = {"restrict_vocab": True}
+        (folder / "run.json").write_text(json.dumps(record | {"eval_seconds": 75.0}))
+
+    monkeypatch.setattr(model_size.runner, "cli", fake_test)
+    for _ in range(2):
+        assert model_size.main(["--points", "--screens", "lr1e-4", "--screen_test", "500"]) == 0
     assert swept[-1] == ("runs/model_size_screens/lr1e-4", "gemma3-270m", "200", "0",
                          ["--model.restrict_vocab=true", "--model.lr=1e-4", "--data.num_test=200"])
+    fitted = "runs/model_size_screens/lr1e-4/gemma3-270m-subrow-n200-s0"
+    assert retests == [["test", f"--ckpt_path={fitted}/checkpoints/last.ckpt", "--data.num_test=500",
+                        "--trainer.default_root_dir=runs/model_size_screens/lr1e-4/test500"]]
     screened = json.loads(model_size.OUT.read_text())
-    assert [(s["screen"], s["correct"], s["n"], s["fit_seconds"]) for s in screened["screens"]] == [("lr1e-4", 15, 20, 60.0)]
+    assert [(s["screen"], s["correct"], s["n"]) for s in screened["screens"]] == [("lr1e-4", 15, 20), ("lr1e-4", 40, 50)]
+    assert [(s["fit_seconds"], s["eval_seconds"]) for s in screened["screens"]] == [(60.0, 30.0), (None, 75.0)]
     assert screened["comparisons"] == result["comparisons"]
     # the next session: Gemma's runs are gone, its rows and times stay
     shutil.rmtree("runs")
@@ -383,7 +399,7 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
     assert again["comparisons"] == result["comparisons"] and again["screens"] == screened["screens"]
     command = "python -m experiments.model_size --points"
     assert again["commands"] == [f"{command} gemma3-270m:50:0 gemma3-270m:200:0 -- --trainer.max_steps=1",
-                                 f"{command} --screens lr1e-4", command]
+                                 f"{command} --screens lr1e-4 --screen_test 500", command]
     gemma = [r for r in again["runs"] if r["model"] == "gemma3-270m"]
     assert [(r["num_demos"], r["fit_seconds"], r["precision"]) for r in gemma] == [(50, 60.0, "bf16"), (200, 60.0, "bf16")]
 
