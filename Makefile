@@ -20,8 +20,10 @@ setup: $(BIN)/longdiv
 main: setup
 	$(BIN)/python -m experiments.main
 
+# Two workers of one thread each: the suite is mostly short processes that import torch, which two cores run faster
+# side by side than one at a time with two threads each (docs/speed.md, "The test suite").
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 lint: setup
 	$(BIN)/ruff check longdiv tests benchmarks experiments
