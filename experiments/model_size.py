@@ -55,6 +55,7 @@ POINTS = ["gemma3-270m:50:0", "gemma3-270m:200:0", "gemma3-270m:100:0", "gemma3-
 SCREENS = {"steps300": ["--trainer.max_steps=300"], "lr1e-4": ["--model.lr=1e-4"]}
 SCREEN_RUNS = Path("runs/model_size_screens")
 SCREEN_TEST = 200
+SCREEN_POINT = "gemma3-270m:200:0"
 MODELS = ("smollm2", "gemma3-270m")
 
 
@@ -62,6 +63,13 @@ def run_point(point: str, runs_dir: Path, extra: list[str]) -> int:
     model, num_demos, seed = point.split(":")
     return sweep.main([SWEEP, "--runs_dir", str(runs_dir), "--models", model, "--formats", "subrow",
                        "--num_demos", num_demos, "--seeds", seed, "--", *RECIPE, *extra])
+
+
+def folder_name(point: str) -> str:
+    """The folder `python -m longdiv sweep` runs a MODEL:N:SEED point of `subrow` in."""
+    model, num_demos, seed = point.split(":")
+    return runs.point_name({"model.model": model, "data.format": "subrow", "data.num_demos": num_demos,
+                            "seed_everything": seed})
 
 
 def timing(folder: Path) -> dict:
@@ -173,9 +181,8 @@ def main(argv: list[str]) -> int:
     if args.control:
         failed |= run_point("smollm2:200:0", CONTROL, extra)
     for name in args.screens:
-        failed |= run_point("gemma3-270m:200:0", SCREEN_RUNS / name,
-                            [*SCREENS[name], f"--data.num_test={SCREEN_TEST}", *extra])
-        fitted, retest = SCREEN_RUNS / name / "gemma3-270m-subrow-n200-s0", SCREEN_RUNS / name / f"test{args.screen_test}"
+        failed |= run_point(SCREEN_POINT, SCREEN_RUNS / name, [*SCREENS[name], f"--data.num_test={SCREEN_TEST}", *extra])
+        fitted, retest = SCREEN_RUNS / name / folder_name(SCREEN_POINT), SCREEN_RUNS / name / f"test{args.screen_test}"
         if args.screen_test > SCREEN_TEST and runs.tested(fitted) is not None and runs.tested(retest) is None:
             runner.cli(["test", f"--ckpt_path={fitted / 'checkpoints' / 'last.ckpt'}",
                         f"--data.num_test={args.screen_test}", f"--trainer.default_root_dir={retest}", *extra])
