@@ -11,10 +11,10 @@ runs/ablation/<point>/; a point that already holds a tested run.json is skipped,
 import argparse
 import sys
 
-from longdiv import report, sweep
+from longdiv import report, runs, sweep
 
 SWEEP = "configs/sweeps/demos.yaml"
-RUNS = "runs/ablation"
+RUNS = str(runs.root() / "ablation")
 POINTS = [
     ["--models", "smollm2", "--formats", "subrow", "direct", "--num_demos", "25", "50", "100", "200"],
     ["--models", "scratch:smollm2-135m", "--formats", "subrow", "--num_demos", "200"],

@@ -42,11 +42,11 @@ from experiments import runner
 from longdiv import runs
 
 SWEEP = "configs/sweeps/demos.yaml"
-RUNS = Path("runs/gpu")
-RECIPE_RUNS = Path("runs/gpu_recipes")
+RUNS = runs.root() / "gpu"
+RECIPE_RUNS = runs.root() / "gpu_recipes"
 GPU_RECIPE = ["--trainer.precision=bf16-mixed", "--data.batch_size=8", "--trainer.accumulate_grad_batches=1",
               "--data.eval_batch_size=500", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
-PAPER_RUNS = Path("runs/paper")
+PAPER_RUNS = runs.root() / "paper"
 # Most wanted first: the paper's W format trained until it stops improving (too slow for a CPU), then second seeds.
 STEPS = ["curve:w", "subrow:200:1", "subrow:50:1", "subrow:800:1", "subrow:100:1"]
 

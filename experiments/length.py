@@ -37,7 +37,7 @@ from longdiv.data.formats.sub import labels
 from longdiv.data.problems import Problem
 from longdiv.stats import accuracy
 
-RUNS = Path("runs/length")
+RUNS = runs.root() / "length"
 OUT = Path("reports/length.json")
 
 # name: (what it changes against subrow on the main recipe, its CLI arguments)

@@ -46,14 +46,14 @@ from longdiv.data.verify import KINDS
 from longdiv.stats import wilson
 
 SWEEP = "configs/sweeps/demos.yaml"
-RUNS = Path("runs/model_size")
-CONTROL = Path("runs/model_size_control")
+RUNS = runs.root() / "model_size"
+CONTROL = runs.root() / "model_size_control"
 TABLE = Path("reports/ablation/table.csv")
 OUT = Path("reports/model_size.json")
 RECIPE = ["--model.restrict_vocab=true"]
 POINTS = ["gemma3-270m:50:0", "gemma3-270m:200:0", "gemma3-270m:100:0", "gemma3-270m:200:1"]
 SCREENS = {"steps300": ["--trainer.max_steps=300"], "lr1e-4": ["--model.lr=1e-4"]}
-SCREEN_RUNS = Path("runs/model_size_screens")
+SCREEN_RUNS = runs.root() / "model_size_screens"
 SCREEN_TEST = 200
 SCREEN_POINT = "gemma3-270m:200:0"
 MODELS = ("smollm2", "gemma3-270m")

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -32,11 +34,107 @@ import matplotlib.pyplot as plt
 
 from experiments import runner
 from longdiv import runs
-from longdiv.data.formats.recchia import VARIANTS
+from longdiv.data.formats import get_format
+from longdiv.data.formats.recchia import SCRATCH_X, VARIANTS
+from longdiv.data.problems import Problem
 
-RUNS = Path("runs/paper")
+RUNS = runs.root() / "paper"
 OUT = Path("reports/paper.json")
+RECIPE = "configs/recipes/paper-curve.yaml"
 PROBES = {"forced": "val/trace_exact", "decode": "val/remainder_acc"}  # --probe: what its history holds
+
+
+# Where traces go wrong: the reference and a generated trace are split into actions (a write, a look, a `clear`, a
+# note in braces), and the first action that differs is sorted into a kind by what the right action does on the grid:
+# - `copy`: the first action, which writes the divisor, the bracket and the dividend onto row 2 of the grid;
+# - `comparison`: the quotient digit grows where the trace should stop adding, or the reverse (W writes no compare);
+# - `addition`: a digit of a running multiple, built by repeated addition in the scratch area;
+# - `scratch`: setting up or clearing the scratch area;
+# - `grid`: the multiple written under the current number, subtraction with borrows, leading zeros erased, the next
+#   digit brought down;
+# - `look` and `note` (LN+, L+): reading cells back and narrating; `answer`: the claim read off a right grid;
+# - `unfinished`: every action right, but the trace stops before the end.
+ACTION = re.compile(r"(?:write|look)(?: \d\d+,\d\d+:\d+ \S+)+|clear|\{[^}]*\}")
+CELL = re.compile(r"(\d\d+),(\d\d+):\d+ (\S+)")
+
+
+def actions(text: str) -> list[str]:
+    return ACTION.findall(text)
+
+
+def cells(action: str) -> list[tuple[int, int, str]]:
+    return [(int(x), int(y), ch) for x, y, ch in CELL.findall(action)]
+
+
+def is_quotient_step(found: list[tuple[int, int, str]]) -> bool:
+    """Whether an action's cells raise the quotient digit on row 1 (with the next divisor copy), as W writes it."""
+    return bool(found) and found[0][1] == 1 and found[0][0] < SCRATCH_X and len(found) > 1
+
+
+def kind(reference: list[str], at: int, generated: list[str] | None = None) -> str:
+    """The kind of the first wrong action, `reference[at]`; `generated` is the trace that went wrong there, or None
+    when only the place is known (a forced probe)."""
+    if generated is not None and at >= len(generated):
+        return "unfinished"
+    if at == 0:
+        return "copy"
+    right = reference[at]
+    if right.startswith("{ final remainder is"):
+        return "answer"
+    if right.startswith("{"):
+        return "note"
+    if right.startswith("look"):
+        return "look"
+    found = cells(right)
+    if is_quotient_step(found) or (generated is not None and is_quotient_step(cells(generated[at]))):
+        return "comparison"
+    if right == "clear":
+        return "scratch"
+    if all(x >= SCRATCH_X for x, _, _ in found):
+        return "addition" if len(found) == 1 and found[0][2].isdigit() else "scratch"
+    return "grid"
+
+
+def first_error(reference: list[str], generated: list[str]) -> tuple[str, int]:
+    """The kind and index of the first generated action that differs from the reference."""
+    at = next((i for i, (a, b) in enumerate(zip(reference, generated)) if a != b), min(len(reference), len(generated)))
+    if at == len(reference):
+        return ("right trace" if len(generated) == len(reference) else "runs on past the answer"), at
+    return kind(reference, at, generated), at
+
+
+def reference(fmt, row: dict) -> str:
+    return fmt.render(Problem(row["dividend"], row["divisor"], row["question"]))[1]
+
+
+def decoded_errors(fmt, rows: list[dict]) -> dict[str, int]:
+    """First wrong actions of decoded traces (predictions.jsonl rows), by kind."""
+    return dict(Counter(first_error(actions(reference(fmt, r)), actions(r["generated"]))[0] for r in rows).most_common())
+
+
+def probed_errors(fmt, rows: list[dict]) -> dict[str, int]:
+    """First wrong actions under a forced probe (validations/*.jsonl rows): the reference action that holds the
+    first token greedy decoding would get wrong, by kind."""
+    kinds = Counter()
+    for row in rows:
+        if row["first_wrong_char"] is None:
+            kinds["right trace"] += 1
+            continue
+        spans = list(ACTION.finditer(reference(fmt, row)))
+        at = next((i for i, m in enumerate(spans) if m.end() > row["first_wrong_char"]), len(spans) - 1)
+        kinds[kind([m[0] for m in spans], at)] += 1
+    return dict(kinds.most_common())
+
+
+def probe_errors(path: Path, fmt) -> list[dict]:
+    """The forced probes' first wrong actions by kind, one entry per probe of the run in `path`."""
+    out = []
+    for file in sorted((path / "validations").glob("step-*.jsonl")):
+        rows = [json.loads(line) for line in file.read_text().splitlines()]
+        if rows and "first_wrong_char" in rows[0]:
+            out.append({"step": int(file.stem.removeprefix("step-")), "n": len(rows),
+                        "first_wrong": probed_errors(fmt, rows)})
+    return out
 
 
 def folder(variant: str, seed: int, context: int, probe: str = "forced") -> Path:
@@ -59,7 +157,7 @@ def flat(curve: list[dict], patience: int) -> bool:
 
 
 def train(variant: str, seed: int, context: int, probe: str, probe_every: int, patience: int, max_epochs: int,
-          extra: list[str]) -> Path:
+          checkpoint_every: int, extra: list[str]) -> Path:
     """Fits `probe_every` epochs at a time until the probe is flat or `max_epochs` are done; returns the folder."""
     path = folder(variant, seed, context, probe)
     while True:
@@ -69,7 +167,8 @@ def train(variant: str, seed: int, context: int, probe: str, probe_every: int, p
             return path
         ckpt = path / "checkpoints" / "last.ckpt"
         runner.cli(["fit", "--config", runner.CONFIG, f"--data.format=recchia-{variant}", "--data.num_demos=200",
-                    f"--seed_everything={seed}", f"--data.context={context}", "--model.schedule=constant",
+                    f"--seed_everything={seed}", f"--data.context={context}",
+                    f"--checkpoint_every_n_steps={checkpoint_every}", "--config", RECIPE,
                     f"--trainer.max_epochs={min(max_epochs, (done // probe_every + 1) * probe_every)}",
                     f"--trainer.check_val_every_n_epoch={probe_every}", f"--model.val_probe={probe}",
                     "--test_after_fit=false",
@@ -89,19 +188,28 @@ def test(path: Path, num_test: int, extra: list[str]) -> Path | None:
 
 
 def record(variant: str, probe: str, path: Path, tested: Path | None, patience: int) -> dict:
-    fit, curve = runs.read(path), history(path)
+    fit, curve, fmt = runs.read(path), history(path), get_format(f"recchia-{variant}")
     test = runs.tested(tested) if tested else {"metrics": {}, "eval_seconds": None, "git_commit": fit.get("git_commit")}
     keep = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures")
     return {
         "variant": variant, "format": f"recchia-{variant}", "context": fit["context"],
         "seed": fit["config"]["seed_everything"], "probe": PROBES[probe],
-        "epochs": len(curve), "stopped": "probe flat" if flat(curve, patience) else "max_epochs",
+        "epochs": len(curve), "steps": curve[-1]["step"] if curve else 0,
+        "tokens_seen": curve[-1].get("tokens") if curve else 0,
+        "stopped": "probe flat" if flat(curve, patience) else "max_epochs",
         "history": curve,
         "best_probe": max(probes(curve), default=None),
         "interpolate": {k: test[k] for k in keep} if tested else None,
         "error_kinds": {k.removeprefix("test/err_"): int(v) for k, v in test["metrics"].items() if "err_" in k},
+        "probe_first_wrong": probe_errors(path, fmt),
+        "test_first_wrong": decoded_errors(fmt, [json.loads(line) for line in
+                                                 (tested / "predictions.jsonl").read_text().splitlines()])
+        if tested and (tested / "predictions.jsonl").is_file() else None,
         "mean_tokens": round(fit["mean_tokens"], 1), "max_tokens": fit["max_tokens"],
         "train_windows": fit["train_windows"], "fit_seconds": fit.get("fit_seconds"),
+        # machine hours of the processes that trained it (each on its whole machine), and what each ran where
+        "machine_hours": round(sum(seg["seconds"] for seg in fit.get("segments", [])) / 3600, 2),
+        "segments": fit.get("segments", []),
         "eval_seconds": test["eval_seconds"], "device": fit["device"], "precision": fit["precision"],
         "run_dir": str(path), "test_dir": str(tested) if tested else None, "git_commit": test["git_commit"],
     }
@@ -142,11 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patience", type=int, default=2, help="probes without a new best before stopping")
     parser.add_argument("--max_epochs", type=int, default=24)
     parser.add_argument("--num_test", type=int, default=100)
+    parser.add_argument("--checkpoint_every", type=int, default=5,
+                        help="optimizer steps between checkpoints: a stopped process loses at most these")
     parser.add_argument("--probe", choices=PROBES, default="forced",
                         help="forced: traces greedy decoding would write whole, read in one pass; decode: written")
     args = parser.parse_args(own)
     path = train(args.variant, args.seed, args.context, args.probe, args.probe_every, args.patience,
-                 args.max_epochs, extra)
+                 args.max_epochs, args.checkpoint_every, extra)
     tested = test(path, args.num_test, extra)
     new = record(args.variant, args.probe, path, tested, args.patience)
     save([new])

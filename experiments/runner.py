@@ -19,7 +19,7 @@ from pathlib import Path
 from longdiv import runs
 from longdiv.data.verify import KINDS
 
-RUNS = Path("runs/formats")
+RUNS = runs.root() / "formats"
 CONFIG = "configs/smollm2.yaml"
 PAPER_VAL = "data/paper/validation_numbers__div_remainder.txt"
 

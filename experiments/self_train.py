@@ -22,7 +22,7 @@ from experiments import runner, small_n
 from longdiv import runs
 from longdiv.data.problems import generate
 
-RUNS = Path("runs/self_train")
+RUNS = runs.root() / "self_train"
 OUT = Path("reports/self_train.json")
 SEED_OFFSET = 424_242  # the M problems' draw: a stream of its own, apart from any demonstration or test draw
 

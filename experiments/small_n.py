@@ -32,7 +32,7 @@ from experiments import runner
 from longdiv import runs
 from longdiv.data.verify import KINDS
 
-RUNS = Path("runs/small_n")
+RUNS = runs.root() / "small_n"
 OUT = Path("reports/small_n.json")
 RECIPE = ["--config", runner.CONFIG, "--config", "configs/overlays/fixed-steps.yaml"]
 SCREEN_TEST = 200  # the screens' test problems

@@ -108,7 +108,8 @@ class LongDivCLI(LightningCLI):
         # The model's window, read off the loaded model (config_overrides may change it): data.context defaults to it.
         parser.link_arguments("model.window", "data.max_length", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the model when fit ends.")
-        parser.add_argument("--runs_dir", type=str, default="runs", help="Folder that holds one folder per run.")
+        parser.add_argument("--runs_dir", type=str | None, default=None,
+                            help=f"Folder that holds one folder per run; default ${runs.RUNS_ENV}, else runs.")
         parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=None,
                             help="Also save checkpoints/last.ckpt every this many optimizer steps, so that a killed "
                             "run resumes mid-epoch; by default it is saved at epoch ends.")
@@ -150,7 +151,7 @@ class LongDivCLI(LightningCLI):
             if run_dir is None:
                 evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
                 n = self.checkpoint["num_demos"] if evaluated else cfg.data.num_demos  # the weights' N
-                self.created = runs.new_folder(cfg.runs_dir, self.subcommand, cfg.model.model, cfg.data.format, n)
+                self.created = runs.new_folder(cfg.runs_dir or runs.root(), self.subcommand, cfg.model.model, cfg.data.format, n)
                 run_dir = str(self.created)
                 os.environ[RUN_DIR_ENV] = run_dir
             cfg.trainer.default_root_dir = run_dir

@@ -7,6 +7,9 @@ A run folder holds the saved `config.yaml`, `checkpoints/last.ckpt`, `run.json` 
     runs/20260101-120000-fit-smollm2-subrow-n200/
 
 A sweep point gets a folder named by its parameters, so that a rerun finds it: `runs/ablation/smollm2-subrow-n25-s0/`.
+
+Run folders live under `root()`: `runs/` in the current folder, or `$LONGDIV_RUNS` (a disk that outlives the work
+tree or the machine, for long runs on preemptible machines).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 RECORD_FILE = "run.json"
+RUNS_ENV = "LONGDIV_RUNS"
 # Sweep parameters named by a short form, in this order, before any other parameter.
 SHORT_NAMES = {"model.model": "", "data.format": "", "data.num_demos": "n", "seed_everything": "s"}
 
@@ -56,6 +60,8 @@ class Record(TypedDict, total=False):
     fit_seconds: float  # the whole fit's, across resumes (time after the last checkpoint of a stopped process lost)
     fit_seconds_before_resume: float  # the part before the checkpoint a resumed fit started from
     fit_peak_rss_gb: float
+    # One per process that trained the run: device, devices, from_step, to_step, seconds, started (RunRecord).
+    segments: list[dict[str, Any]]
     # The test fields: present once the run is tested.
     eval_seconds: float
     accuracy: float
@@ -137,12 +143,20 @@ def point_name(point: dict[str, Any]) -> str:
     return _safe("-".join(parts))
 
 
+def root() -> Path:
+    """The folder that holds run folders: `$LONGDIV_RUNS` when set, else `runs` in the current folder."""
+    return Path(os.environ.get(RUNS_ENV) or "runs")
+
+
 def new_folder(runs_dir: str | Path, subcommand: str, model: str, format: str, num_demos: int) -> Path:
     """Creates and returns a new run folder in `runs_dir`, named `<time>-<subcommand>-<model>-<format>-n<N>`. The
     folder is created exclusively: a run that finds the name taken (another started in the same second) takes the
     name with `-2`, `-3`, ... appended, so two runs never share a folder."""
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise not_writable(runs_dir, err) from None
     point = {"model.model": model, "data.format": format, "data.num_demos": num_demos}
     name = f"{time.strftime('%Y%m%d-%H%M%S')}-{subcommand}-{point_name(point)}"
     for suffix in ("", *(f"-{k}" for k in range(2, 10_000))):
@@ -150,8 +164,15 @@ def new_folder(runs_dir: str | Path, subcommand: str, model: str, format: str, n
             (runs_dir / (name + suffix)).mkdir()
         except FileExistsError:
             continue
+        except OSError as err:
+            raise not_writable(runs_dir, err) from None
         return runs_dir / (name + suffix)
     raise RuntimeError(f"{runs_dir / name}: 10,000 runs of this name started this second; use another --runs_dir")
+
+
+def not_writable(runs_dir: Path, err: OSError) -> ValueError:
+    return ValueError(f"runs_dir {runs_dir}: a run folder cannot be created there ({err.strerror}); choose a "
+                      f"writable folder with --runs_dir or {RUNS_ENV}")
 
 
 def gather(items: list) -> list:

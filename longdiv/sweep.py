@@ -120,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = errors.ArgumentParser(prog="python -m longdiv sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", type=Path, help="A W&B sweep YAML with `method: grid`.")
-    parser.add_argument("--runs_dir", type=Path, default=Path("runs/ablation"), help="One folder per point here.")
+    parser.add_argument("--runs_dir", type=Path, default=None,
+                        help="One folder per point here; default <$LONGDIV_RUNS or runs>/ablation.")
     for option, key in FILTERS.items():
         parser.add_argument(f"--{option}", nargs="+", help=f"Run only these {key} values.")
     parser.add_argument("--dry_run", action="store_true", help="Print the commands without running them.")
     args = parser.parse_args(argv)
+    args.runs_dir = args.runs_dir or runs.root() / "ablation"
     sweep = load(args.sweep)
     try:
         points = grid(sweep)

@@ -7,6 +7,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests make their runs under their own folders, never in a runs directory a user keeps for long runs.
+os.environ.pop("LONGDIV_RUNS", None)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from test_report import fake_run
 
 from experiments import (
@@ -20,7 +21,6 @@ from experiments import (
     lookup_probe,
     model_size,
     paper,
-    recchia_errors,
     runner,
     self_train,
     slips,
@@ -28,6 +28,8 @@ from experiments import (
     votes,
 )
 from longdiv import report
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository, for configs read after a test's chdir
 from longdiv.cli import main as cli_main
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem
@@ -93,11 +95,12 @@ def test_recchia_first_error_finds_the_corrupted_action():
     from longdiv.data.formats import get_format
     from longdiv.data.problems import Problem
 
-    _, completion = get_format("recchia-w").render(Problem(4083, 17, "What is the remainder when 4083 is divided by 17?"))
-    reference = recchia_errors.actions(completion)
+    problem = Problem(4083, 17, "What is the remainder when 4083 is divided by 17?")
+    _, completion = get_format("recchia-w").render(problem)
+    reference = paper.actions(completion)
     assert " ".join(reference) == completion  # the split loses nothing
-    assert recchia_errors.first_error(reference, list(reference)) == ("right trace", len(reference))
-    assert recchia_errors.first_error(reference, reference[:-3]) == ("unfinished", len(reference) - 3)
+    assert paper.first_error(reference, list(reference)) == ("right trace", len(reference))
+    assert paper.first_error(reference, reference[:-3]) == ("unfinished", len(reference) - 3)
 
     def corrupt(index: int, old: str, new: str) -> list[str]:
         wrong = list(reference)
@@ -105,16 +108,26 @@ def test_recchia_first_error_finds_the_corrupted_action():
         assert wrong[index] != reference[index]
         return wrong
 
-    assert recchia_errors.first_error(reference, corrupt(0, "3", "4")) == ("copy", 0)
-    addition = next(i for i, a in enumerate(reference) if recchia_errors.cells(a) and len(recchia_errors.cells(a)) == 1
-                    and recchia_errors.cells(a)[0][0] >= recchia_errors.SCRATCH_X and recchia_errors.cells(a)[0][2].isdigit())
+    assert paper.first_error(reference, corrupt(0, "3", "4")) == ("copy", 0)
+    addition = next(i for i, a in enumerate(reference) if paper.cells(a) and len(paper.cells(a)) == 1
+                    and paper.cells(a)[0][0] >= paper.SCRATCH_X and paper.cells(a)[0][2].isdigit())
     digit = reference[addition][-1]
-    assert recchia_errors.first_error(reference, corrupt(addition, digit, str((int(digit) + 1) % 10))) == ("addition", addition)
+    assert paper.first_error(reference, corrupt(addition, digit, str((int(digit) + 1) % 10))) == ("addition", addition)
     # stopping the repeated addition one multiple early: the subtraction starts where the quotient should grow
-    step = next(i for i, a in enumerate(reference) if recchia_errors.is_quotient_step(recchia_errors.cells(a)))
+    step = next(i for i, a in enumerate(reference) if paper.is_quotient_step(paper.cells(a)))
     early = reference[:step] + [next(a for a in reference[step:] if a.endswith(" -"))]
-    assert recchia_errors.first_error(reference, early) == ("comparison", step)
-    assert recchia_errors.first_error(reference, reference[:-1] + ["{ final remainder is 9 }"]) == ("answer", len(reference) - 1)
+    assert paper.first_error(reference, early) == ("comparison", step)
+    assert paper.first_error(reference, reference[:-1] + ["{ final remainder is 9 }"]) == ("answer", len(reference) - 1)
+
+    # under a forced probe only the place is known: the kind of the reference action that holds it
+    fmt, row = get_format("recchia-w"), {"dividend": 4083, "divisor": 17, "question": problem.question}
+    starts = [completion.index(a) for a in reference]  # the actions are distinct strings here
+    wrong_at = {None: "right trace", 3: "copy", starts[addition] + len(reference[addition]) - 1: "addition",
+                starts[step] + 2: "comparison", len(completion) - 3: "answer"}
+    for at, expected in wrong_at.items():
+        assert paper.probed_errors(fmt, [row | {"first_wrong_char": at}]) == {expected: 1}
+    _, narrated = get_format("recchia-ln+").render(problem)
+    assert " ".join(paper.actions(narrated)) == narrated  # looks and notes are actions too
 
 
 def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
@@ -611,6 +624,9 @@ def test_cell_probe_writes_true_facts_and_scores_greedy_answers(notation):
 
 
 def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tmp_path, monkeypatch):
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+
     monkeypatch.chdir(tmp_path)
     probe_by_epoch = {1: 0.10, 3: 0.30, 5: 0.25, 7: 0.30, 9: 0.90, 11: 0.85}  # no new best after epoch 4: flat at 8
     calls = []
@@ -635,6 +651,13 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
             record = fake_run(root, "smollm2", "recchia-w", 200, 0, correct=9, n=100, parse_failures=3,
                               errors={"malformed": 80})
             (root / "run.json").write_text(json.dumps(record | {"eval_seconds": 600.0, "git_commit": "abc"}))
+            rows = []  # 9 whole traces, then 91 that stop three actions early
+            for i in range(100):
+                problem = Problem.from_numbers(1000 + i, 7 + i)
+                trace = paper.actions(get_format("recchia-w").render(problem)[1])
+                rows.append({"index": i, "question": problem.question, "dividend": problem.dividend,
+                             "divisor": problem.divisor, "generated": " ".join(trace if i < 9 else trace[:-3])})
+            (root / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     monkeypatch.setattr(paper.runner, "cli", fake_cli)
     paper.main(["--variant", "w", "--max_epochs", "12"])
@@ -642,13 +665,17 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     assert [option(c, "trainer.max_epochs") for c in fits] == ["2", "4", "6", "8"]
     assert "--ckpt_path=runs/paper/recchia-w-n200-s0-c2048/checkpoints/last.ckpt" not in fits[0]
     assert all("--ckpt_path=runs/paper/recchia-w-n200-s0-c2048/checkpoints/last.ckpt" in c for c in fits[1:])
-    assert all("--model.schedule=constant" in c and "--test_after_fit=false" in c for c in fits)
+    assert all(paper.RECIPE in c and "--test_after_fit=false" in c for c in fits)
+    recipe = yaml.safe_load(Path(ROOT, paper.RECIPE).read_text())  # a constant lr: the curve is not flattened by it
+    assert recipe["model"] == {"schedule": "constant", "restrict_vocab": True}
+    assert all("--checkpoint_every_n_steps=5" in c for c in fits)
     assert all("--model.val_probe=forced" in c for c in fits)
     (test,) = [c for c in calls if c[0] == "test"]
     assert option(test, "trainer.default_root_dir") == "runs/paper/recchia-w-n200-s0-c2048/test-e8-t100"
     (record,) = json.loads(paper.OUT.read_text())["records"]
     assert (record["epochs"], record["stopped"], record["best_probe"]) == (8, "probe flat", 0.30)
     assert record["interpolate"]["correct"] == 9 and record["error_kinds"] == {"malformed": 80}
+    assert record["test_first_wrong"] == {"unfinished": 91, "right trace": 9}
     assert paper.OUT.with_suffix(".png").is_file()
 
     calls.clear()  # a larger budget with patience left: nothing new; a longer patience trains on

@@ -72,7 +72,8 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     (ckpt,) = killed.glob("*/checkpoints/last.ckpt")
     run = ckpt.parent.parent
     step = load(ckpt)["global_step"]
-    (before,) = [state["fit_seconds"] for key, state in load(ckpt)["callbacks"].items() if "RunRecord" in key]
+    (saved,) = [state for key, state in load(ckpt)["callbacks"].items() if "RunRecord" in key]
+    before = saved["fit_seconds"]
     assert 0 < step < 2 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH, f"the kill did not land mid-epoch: step {step}"
     assert not (run / "predictions.jsonl").exists()
 
@@ -85,6 +86,11 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     record = json.loads((run / "run.json").read_text())
     assert record["fit_seconds_before_resume"] == pytest.approx(before, abs=0.05)
     assert 0 < before < record["fit_seconds"]
+    # each process that trained is a segment, the killed one up to its last checkpoint; the peak is the run's
+    segments = record["segments"]
+    assert [(seg["from_step"], seg["to_step"]) for seg in segments] == [(0, step), (step, 2 * STEPS_PER_EPOCH)]
+    assert all(seg["device"].startswith("cpu: ") and seg["seconds"] > 0 for seg in segments)
+    assert record["fit_peak_rss_gb"] >= saved["fit_peak_rss_gb"] > 0
 
     main([*RUN, f"--runs_dir={tmp_path / 'whole'}"])
     (whole,) = (tmp_path / "whole").iterdir()

@@ -43,12 +43,16 @@ def peak_rss_gb() -> float:
 
 
 class RunRecord(L.Callback):
-    """Times fit and test, writes `predictions.jsonl` after test and predict, and `run.json` after fit and test.
+    """Times fit and test, writes `predictions.jsonl` after test and predict, `run.json` after fit and test, and
+    each validation's records during fit to `validations/step-<optimizer step>.jsonl`.
 
-    During fit it keeps the learning curve, `history`: one entry per training epoch with its mean training loss (over
-    micro-batches) and the validation metrics when the epoch validated, rewritten to `history.json` in the run
+    During fit it keeps the learning curve, `history`: one entry per training epoch with the optimizer steps and
+    training tokens (all ranks') so far, its mean training loss (over micro-batches) and the validation metrics when the epoch validated, rewritten to `history.json` in the run
     folder at every epoch end (so a curve is readable while a long fit runs) and stored in the record. The
-    checkpoints carry it, so a resumed fit continues the same curve.
+    checkpoints carry it, so a resumed fit continues the same curve. They also carry `segments`: one entry per
+    process that trained the run (its device, the optimizer steps it took from and to, its seconds, when it
+    started), each brought up to date at every checkpoint, so a process that was stopped counts up to its last
+    checkpoint and the steps it lost are counted again by the process that redid them.
 
     Args:
         config: The resolved run config (a plain dict), stored in the record; the CLI passes it.
@@ -64,8 +68,13 @@ class RunRecord(L.Callback):
         self._start = 0.0
         self._fit_start = 0.0
         self._fit_before = 0.0  # fit seconds spent before the checkpoint this fit resumed from
+        self._peak_before = 0.0  # the highest resident memory of the processes that trained the run before this one
         self.history: list[dict] = []
+        self.segments: list[dict] = []
+        self._segment: dict | None = None  # this process's entry of `segments` while it trains
+        self._trainer = None
         self._loss = [0.0, 0]  # this epoch's training loss: sum over micro-batches, count
+        self._tokens = 0  # training tokens (prompt and completion, no padding) this process's rank has trained on
 
     def _folder(self, trainer) -> Path:
         folder = Path(trainer.default_root_dir)
@@ -79,11 +88,17 @@ class RunRecord(L.Callback):
         """Saved in every checkpoint: the fit time up to it, so that a fit resumed from it (in another process,
         another session) records the time of the whole fit, not that of its last part. Time spent after the
         checkpoint by a process that was then stopped is lost work and is not counted."""
-        return {"fit_seconds": self._fit_seconds(), "history": self.history, "epoch_loss": list(self._loss)}
+        self._update_segment()
+        return {"fit_seconds": self._fit_seconds(), "history": self.history, "epoch_loss": list(self._loss),
+                "segments": self.segments, "fit_peak_rss_gb": self._peak(),
+                "tokens": self._tokens}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._fit_before = float(state_dict.get("fit_seconds", 0.0))
         self.history = list(state_dict.get("history", []))
+        self.segments = [dict(s) for s in state_dict.get("segments", [])]
+        self._peak_before = float(state_dict.get("fit_peak_rss_gb", 0.0))
+        self._tokens = int(state_dict.get("tokens", 0))
         self._loss = list(state_dict.get("epoch_loss", [0.0, 0]))
 
     def _entry(self, trainer) -> dict:
@@ -95,30 +110,57 @@ class RunRecord(L.Callback):
         # Lightning hands over the loss divided by the accumulation count, as it was back-propagated.
         self._loss[0] += float(outputs["loss"]) * trainer.accumulate_grad_batches
         self._loss[1] += 1
+        self._tokens += int(batch["attention_mask"].sum())
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         self._entry(trainer).update(
             {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+        # Each problem's record at this point of the curve, for error analyses of a run while it trains.
+        records = sorted(runs.gather(pl_module.records), key=lambda r: r["index"])
+        if trainer.is_global_zero:
+            path = self._folder(trainer) / "validations" / f"step-{trainer.global_step:06d}.jsonl"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
     def on_train_epoch_end(self, trainer, pl_module):
         entry = self._entry(trainer)
-        entry |= {"step": trainer.global_step, "train_loss": self._loss[0] / max(1, self._loss[1]),
+        entry |= {"step": trainer.global_step, "tokens": sum(runs.gather([self._tokens])),
+                  "train_loss": self._loss[0] / max(1, self._loss[1]),
                   "fit_seconds": round(self._fit_seconds(), 1)}
         self._loss = [0.0, 0]
         if trainer.is_global_zero:
             path = self._folder(trainer) / "history.json"
             path.write_text(json.dumps(self.history, indent=1) + "\n")
 
+    def _peak(self) -> float:
+        return max(self._peak_before, peak_rss_gb())
+
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = time.perf_counter()
 
+    def on_train_start(self, trainer, pl_module):
+        # Here the checkpoint is restored: global_step is where this process starts.
+        machine = pl_module.machine or hardware.machine(trainer.strategy.root_device)
+        self._trainer, self._segment_start = trainer, time.perf_counter()
+        self._segment = {"device": f"{machine.device}: {machine.model}", "devices": trainer.world_size,
+                         "from_step": trainer.global_step, "to_step": trainer.global_step, "seconds": 0.0,
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.segments.append(self._segment)
+
+    def _update_segment(self) -> None:
+        if self._segment is not None:
+            self._segment["to_step"] = self._trainer.global_step
+            self._segment["seconds"] = round(time.perf_counter() - self._segment_start, 1)
+
     def on_fit_end(self, trainer, pl_module):
+        self._update_segment()
+        self.record["segments"] = self.segments
         self.record["fit_seconds"] = round(self._fit_seconds(), 1)
         if self._fit_before:
             self.record["fit_seconds_before_resume"] = round(self._fit_before, 1)
-        self.record["fit_peak_rss_gb"] = peak_rss_gb()
+        self.record["fit_peak_rss_gb"] = self._peak()
         self.record["history"] = self.history
         self._write(trainer, pl_module, "fit")
 

@@ -260,6 +260,7 @@ class Forced:
 
     tokens: int  # completion tokens scored
     right: int  # scored tokens before the first that is not the greedy choice: `tokens` when none is
+    first: int  # the index in the completion of that first token; the completion's length when none is
     loss: float  # the scored tokens' summed cross-entropy
     hits: torch.Tensor  # per completion token, scored or not: whether it is the greedy choice (bool, on the CPU)
     chance: torch.Tensor  # per completion token: the probability the model gives it (float32, on the CPU)
@@ -304,5 +305,5 @@ def forced(model, prompt: list[int], completion: list[int], context: int | None 
             losses[new:end] = F.cross_entropy(logits, truth, reduction="none")
     wrong = ~hits & scored
     first = int(wrong.nonzero()[0, 0]) if wrong.any() else len(completion)
-    return Forced(int(scored.sum()), int(scored[:first].sum()), float(losses[scored].sum()), hits.cpu(),
+    return Forced(int(scored.sum()), int(scored[:first].sum()), first, float(losses[scored].sum()), hits.cpu(),
                   losses.neg().exp().cpu())

@@ -53,10 +53,27 @@ def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0
         return F.cross_entropy(head(hidden[:, :-1][keep]).float(), targets)
     columns = torch.searchsorted(vocab, targets).clamp(max=len(vocab) - 1)
     if not torch.equal(vocab[columns], targets):  # a label the restricted layer has no row for
-        raise ValueError("model.restrict_vocab: a completion holds a token outside the format's alphabet; train "
-                         "with restrict_vocab false")
+        raise ValueError("model.restrict_vocab: a completion holds a token outside the format's alphabet or "
+                         "lexicon; train with restrict_vocab false")
     logits = F.linear(hidden[:, :-1][keep], head.weight[vocab], None if head.bias is None else head.bias[vocab])
     return F.cross_entropy(logits.float(), columns)
+
+
+def output_tokens(fmt, tokenizer) -> torch.Tensor:
+    """The sorted token ids that format `fmt` can write, and EOS: one per character of its alphabet, or the tokens of
+    its lexicon (`--model.restrict_vocab`)."""
+    if fmt.alphabet is None and fmt.lexicon is None:
+        raise ValueError(f"model.restrict_vocab needs a format that writes a fixed set of characters or words; "
+                         f"{fmt.name} does not (use a sub* or recchia-* format, or restrict_vocab false)")
+    ids = {tokenizer.eos_token_id}
+    if fmt.alphabet is None:
+        return torch.tensor(sorted(ids | set(tokenizer(fmt.lexicon, add_special_tokens=False)["input_ids"])))
+    for char in fmt.alphabet:
+        token = tokenizer(char, add_special_tokens=False)["input_ids"]
+        if len(token) != 1:
+            raise ValueError(f"model.restrict_vocab: the tokenizer has no single token for {char!r}")
+        ids.add(token[0])
+    return torch.tensor(sorted(ids))
 
 
 class DivisionLM(L.LightningModule):
@@ -110,9 +127,10 @@ class DivisionLM(L.LightningModule):
                 micro-batch, so a resumed run draws the same noise.
             lora_rank: Train rank-`lora_rank` LoRA adapters on every linear layer of the backbone, with the
                 pretrained weights frozen (peft); 0 trains every weight.
-            restrict_vocab: Compute the output layer only for the tokens of the characters the format can write (its
-                `alphabet`) and EOS, in training (a softmax over those) and in generation (which then writes only
-                those): far fewer rows than a 49K or 262K vocabulary. Needs a format with an alphabet (`sub*`).
+            restrict_vocab: Compute the output layer only for the tokens the format can write (one per character of
+                its `alphabet`, or those of its `lexicon`) and EOS, in training (a softmax over those) and in
+                generation (which then writes only those): far fewer rows than a 49K or 262K vocabulary. Needs a
+                format with an alphabet (`sub*`) or a lexicon (`recchia-*`).
             redo_temperature: With a format whose model strikes out a line it judged wrong (`subfix`'s `!`), the
                 line written after the strike is sampled at this temperature (from a generator seeded by the
                 problem) rather than greedy, so that the slip is not written again the same way; 0 keeps greedy
@@ -155,7 +173,7 @@ class DivisionLM(L.LightningModule):
         self._micro = 0  # micro-batches since the last optimizer step
         self.output_vocab: torch.Tensor | None = None  # with restrict_vocab: the token ids the output layer computes
         if restrict_vocab:
-            self.output_vocab = self._output_tokens()
+            self.output_vocab = output_tokens(self.format, self.tokenizer)
 
     @staticmethod
     def _metrics(probe: str) -> torch.nn.ModuleDict:
@@ -186,19 +204,6 @@ class DivisionLM(L.LightningModule):
         features = ", ".join(self.machine.bf16_features) or ("native" if self.machine.fast_bf16 else "none")
         rank_zero_info(f"precision {self.hparams.precision}: training in {self.compute['train']}, decoding in "
                        f"{self.compute['decode']} ({self.machine.device}: {self.machine.model}; fast bf16: {features})")
-
-    def _output_tokens(self) -> torch.Tensor:
-        """The sorted token ids of the format's alphabet (one token per character) and EOS."""
-        if self.format.alphabet is None:
-            raise ValueError(f"model.restrict_vocab needs a format that writes a fixed set of characters; "
-                             f"{self.format.name} does not (use a sub* format, or restrict_vocab false)")
-        ids = {self.tokenizer.eos_token_id}
-        for char in self.format.alphabet:
-            token = self.tokenizer(char, add_special_tokens=False)["input_ids"]
-            if len(token) != 1:
-                raise ValueError(f"model.restrict_vocab: the tokenizer has no single token for {char!r}")
-            ids.add(token[0])
-        return torch.tensor(sorted(ids))
 
     def trained_model(self) -> torch.nn.Module:
         """The model that training's forward and backward passes run on: the weights, or their bf16 copy."""
@@ -357,9 +362,15 @@ class DivisionLM(L.LightningModule):
         metrics, context = self.stage_metrics["val"], batch.get("context")
         vocab = None if self.output_vocab is None else self.output_vocab.to(batch["input_ids"].device)
         with torch.autocast(batch["input_ids"].device.type, enabled=False) if self._bf16 else contextlib.nullcontext():
-            for example in batch["examples"]:
+            for index, example in zip(batch["index"].tolist(), batch["examples"], strict=True):
                 found = forced(self.decoding_model, example.prompt_ids, example.completion_ids, context, vocab,
                                example.untrained)
+                problem, wrong = example.problem, found.first < len(example.completion_ids)
+                # where in the completion's text greedy decoding would first go wrong, for error analyses
+                at = len(self.tokenizer.decode(example.completion_ids[: found.first])) if wrong else None
+                self.records.append({"index": index, "question": problem.question, "dividend": problem.dividend,
+                                     "divisor": problem.divisor, "exact": found.exact, "tokens": found.tokens,
+                                     "right": found.right, "first_wrong_char": at})
                 metrics["trace_exact"].update(float(found.exact))
                 metrics["trace_right"].update(found.right / found.tokens)
                 metrics["loss"].update(found.loss / found.tokens, weight=found.tokens)

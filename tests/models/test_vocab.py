@@ -61,7 +61,7 @@ def test_restricted_decoding_is_greedy_over_the_formats_tokens_and_leaves_the_mo
 
 
 def test_a_format_without_an_alphabet_is_refused():
-    with pytest.raises(ValueError, match="restrict_vocab needs a format that writes a fixed set of characters"):
+    with pytest.raises(ValueError, match="restrict_vocab needs a format that writes a fixed set of characters or words"):
         DivisionLM(model="tiny", format="direct", restrict_vocab=True)
 
 
@@ -73,3 +73,24 @@ def test_a_restricted_fit_trains_and_tests_through_the_cli(tmp_path):
     rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     alphabet = get_format("subrow").alphabet
     assert len(rows) == 4 and all(set(row["generated"]) <= set(alphabet) for row in rows)
+
+
+@pytest.mark.parametrize("tokenizer_name", ["smollm2", "tiny"])
+def test_every_paper_format_completion_is_written_in_its_lexicons_tokens(tokenizer_name):
+    from longdiv.data.problems import Problem, read_file
+    from longdiv.models.module import output_tokens
+    from longdiv.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_name)
+    problems = read_file("data/paper/train_numbers__div_remainder.txt")[:60]
+    # past the paper's sizes: coordinates and tags of three digits, zeros to borrow across, a divisor above the rest
+    problems += [Problem.from_numbers(*pair) for pair in [(int("9" * 30), 7), (10**24 + 1, 999_999_937), (10**12, 3), (5, 9)]]
+    for variant in ("recchia-w", "recchia-ln+"):
+        fmt = get_format(variant)
+        allowed = set(output_tokens(fmt, tokenizer).tolist())
+        assert len(allowed) < min(len(tokenizer), 2000)
+        for problem in problems:
+            prompt, completion = fmt.render(problem)
+            ids = tokenizer(prompt + completion, add_special_tokens=False)["input_ids"]
+            written = ids[len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) :]
+            assert set(written) <= allowed, (variant, problem, tokenizer.convert_ids_to_tokens(set(written) - allowed))

@@ -6,7 +6,9 @@ completion and returns the remainder it claims, or None when it claims none; acc
 `verify(problem, completion)` says where and why a trace went wrong, for error analysis. `char_layout` says whether
 the format's digits are found by fixed distances in characters, so that it needs one token per character.
 `alphabet` is every character a completion of the format can hold, or None when that is not a small fixed set; a
-model can then compute its output layer for those characters' tokens alone (`--model.restrict_vocab`).
+model can then compute its output layer for those characters' tokens alone (`--model.restrict_vocab`). A format
+whose completions are words (`recchia-*`) gives a `lexicon` instead: a text whose tokens, under any tokenizer that
+splits at word, number and symbol boundaries, hold every token of any of its completions.
 
 Formats are pure Python (no torch) and are chosen by name, so a config says `format: subrow` and a sweep can vary
 it. Each format module registers its formats when imported; `longdiv.data.formats` imports them all.
@@ -24,6 +26,7 @@ class Format(Protocol):
     name: str
     char_layout: bool
     alphabet: str | None
+    lexicon: str | None
 
     def render(self, problem: Problem) -> tuple[str, str]: ...
 

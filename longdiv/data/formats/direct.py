@@ -21,6 +21,7 @@ class Direct:
     name = "direct"
     char_layout = False
     alphabet = None  # the answer's digits are tokenized as the tokenizer likes
+    lexicon = None
 
     def render(self, problem: Problem) -> tuple[str, str]:
         return f"{problem.question}\n", f"= {problem.remainder}\n"

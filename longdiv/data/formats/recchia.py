@@ -77,6 +77,9 @@ SEPARATOR = "ì" * 50
 BRACKET = "ſ"
 SCRATCH_X = 70
 DIGITS = "0123456789"
+# Every word a completion of any variant writes besides cells and numbers: actions, narration and the claim.
+WORDS = ("write look clear { } final remainder is compare digits digit larger smaller equal , + - = _ carry the "
+         "borrow a one more bring down erase leading zeros read answer " + BRACKET).split()
 ANSWER_RE = re.compile(r"\{ final remainder is ((?:[0-9] ){1,200})\}")
 
 Cell = tuple[int, int, str]
@@ -309,7 +312,11 @@ class RecchiaFormat:
     """
 
     char_layout = False  # a cell is found by its written coordinates, not by a distance in characters
-    alphabet = None  # words and numbers, tokenized as the tokenizer likes
+    alphabet = None  # words and numbers, tokenized as the tokenizer likes: see `lexicon`
+    # Every word, at the start of a text and after a space, then cells that hold every number of up to three digits
+    # in each of a cell's places: a tokenizer that splits text at word, number and symbol boundaries (as BPE and
+    # SentencePiece ones do) cuts any completion into tokens of this text.
+    lexicon = " ".join([*WORDS, *WORDS, *(f"{n:02d},{n:02d}:{n:03d} {n % 10} {n}" for n in range(1000))])
 
     def __init__(self, variant: str):
         if variant not in VARIANTS:

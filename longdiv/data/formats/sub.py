@@ -279,6 +279,7 @@ class Sub:
     char_layout = True  # digits are found at fixed distances in characters: one token per character
     # Digits, separators, line heads (labels, '-', '+', 'R', '='), `subtag`'s cell letters and the newline.
     alphabet = "0123456789.-+=R\n" + ALPHABET + TAGS.upper()
+    lexicon = None
 
     def __init__(self, name: str = "sub", answer_row: bool = False, tags: bool = False, copy: bool = False,
                  restore: bool = False, order: str = "fixed", slips: float = 0.0):
