@@ -1,21 +1,28 @@
-"""The paper's own format trained until it stops improving (issue 23): a variant of `recchia-*` on the paper's 200
+"""The paper's own format trained until it stops improving (issue 41): a variant of `recchia-*` on the paper's 200
 problems with the offline SmolLM2, at GPT-Neo's 2,048-token window by default, its learning curve probed on the
 paper's 100 validation problems, then tested on generated interpolate problems: reports/paper.json, paper.png.
 
-    python -m experiments.paper --variant w [--context 2048] [--seed 0] [--probe_every 2] [--patience 2]
-                                [--max_epochs 24] [--num_test 100] [--probe forced] [-- extra CLI arguments]
+    LONGDIV_RUNS=~/longdiv-runs python -m experiments.paper --variant w [--context 2048] [--seed 0]
+        [--probe_every 2] [--patience 2] [--max_epochs 24] [--num_test 100] [--probe forced]
+        [--checkpoint_every 5] [-- extra CLI arguments]
 
-The main recipe (configs/smollm2.yaml: batches of 8, lr 3e-4) with a constant learning rate after the warm-up, so
-that training can go on for as long as the curve rises and the curve is not flattened by a decaying schedule. The
-fit runs `--probe_every` epochs at a time; each chunk ends with the probe (a validation on the paper's problems,
-kept with each epoch's training loss in the run's history.json): `forced` (the default) reads each reference trace
-in one pass per window and counts the problems whose whole trace greedy decoding would write (`val/trace_exact`,
-`--model.val_probe forced`: minutes where decoding 100 traces of 2,000 tokens takes a quarter of an hour on a
-CPU); `decode` writes and scores the traces (`val/remainder_acc`). Training stops when the probe has not reached a
-new best for `--patience` probes in a row, or at `--max_epochs`; then the last checkpoint is tested on the first
-`--num_test` of the 500 interpolate problems (0: not tested, the probe's curve only; decoding the long variants takes
-longer than a lent GPU's call). A run cut short (a session's end) resumes from its last checkpoint
-when the command is run again, and a finished one is extended by a larger `--max_epochs`.
+The recipe is configs/recipes/paper-curve.yaml over the main one (configs/smollm2.yaml: batches of 8, lr 3e-4): a
+constant learning rate after the warm-up, so that training can go on for as long as the curve rises and the curve is
+not flattened by a decaying schedule, and the output layer computed for the format's lexicon alone. The fit runs
+`--probe_every` epochs at a time; each chunk ends with the probe (a validation on the paper's problems, kept with
+each epoch's optimizer steps, tokens seen and training loss in the run's history.json, and per problem in
+validations/): `forced` (the default) reads each reference trace in one pass per window and counts the problems
+whose whole trace greedy decoding would write (`val/trace_exact`, `--model.val_probe forced`: minutes where decoding
+100 traces of 2,000 tokens takes a quarter of an hour on a CPU), and where the others would first go wrong;
+`decode` writes and scores the traces (`val/remainder_acc`). Training stops when the probe has not reached a new
+best for `--patience` probes in a row, or at `--max_epochs`; then the last checkpoint is tested on the first
+`--num_test` of the 500 interpolate problems (0: not tested, the probe's curve only).
+
+Long runs: the run folder is under `$LONGDIV_RUNS/paper/` (default runs/paper/), so it can outlive a work tree; a
+checkpoint is saved every `--checkpoint_every` optimizer steps, so a stopped process loses at most those. Run the
+same command again and it resumes from the newest checkpoint; a finished run is extended by a larger
+`--max_epochs`. The record lists each process that trained it (`segments`: machine, steps, seconds) and, for every
+probe and the test, the first wrong action of each trace by kind (see `kind`).
 """
 
 from __future__ import annotations
@@ -225,17 +232,22 @@ def save(new: list[dict]) -> None:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    fig, (loss_ax, probe_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    """Training loss and the probe against optimizer steps, and the probe against training tokens seen."""
+    fig, (loss_ax, step_ax, token_ax) = plt.subplots(1, 3, figsize=(15, 4))
     for r in records:
-        label = f"{r['format']} (window {r['context']}, seed {r['seed']})"
-        epochs = [e["epoch"] + 1 for e in r["history"]]
-        loss_ax.plot(epochs, [e["train_loss"] for e in r["history"]], marker=".", label=label)
-        probed = [(e["epoch"] + 1, e[r["probe"]]) for e in r["history"] if r["probe"] in e]
-        probe_ax.plot(*zip(*probed, strict=True), marker="o", label=f"{label}: {r['probe']}")
-    loss_ax.set(xlabel="epoch", ylabel="training loss (mean per token)", yscale="log")
-    probe_ax.set(xlabel="epoch", ylabel="the paper's 100 validation problems right", ylim=(0, 1))
-    probe_ax.axhline(0.8, color="gray", linestyle=":", label="the paper's GPT-Neo-125M (>80%)")
-    probe_ax.legend(fontsize=7)
+        label = f"{r['format']} (window {r['context']}, seed {r['seed']}): {r['probe']}"
+        curve = [e for e in r["history"] if "step" in e]
+        loss_ax.plot([e["step"] for e in curve], [e["train_loss"] for e in curve], marker=".", label=label)
+        probed = [e for e in curve if r["probe"] in e]
+        step_ax.plot([e["step"] for e in probed], [e[r["probe"]] for e in probed], marker="o", label=label)
+        counted = [e for e in probed if "tokens" in e]  # records before tokens were counted have none
+        token_ax.plot([e["tokens"] / 1e6 for e in counted], [e[r["probe"]] for e in counted], marker="o", label=label)
+    loss_ax.set(xlabel="optimizer step", ylabel="training loss (mean per token)", yscale="log")
+    loss_ax.legend(fontsize=7)
+    for ax, xlabel in ((step_ax, "optimizer step"), (token_ax, "training tokens seen (millions)")):
+        ax.set(xlabel=xlabel, ylabel="probe on the paper's 100 validation problems", ylim=(0, 1))
+        ax.axhline(0.8, color="gray", linestyle=":", label="the paper's GPT-Neo-125M (>80% answers)")
+    step_ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

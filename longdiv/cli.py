@@ -140,8 +140,13 @@ class LongDivCLI(LightningCLI):
             raise ValueError("ckpt_path 'last' needs the run to resume: pass --ckpt_path "
                              "runs/<run>/checkpoints/last.ckpt, or add --trainer.default_root_dir runs/<run>")
         if self.subcommand == "fit" and ckpt and Path(ckpt).parent.name == "checkpoints":
-            # Resuming a fit continues its run folder, which holds the checkpoint.
-            cfg.trainer.default_root_dir = cfg.trainer.default_root_dir or str(Path(ckpt).parent.parent)
+            # Resuming a fit continues its run folder, which holds the checkpoint, and no other run's.
+            own, given = Path(ckpt).parent.parent, cfg.trainer.default_root_dir
+            if given is not None and Path(given).resolve() != own.resolve():
+                raise ValueError(f"ckpt_path {ckpt} is a checkpoint of the run in {own}, not of "
+                                 f"trainer.default_root_dir {given}: resume it in its own folder (leave out "
+                                 "--trainer.default_root_dir), or start a new run from its weights with --init_from")
+            cfg.trainer.default_root_dir = str(own)
         if "weights_only" in cfg and cfg.weights_only is None:
             # A checkpoint holds tensors and plain settings: refuse any that would run code when loaded.
             cfg.weights_only = True

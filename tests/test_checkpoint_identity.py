@@ -137,3 +137,24 @@ def test_init_from_starts_a_new_run_from_the_weights_only(fitted, tmp_path):
 
     with pytest.raises(ValueError, match="pass it to fit without --ckpt_path"):
         main(["test", *EVAL, "--init_from", str(fitted), f"--runs_dir={tmp_path / 'test'}"])
+
+
+def test_resuming_refuses_a_checkpoint_of_another_run_folder(fitted, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(fitted.parent.parent, other)
+    before = sorted(p.name for p in other.iterdir())
+    refused = cli("fit", *FIT, "--ckpt_path", str(fitted), f"--trainer.default_root_dir={other}")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert f"is a checkpoint of the run in {fitted.parent.parent}, not of trainer.default_root_dir {other}" in message
+    assert sorted(p.name for p in other.iterdir()) == before
+
+
+def test_a_runs_directory_where_no_folder_can_be_made_is_one_line(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    refused = cli("fit", *FIT, f"--runs_dir={blocked / 'runs'}")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert f"runs_dir {blocked / 'runs'}: a run folder cannot be created there" in message
+    assert "--runs_dir or LONGDIV_RUNS" in message

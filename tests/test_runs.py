@@ -1,10 +1,13 @@
 """Run folders and their records: exclusive creation, names that tell points apart, tested or not, round trips."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from longdiv import runs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_two_runs_started_together_get_two_folders(tmp_path, monkeypatch):
@@ -79,3 +82,15 @@ def test_a_failed_write_keeps_the_old_record(tmp_path):
 def test_gather_outside_distributed_is_the_list_itself():
     items = [{"index": 1}]
     assert runs.gather(items) is items
+
+
+def test_runs_go_under_longdiv_runs_when_it_is_set(tmp_path, monkeypatch):
+    from longdiv.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(runs.RUNS_ENV, str(tmp_path / "kept"))
+    run = main(["fit", "--config", str(ROOT / "configs/tiny.yaml"), "--data.num_demos=4", "--data.num_test=2",
+                "--data.train_file=null", "--data.val_file=null", "--trainer.max_steps=1", "--trainer.logger=false"])
+    assert run.parent == tmp_path / "kept" and (run / "run.json").is_file() and not (tmp_path / "runs").exists()
+    monkeypatch.delenv(runs.RUNS_ENV)
+    assert runs.root() == Path("runs")
