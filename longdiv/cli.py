@@ -38,6 +38,11 @@ BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Settings a resumed fit may change: they decide how it evaluates or computes, not what it trains.
 RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "data.eval_batch_size"}
+# Settings outside the model and data that shape training: a resumed fit must keep them. The length of training
+# may grow only where the learning rate does not depend on it (model.schedule constant): extending a run.
+TRAINING = ("seed_everything", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val",
+            "trainer.gradient_clip_algorithm", "trainer.precision")
+LENGTH = ("trainer.max_epochs", "trainer.max_steps")
 # The settings that give weights their shape: a fit started from a checkpoint's weights (--init_from) takes these
 # (a LoRA checkpoint's weights hold its adapters: a fit from them trains those adapters on).
 ARCHITECTURE = ("model", "tokenizer", "config_overrides", "lora_rank")
@@ -63,7 +68,16 @@ def read_checkpoint(path: str, weights_only: bool = True) -> dict:
     for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
         values = ckpt.get(key) or {}
         saved[group] = {k: v for k, v in values.items() if not k.startswith("_") and k not in LINKED[group]}
-    return {"saved": saved, "identity": (ckpt.get(DivisionData.__qualname__) or {}).get("identity")}
+    record = next((state for key, state in (ckpt.get("callbacks") or {}).items() if key.startswith("RunRecord")), {})
+    return {"saved": saved, "identity": (ckpt.get(DivisionData.__qualname__) or {}).get("identity"),
+            "config": record.get("config")}
+
+
+def setting(config: dict | Namespace, key: str) -> Any:
+    """The value of a dotted `key` (`trainer.max_epochs`) in a config."""
+    for part in key.split("."):
+        config = config.get(part) if config is not None else None
+    return plain(config)
 
 
 def tokenizer_name(model: str, tokenizer: str | None) -> str:
@@ -239,7 +253,13 @@ class LongDivCLI(LightningCLI):
                                  "keeps their model, tokenizer and config_overrides; drop those options")
         elif sub == "fit":
             use = "resumed"
-            differ = {k: v for k, v in changed.items() if k not in RESUME_MAY_CHANGE}
+            trained = ckpt["config"] or {}  # the config of the run that saved it (none before longdiv kept it)
+            for key in (*TRAINING, *LENGTH) if trained else ():
+                if setting(cfg, key) != setting(trained, key):
+                    changed[key] = {"checkpoint": setting(trained, key), "used": setting(cfg, key)}
+            if cfg.model.schedule == "constant":  # the learning rate does not depend on the run's length
+                changed |= {k.replace("trainer.", "extended: trainer."): changed.pop(k) for k in LENGTH if k in changed}
+            differ = {k: v for k, v in changed.items() if k not in RESUME_MAY_CHANGE and not k.startswith("extended")}
             if differ:
                 raise ValueError(f"fit --ckpt_path {path} resumes its run, but {self._differences(differ)}; drop "
                                  f"those options to resume, or start a new run from its weights with --init_from "

@@ -116,8 +116,9 @@ def test_resuming_refuses_data_that_changed_under_the_same_settings(tmp_path):
     """The settings match but the training file's problems differ: the data hash saved in the checkpoint catches it."""
     train = tmp_path / "train.txt"
     train.write_text("".join(f"{p.question}|{p.remainder}\n" for p in generate("train", 4, 0)))
-    args = ["fit", *FIT, f"--data.train_file={train}", "--data.num_demos=4", f"--runs_dir={tmp_path / 'runs'}"]
-    ckpt = main([*args, "--trainer.max_steps=1"]) / "checkpoints" / "last.ckpt"
+    args = ["fit", *FIT, f"--data.train_file={train}", "--data.num_demos=4", f"--runs_dir={tmp_path / 'runs'}",
+            "--trainer.max_steps=1"]
+    ckpt = main(args) / "checkpoints" / "last.ckpt"
     train.write_text("".join(f"{p.question}|{p.remainder}\n" for p in generate("train", 4, 1)))
     with pytest.raises(ValueError, match="the checkpoint was trained on data with hash .* --init_from"):
         main([*args, "--ckpt_path", str(ckpt)])
@@ -158,3 +159,26 @@ def test_a_runs_directory_where_no_folder_can_be_made_is_one_line(tmp_path):
     (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
     assert f"runs_dir {blocked / 'runs'}: a run folder cannot be created there" in message
     assert "--runs_dir or LONGDIV_RUNS" in message
+
+
+def test_resuming_compares_the_training_settings_and_extends_only_a_constant_schedule(fitted, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fitted.parent.parent, run)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    refused = cli("fit", *FIT, "--ckpt_path", str(ckpt), "--seed_everything=7", "--trainer.accumulate_grad_batches=2",
+                  "--trainer.max_epochs=3")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert "seed_everything is 7 here and 0 in the checkpoint" in message
+    assert "trainer.accumulate_grad_batches is 2 here and 1 in the checkpoint" in message
+    # a cosine schedule decays to 0 at the run's last step: a longer run would change its learning rates
+    assert "trainer.max_epochs is 3 here and 1 in the checkpoint" in message
+
+    first = main(["fit", *FIT, "--model.schedule=constant", f"--runs_dir={tmp_path / 'runs'}"])  # 2 steps
+    extended = main(["fit", *FIT, "--model.schedule=constant", "--trainer.max_epochs=2",
+                     "--ckpt_path", str(first / "checkpoints" / "last.ckpt")])
+    record = record_of(extended)
+    assert extended == first and record["checkpoint"]["changed"] == {
+        "extended: trainer.max_epochs": {"checkpoint": 1, "used": 2}}
+    assert torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert [(seg["from_step"], seg["to_step"]) for seg in record["segments"]] == [(0, 2), (2, 4)]

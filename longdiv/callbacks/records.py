@@ -85,13 +85,14 @@ class RunRecord(L.Callback):
         return self._fit_before + time.perf_counter() - self._fit_start
 
     def state_dict(self) -> dict:
-        """Saved in every checkpoint: the fit time up to it, so that a fit resumed from it (in another process,
+        """Saved in every checkpoint: the run's config (a resume compares its training settings with it) and the fit
+        time up to it, so that a fit resumed from it (in another process,
         another session) records the time of the whole fit, not that of its last part. Time spent after the
         checkpoint by a process that was then stopped is lost work and is not counted."""
         self._update_segment()
         return {"fit_seconds": self._fit_seconds(), "history": self.history, "epoch_loss": list(self._loss),
                 "segments": self.segments, "fit_peak_rss_gb": self._peak(),
-                "tokens": self._tokens}
+                "tokens": self._tokens, "config": self.config}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._fit_before = float(state_dict.get("fit_seconds", 0.0))
