@@ -87,13 +87,25 @@ def match_special_tokens(model, tokenizer) -> None:
             config.bos_token_id = tokenizer.eos_token_id
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuses an output folder that holds files, unless `overwrite`, and a path that is a file."""
+def check_out(out: Path, overwrite: bool, ckpt_path: Path | None = None) -> None:
+    """Refuses a path that is a file and an output folder that holds files, unless `overwrite` and what it holds is
+    an earlier export (its settings file and no folders) that does not hold `ckpt_path`: overwriting replaces the
+    whole folder, so it must hold nothing else."""
     if out.exists() and not out.is_dir():
         raise errors.UsageError("export folder", f"--out {out}", "is a file", "pass a folder to write")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    if not overwrite:
         raise errors.UsageError("export folder", f"--out {out}", "is not empty",
-                                "pass --overwrite to replace what it holds, or another --out")
+                                "pass --overwrite to replace an earlier export there, or another --out")
+    if ckpt_path is not None and out.resolve() in ckpt_path.resolve().parents:
+        raise errors.UsageError("export folder", f"--out {out}", f"holds the checkpoint exported ({ckpt_path})",
+                                "choose an --out outside the run folder")
+    others = sorted(p.name for p in out.iterdir() if p.is_dir())
+    if not (out / SETTINGS).is_file() or others:
+        held = ", ".join(others or sorted(p.name for p in out.iterdir())[:5])
+        raise errors.UsageError("export folder", f"--out {out}", f"is not an earlier export (it holds {held})",
+                                "--overwrite replaces only an earlier export; choose another --out")
 
 
 def load_checkpoint(ckpt_path: Path, weights_only: bool = True, **hparams):
@@ -124,7 +136,7 @@ def trained_context(ckpt_path: Path, weights_only: bool = True) -> int | None:
 def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: bool = False) -> Path:
     """Writes the model, tokenizer, model card and settings of `ckpt_path` into `out`, through a temporary folder
     beside it that replaces `out` once it is complete."""
-    check_out(out, overwrite)
+    check_out(out, overwrite, ckpt_path)
     module = load_checkpoint(ckpt_path, weights_only)
     if module.hparams.get("lora_rank"):
         from longdiv.models import lora

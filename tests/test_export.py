@@ -60,11 +60,32 @@ def test_export_refuses_a_folder_that_holds_files_unless_told_to_overwrite(check
                           capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
     assert proc.stderr.strip().splitlines() == [
-        f"error: export folder (--out {out}): is not empty; pass --overwrite to replace what it holds, or another --out"
+        (f"error: export folder (--out {out}): is not empty; pass --overwrite to replace an earlier export there, "
+         "or another --out")
     ]
-    export(checkpoint, out, overwrite=True)
-    assert (out / "model.safetensors").is_file() and not (out / "mine.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no temporary folder left beside it
+    # --overwrite replaces only an earlier export: never files it did not write
+    with pytest.raises(ValueError, match=r"is not an earlier export \(it holds mine.txt\)"):
+        export(checkpoint, out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    export(checkpoint, tmp_path / "earlier")
+    (tmp_path / "earlier" / "README.md").write_text("an old card")
+    export(checkpoint, tmp_path / "earlier", overwrite=True)
+    assert "an old card" not in (tmp_path / "earlier" / "README.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier", "hf"]  # no temporary folder left beside it
+
+
+def test_overwrite_never_replaces_the_folder_that_holds_the_checkpoint(checkpoint, tmp_path):
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    ckpt = run / "sub" / "last.ckpt"
+    ckpt.write_bytes(checkpoint.read_bytes())
+    (run / "notes.txt").write_text("mine")
+    (run / export_module.SETTINGS).write_text("{}")  # even beside what looks like an export's settings
+    proc = subprocess.run([sys.executable, "-m", "longdiv", "export", "--ckpt_path", str(ckpt), "--out", str(run),
+                           "--overwrite"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"holds the checkpoint exported ({ckpt})" in proc.stderr
+    assert ckpt.read_bytes() == checkpoint.read_bytes() and (run / "notes.txt").read_text() == "mine"
 
 
 def test_an_export_that_fails_midway_leaves_no_half_written_folder(checkpoint, tmp_path, monkeypatch):
@@ -75,9 +96,11 @@ def test_an_export_that_fails_midway_leaves_no_half_written_folder(checkpoint, t
     with pytest.raises(OSError, match="disk full"):
         export(checkpoint, tmp_path / "new")
     assert not any(tmp_path.iterdir())
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "mine.txt").write_text("keep me")
+    monkeypatch.undo()
+    export(checkpoint, tmp_path / "old")  # an earlier export, then a failed one over it
+    before = {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()}
+    monkeypatch.setattr(export_module, "model_card", fail)
     with pytest.raises(OSError, match="disk full"):
         export(checkpoint, tmp_path / "old", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
-    assert (tmp_path / "old" / "mine.txt").read_text() == "keep me"
+    assert {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()} == before
