@@ -276,7 +276,8 @@ class LongDivCLI(LightningCLI):
         self.checkpoint = {"path": str(path), "use": use, "model": saved["model"].get("model"), "format": fmt,
                            "num_demos": identity.get("num_demos", saved["data"].get("num_demos")),
                            "data_seed": identity.get("data_seed", saved["data"].get("data_seed")),
-                           "data_hash": identity.get("data_hash"), "changed": changed}
+                           "data_hash": identity.get("data_hash"), "changed": changed,
+                           "seed": (ckpt["config"] or {}).get("seed_everything")}  # its training seed, once kept
         if "train_keys" in identity:
             self._trained_on = identity["train_keys"]
         elif use != "resumed":

@@ -36,7 +36,7 @@ from longdiv.data.verify import KINDS
 from longdiv.stats import wilson
 
 COLUMNS = ("model", "format", "test_set", "num_demos", "seed", "n", "correct", "accuracy", "wilson_low", "wilson_high",
-           "parse_fail_rate", *(f"err_{kind}" for kind in KINDS), "run_dir")
+           "parse_fail_rate", *(f"err_{kind}" for kind in KINDS), "run_dir", "trained")
 
 
 def test_set(data: dict) -> str:
@@ -54,13 +54,18 @@ def row(folder: Path) -> dict:
     config = record.get("config", {})
     n, correct = record["n_eval"], record["correct"]
     metrics = record.get("metrics", {})
+    # What was trained: the run folder of an evaluated checkpoint, else this run; its training seed with it.
+    ckpt = record.get("checkpoint") or {}
+    evaluated = ckpt.get("use") == "evaluated"
+    trained = str(Path(ckpt["path"]).resolve().parent.parent) if evaluated else str(folder.resolve())
+    seed = ckpt.get("seed", config.get("seed_everything")) if evaluated else config.get("seed_everything")
     return dict(
         model=record["model"], format=record["format"], test_set=test_set(config.get("data", {})),
-        num_demos=record["num_demos"], seed=config.get("seed_everything"), n=n, correct=correct, accuracy=record["accuracy"],
+        num_demos=record["num_demos"], seed=seed, n=n, correct=correct, accuracy=record["accuracy"],
         wilson_low=record["wilson_low"], wilson_high=record["wilson_high"],
         parse_fail_rate=record["parse_failures"] / max(1, n),
         **{f"err_{kind}": round(metrics.get(f"test/err_{kind}", 0)) for kind in KINDS},
-        run_dir=str(folder),
+        run_dir=str(folder), trained=trained,
     )
 
 
@@ -95,7 +100,7 @@ def kept_rows(table: Path, found: list[dict]) -> list[dict]:
         for r in csv.DictReader(f):
             if r["run_dir"] in found_dirs:
                 continue
-            r = {**r, **{k: int(r[k]) for k in integers},
+            r = {"trained": r["run_dir"], **r, **{k: int(r[k]) for k in integers},  # older tables: no `trained`
                  **{k: float(r[k]) for k in ("accuracy", "wilson_low", "wilson_high", "parse_fail_rate")}}
             r["seed"] = None if r["seed"] in ("", "None") else int(r["seed"])
             kept.append(r)
@@ -103,9 +108,13 @@ def kept_rows(table: Path, found: list[dict]) -> list[dict]:
 
 
 def pool(rows: list[dict]) -> list[dict]:
-    """Seeds of the same (model, format, test set, num_demos) point pooled: sum of correct over sum of n."""
+    """Seeds of the same (model, format, test set, num_demos) point pooled: sum of correct over sum of n. Each
+    trained model counts once: of the tests of one checkpoint on one test set, the one on the most problems."""
+    tests = {}
+    for r in sorted(rows, key=lambda r: -r["n"]):
+        tests.setdefault((r["model"], r["format"], r["test_set"], r["num_demos"], r["trained"]), r)
     groups = defaultdict(list)
-    for r in rows:
+    for r in tests.values():
         groups[(r["model"], r["format"], r["test_set"], r["num_demos"])].append(r)
     pooled = []
     for (model, fmt, test, num_demos), rs in sorted(groups.items()):

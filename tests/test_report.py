@@ -184,3 +184,20 @@ def test_an_accuracy_record_holds_the_counts_the_proportion_and_its_wilson_inter
     assert (record["wilson_low"], record["wilson_high"]) == wilson(843, 1000)
     assert round(record["wilson_low"], 3) == 0.819 and round(record["wilson_high"], 3) == 0.864  # main_seeds' pooled
     assert accuracy(0, 0) == {"correct": 0, "n_eval": 0, "accuracy": 0.0, "wilson_low": 0.0, "wilson_high": 1.0}
+
+
+def test_one_checkpoint_tested_twice_is_one_seed_when_pooled(tmp_path):
+    fit = tmp_path / "runs" / "fit"
+    fake_run(fit, "smollm2", "sub", 50, 0, 10, 20, 0, {})  # a fit tested after it ends, on 20 problems
+    for name, correct, n, test_seed in (("again", 3, 4, 5), ("again2", 2, 4, 6)):  # its checkpoint tested twice more
+        record = fake_run(tmp_path / "runs" / name, "smollm2", "sub", 50, test_seed, correct, n, 0, {})
+        record["checkpoint"] = {"path": str(fit / "checkpoints" / "last.ckpt"), "use": "evaluated", "seed": 0}
+        (tmp_path / "runs" / name / "run.json").write_text(json.dumps(record))
+    fake_run(tmp_path / "runs" / "other", "smollm2", "sub", 50, 1, 5, 20, 0, {})  # a second training seed
+    assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    rows = list(csv.DictReader((tmp_path / "report" / "table.csv").open()))
+    assert sorted((r["seed"], r["trained"] == str(fit.resolve())) for r in rows) == [
+        ("0", True), ("0", True), ("0", True), ("1", False)]  # each row with its training seed and checkpoint
+    md = (tmp_path / "report" / "table.md").read_text().split("# Seeds pooled")[1]
+    # two trained models, each counted once on its largest test: 10/20 and 5/20
+    assert "| smollm2 | sub | interpolate | 50 | 2 | 40 | 15 | 0.375 |" in md
