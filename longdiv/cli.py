@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
@@ -23,11 +21,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
-from longdiv import errors, runs
+from longdiv import checkpoints, errors, runs
 from longdiv.callbacks.checkpoint import AtomicCheckpointIO, LastCheckpoint, RandomState
 from longdiv.callbacks.progress import LogProgress
 from longdiv.callbacks.records import RunRecord
 from longdiv.callbacks.samples import SampleTable
+from longdiv.checkpoints import plain, setting
 from longdiv.data.datamodule import DivisionData
 from longdiv.models.module import DivisionLM
 
@@ -46,40 +45,6 @@ LENGTH = ("trainer.max_epochs", "trainer.max_steps")
 # The settings that give weights their shape: a fit started from a checkpoint's weights (--init_from) takes these
 # (a LoRA checkpoint's weights hold its adapters: a fit from them trains those adapters on).
 ARCHITECTURE = ("model", "tokenizer", "config_overrides", "lora_rank")
-# Settings linked from others: a checkpoint's values come back through their sources (data.format, model.model).
-LINKED = {"model": {"format"}, "data": {"tokenizer_name", "max_length"}}
-
-
-def plain(value: Any) -> Any:
-    return value.as_dict() if isinstance(value, Namespace) else value
-
-
-def read_checkpoint(path: str, weights_only: bool = True) -> dict:
-    """A checkpoint's saved model and data settings and its data identity, read without loading its tensors."""
-    try:
-        ckpt = torch.load(path, weights_only=weights_only, map_location="cpu", mmap=True)
-    except pickle.UnpicklingError as err:
-        reason = str(err).split("WeightsUnpickler error: ")[-1].split(" was not an allowed")[0].split("\n")[0]
-        raise ValueError(
-            f"ckpt_path {path}: refused, loading it would run code ({reason}). A longdiv checkpoint holds only "
-            "tensors and plain settings; pass a checkpoint that longdiv wrote"
-        ) from None
-    saved = {}
-    for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
-        values = ckpt.get(key) or {}
-        saved[group] = {k: v for k, v in values.items() if not k.startswith("_") and k not in LINKED[group]}
-    record = next((state for key, state in (ckpt.get("callbacks") or {}).items() if key.startswith("RunRecord")), {})
-    return {"saved": saved, "identity": (ckpt.get(DivisionData.__qualname__) or {}).get("identity"),
-            "config": record.get("config")}
-
-
-def setting(config: dict | Namespace, key: str) -> Any:
-    """The value of a dotted `key` (`trainer.max_epochs`) in a config."""
-    for part in key.split("."):
-        config = config.get(part) if config is not None else None
-    return plain(config)
-
-
 def tokenizer_name(model: str, tokenizer: str | None) -> str:
     return tokenizer or model
 
@@ -225,7 +190,7 @@ class LongDivCLI(LightningCLI):
         if not path or not Path(path).is_file():
             return
         with errors.reading_checkpoint(path, "--init_from" if cfg.init_from else "--ckpt_path"):
-            ckpt = read_checkpoint(path, weights_only=cfg.get("weights_only") is not False)
+            ckpt = checkpoints.read(path, weights_only=cfg.get("weights_only") is not False)
         saved, identity = ckpt["saved"], ckpt["identity"] or {}
         if cfg.init_from:  # a new experiment: only the shape of the weights comes from the checkpoint
             saved = {"model": {k: v for k, v in saved["model"].items() if k in ARCHITECTURE}, "data": {}}
@@ -242,6 +207,7 @@ class LongDivCLI(LightningCLI):
         else:
             self.config = self.parser.parse_args(self.argv, namespace=under)
         cfg = self.config[sub]
+        checkpoints.check_shapes(path, plain(cfg.model), ckpt["shapes"])
         changed = {f"{group}.{key}": {"checkpoint": value, "used": plain(cfg[group][key])}
                    for group, values in saved.items() for key, value in values.items()
                    if plain(cfg[group][key]) != value}

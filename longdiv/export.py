@@ -18,7 +18,7 @@ import pickle
 import shutil
 from pathlib import Path
 
-from longdiv import errors, runs
+from longdiv import checkpoints, errors, runs
 from longdiv.data import formats
 from longdiv.data.problems import Problem
 
@@ -114,12 +114,14 @@ def load_checkpoint(ckpt_path: Path, weights_only: bool = True, **hparams):
 
     try:
         with errors.reading_checkpoint(ckpt_path):
+            found = checkpoints.read(str(ckpt_path), weights_only)
+            checkpoints.check_shapes(str(ckpt_path), found["saved"]["model"] | hparams, found["shapes"])
             return DivisionLM.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only,
                                                    **hparams)
-    except pickle.UnpicklingError as err:
+    except (pickle.UnpicklingError, checkpoints.RunsCode) as err:
+        reason = err.reason if isinstance(err, checkpoints.RunsCode) else str(err).splitlines()[0]
         raise errors.UsageError(
-            "checkpoint", f"--ckpt_path {ckpt_path}",
-            f"holds objects beyond tensors and plain data ({str(err).splitlines()[0]})",
+            "checkpoint", f"--ckpt_path {ckpt_path}", f"holds objects beyond tensors and plain data ({reason})",
             "if you trust the file, pass --unsafe_load to unpickle it fully",
         ) from None
 

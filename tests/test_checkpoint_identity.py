@@ -182,3 +182,15 @@ def test_resuming_compares_the_training_settings_and_extends_only_a_constant_sch
         "extended: trainer.max_epochs": {"checkpoint": 1, "used": 2}}
     assert torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
     assert [(seg["from_step"], seg["to_step"]) for seg in record["segments"]] == [(0, 2), (2, 4)]
+
+
+def test_a_checkpoint_whose_settings_ask_for_another_architecture_is_refused_before_it_is_built(fitted, tmp_path):
+    ckpt = torch.load(fitted, weights_only=True, map_location="cpu")
+    ckpt["hyper_parameters"]["config_overrides"] = {"hidden_size": 200_000}  # about 40 GB of weights
+    edited = tmp_path / "edited.ckpt"
+    torch.save(ckpt, edited)
+    for command in (["test", *EVAL], ["ask"]):
+        refused = cli(*command, "--ckpt_path", str(edited), *(["123", "7"] if command == ["ask"] else []))
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+        (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+        assert f"ckpt_path {edited}: its settings ask for a tiny of" in message and "the checkpoint was damaged" in message

@@ -69,6 +69,18 @@ def load_model(name: str, config_overrides: dict | None = None, vocab_size: int 
     return attention.use(model)
 
 
+def random_init_shapes(name: str, tokenizer: str | None = None,
+                       config_overrides: dict | None = None) -> dict[str, tuple[int, ...]] | None:
+    """The parameter shapes `load` would give a random-init model, worked out on the meta device (no memory); None for
+    a pretrained model, whose shapes are its files'."""
+    if not (name == TINY or name.startswith("scratch:")):
+        return None
+    vocab_size = len(load_tokenizer(tokenizer or name))
+    with torch.device("meta"):
+        model = load_model(name, config_overrides, vocab_size)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
 def load(name: str, tokenizer: str | None = None, config_overrides: dict | None = None):
     """Model and tokenizer for `name`; `tokenizer` overrides the tokenizer's name."""
     tok = load_tokenizer(tokenizer or name)
