@@ -37,6 +37,9 @@ BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Settings a resumed fit may change: they decide how it evaluates or computes, not what it trains.
 RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "data.eval_batch_size"}
+# The data settings that choose the training demonstrations: an evaluated checkpoint's own are used and recorded
+# (data_seed also seeds generated evaluation problems, so it stays as given).
+DRAW = ("num_demos", "train_file", "train_split", "demo_choice", "long_demos", "long_digits", "self_traces")
 # Settings outside the model and data that shape training: a resumed fit must keep them. The length of training
 # may grow only where the learning rate does not depend on it (model.schedule constant): extending a run.
 TRAINING = ("seed_everything", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val",
@@ -208,6 +211,11 @@ class LongDivCLI(LightningCLI):
             self.config = self.parser.parse_args(self.argv, namespace=under)
         cfg = self.config[sub]
         checkpoints.check_shapes(path, plain(cfg.model), ckpt["shapes"])
+        if sub != "fit" and not cfg.init_from and "train_keys" in identity:
+            # Evaluated weights were trained on the checkpoint's demonstrations, whatever a config here draws.
+            for key in DRAW:
+                if key in saved["data"]:
+                    cfg.data[key] = saved["data"][key]
         changed = {f"{group}.{key}": {"checkpoint": value, "used": plain(cfg[group][key])}
                    for group, values in saved.items() for key, value in values.items()
                    if plain(cfg[group][key]) != value}
@@ -259,7 +267,8 @@ class LongDivCLI(LightningCLI):
         if self.checkpoint is None:
             return
         # The checkpoint's weights saw these problems: evaluation here leaves them out, whatever the data settings.
-        self.datamodule.hold_out(self._trained_on)
+        evaluated = self.checkpoint["use"] == "evaluated" and bool(self._trained_on)
+        self.datamodule.hold_out(self._trained_on, draw=not evaluated)
         if self.checkpoint["use"] == "initialized":
             weights = torch.load(self.checkpoint["path"], weights_only=True, map_location="cpu", mmap=True)
             self.model.load_state_dict(weights["state_dict"])

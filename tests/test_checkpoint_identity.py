@@ -194,3 +194,19 @@ def test_a_checkpoint_whose_settings_ask_for_another_architecture_is_refused_bef
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
         (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
         assert f"ckpt_path {edited}: its settings ask for a tiny of" in message and "the checkpoint was damaged" in message
+
+
+def test_an_evaluated_checkpoint_brings_its_own_training_problems_not_the_configs(fitted, tmp_path):
+    # The checkpoint trained on the generator's first 8 problems (data seed 0); a config of 32 draws 24 more.
+    others = generate("train", 32, 0)[8:]
+    assert not {p.key for p in others} & {p.key for p in generate("train", 8, 0)}
+    problems = tmp_path / "problems.txt"
+    problems.write_text("".join(f"{p.question}|{p.remainder}\n" for p in others))
+    run = main(["test", *EVAL, "--data.format=direct", "--data.num_demos=32", "--data.train_file=null",
+                "--ckpt_path", str(fitted), f"--data.test_file={problems}", f"--runs_dir={tmp_path / 'runs'}"])
+    record, trained = record_of(run), record_of(fitted.parent.parent)
+    assert record["removed_overlap"] == 0 and record["n_eval"] == 24  # none of them is the checkpoint's
+    assert record["num_demos"] == 8 and record["data_hash"] == trained["data_hash"]
+    assert record["train_windows"] is None and record["config"]["data"]["num_demos"] == 8
+    assert "data.num_demos" not in record["checkpoint"]["changed"]
+    assert "num_demos: 8" in (run / "config.yaml").read_text()

@@ -226,7 +226,11 @@ class RunRecord(L.Callback):
         }
         if self.checkpoint is not None:
             self.record["checkpoint"] = self.checkpoint
-            if self.checkpoint["use"] == "evaluated":  # the weights' N, not that of the data settings used here
+            if self.checkpoint["use"] == "evaluated":  # the weights' data, not that of the data settings used here
                 self.record["num_demos"] = self.checkpoint["num_demos"]
+                self.record["data_hash"] = self.checkpoint["data_hash"]
+                self.record["eval_hash"] = data.hash  # the evaluation problems' (with no training draw here)
+                if not data.demos:
+                    self.record |= {"train_windows": None, "mean_tokens": None, "max_tokens": None}
         if trainer.is_global_zero:
             runs.write(self._folder(trainer), self.record)

@@ -272,6 +272,7 @@ class DivisionData(L.LightningDataModule):
         # Problems that the weights were trained on before this run (a checkpoint's, set by `hold_out`); evaluation
         # leaves them out like this run's own training problems.
         self.trained_on: set[tuple[int, int]] = set()
+        self.draw = True  # whether setup draws and encodes training demonstrations (`hold_out`)
         self.identity: dict | None = None
         self._train_loader: ResumableLoader | None = None
         self._loader_state: dict[str, int] | None = None
@@ -318,10 +319,12 @@ class DivisionData(L.LightningDataModule):
             return with_dividend_digits(generate(hp.eval_split, count, seed), hp.test_dividend_digits, seed)
         return generate(hp.eval_split, count, seed)
 
-    def hold_out(self, keys) -> None:
+    def hold_out(self, keys, draw: bool = True) -> None:
         """Leaves the problems with these keys (dividend, divisor) out of evaluation: those a checkpoint's weights
-        were trained on. Call before `setup`."""
+        were trained on. `draw` False: this run only evaluates those weights, so it makes no training draw of its
+        own (its data settings may describe other demonstrations). Call before `setup`."""
         self.trained_on |= {tuple(key) for key in keys}
+        self.draw = self.draw and draw
 
     def predict_problems(self) -> list[Problem]:
         path = self.hparams.predict_file or self.hparams.test_file
@@ -425,8 +428,8 @@ class DivisionData(L.LightningDataModule):
             return
         hp = self.hparams
         self.tokenizer = load_tokenizer(hp.tokenizer_name)
-        train = self.train_problems()
-        selfed = self.self_traced()
+        train = self.train_problems() if self.draw else []
+        selfed = self.self_traced() if self.draw else []
         seen = {p.key for p in train} | {p.key for p, _ in selfed}
         if len(seen) < len(train):
             log.warning("training problems hold %d duplicates", len(train) - len(seen))
