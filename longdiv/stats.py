@@ -12,7 +12,10 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # None right (all right) puts the lower (upper) end at 0 (1) exactly, which rounding can miss either way.
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    high = 1.0 if correct == n else min(1.0, centre + half)
+    return low, high
 
 
 def accuracy(correct: int, n: int) -> dict:

@@ -140,3 +140,44 @@ def test_parse_never_raises(text):
 def test_parse_never_raises_on_near_claims(pieces):
     answer = get_format("recchia-w").parse("".join(pieces))
     assert answer is None or answer >= 0
+
+
+NOTE_SUM = re.compile(r"^(.+) \+ (.+) = ([\d ]+)$")
+NOTE_DIFFERENCE = re.compile(r"^([\d ]+) - ([\d ]+) = ([\d ]+)$")
+NOTE_COMPARE = re.compile(r"^(\d) , (\d) (larger|smaller|equal)$")
+CELL_REF = re.compile(r"^\d+,\d+:\d+ (\S)$")
+
+
+def value(term: str) -> int:
+    """A number in a note: a cell (a digit, or a blank worth 0) or digits separated by spaces."""
+    cell = CELL_REF.match(term)
+    if cell:
+        return 0 if cell[1] == "_" else int(cell[1])
+    return int(term.replace(" ", ""))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 10**12), st.integers(1, 10**7))
+def test_every_ln_plus_note_is_true_arithmetic(dividend, divisor):
+    """Each narrated sum, difference (borrows included) and comparison of LN+ holds, so a renderer that narrates
+    wrong arithmetic fails here even where it writes the right digits."""
+    _, completion = get_format("recchia-ln+").render(Problem.from_numbers(dividend, divisor))
+    notes = re.findall(r"\{ ([^{}]*) \}", completion)
+    checked = 0
+    for note in notes:
+        if match := NOTE_SUM.match(note):
+            assert value(match[1]) + value(match[2]) == value(match[3]), note
+        elif match := NOTE_DIFFERENCE.match(note):
+            assert value(match[1]) - value(match[2]) == value(match[3]) >= 0, note
+        elif match := NOTE_COMPARE.match(note):
+            first, second = int(match[1]), int(match[2])
+            assert match[3] == ("larger" if second > first else "smaller" if second < first else "equal"), note
+        else:
+            continue
+        checked += 1
+    assert checked or dividend < divisor  # a division with any step narrates arithmetic
+
+
+def test_ln_plus_narrates_borrows_across_zeros_with_their_arithmetic():
+    _, completion = get_format("recchia-ln+").render(Problem.from_numbers(1000, 999))  # 1000 - 999 borrows twice
+    assert "{ borrow a 1 }" in completion and "{ 1 0 - 1 = 9 }" in completion
