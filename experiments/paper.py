@@ -4,7 +4,7 @@ paper's 100 validation problems, then tested on generated interpolate problems: 
 
     LONGDIV_RUNS=~/longdiv-runs python -m experiments.paper --variant w [--context 2048] [--seed 0]
         [--probe_every 2] [--patience 2] [--max_epochs 24] [--num_test 100] [--probe forced]
-        [--checkpoint_every 5] [-- extra CLI arguments]
+        [--checkpoint_every 5] [--report_only] [-- extra CLI arguments]
 
 The recipe is configs/recipes/paper-curve.yaml over the main one (configs/smollm2.yaml: batches of 8, lr 3e-4): a
 constant learning rate after the warm-up, so that training can go on for as long as the curve rises and the curve is
@@ -194,7 +194,7 @@ def test(path: Path, num_test: int, extra: list[str]) -> Path | None:
     return tested
 
 
-def record(variant: str, probe: str, path: Path, tested: Path | None, patience: int) -> dict:
+def record(variant: str, probe: str, path: Path, tested: Path | None, patience: int, max_epochs: int) -> dict:
     fit, curve, fmt = runs.read(path), history(path), get_format(f"recchia-{variant}")
     test = runs.tested(tested) if tested else {"metrics": {}, "eval_seconds": None, "git_commit": fit.get("git_commit")}
     keep = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures")
@@ -203,7 +203,8 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         "seed": fit["config"]["seed_everything"], "probe": PROBES[probe],
         "epochs": len(curve), "steps": curve[-1]["step"] if curve else 0,
         "tokens_seen": curve[-1].get("tokens") if curve else 0,
-        "stopped": "probe flat" if flat(curve, patience) else "max_epochs",
+        "stopped": "probe flat" if flat(curve, patience) else "max_epochs" if len(curve) >= max_epochs
+        else "in progress",
         "history": curve,
         "best_probe": max(probes(curve), default=None),
         "interpolate": {k: test[k] for k in keep} if tested else None,
@@ -266,11 +267,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="optimizer steps between checkpoints: a stopped process loses at most these")
     parser.add_argument("--probe", choices=PROBES, default="forced",
                         help="forced: traces greedy decoding would write whole, read in one pass; decode: written")
+    parser.add_argument("--report_only", action="store_true",
+                        help="write the report from the run as it stands (its last finished chunk), training nothing")
     args = parser.parse_args(own)
-    path = train(args.variant, args.seed, args.context, args.probe, args.probe_every, args.patience,
-                 args.max_epochs, args.checkpoint_every, extra)
-    tested = test(path, args.num_test, extra)
-    new = record(args.variant, args.probe, path, tested, args.patience)
+    if args.report_only:
+        path = folder(args.variant, args.seed, args.context, args.probe)
+        if not (path / runs.RECORD_FILE).is_file():
+            raise SystemExit(f"{path}: no finished chunk yet (no {runs.RECORD_FILE})")
+        tested = None
+    else:
+        path = train(args.variant, args.seed, args.context, args.probe, args.probe_every, args.patience,
+                     args.max_epochs, args.checkpoint_every, extra)
+        tested = test(path, args.num_test, extra)
+    new = record(args.variant, args.probe, path, tested, args.patience, args.max_epochs)
     save([new])
     scored = new["interpolate"]
     tested = f", interpolate {scored['accuracy']:.1%} ({scored['correct']}/{scored['n_eval']})" if scored else ""

@@ -12,11 +12,13 @@ commands:
 
 Every command runs inside one error boundary: bad input (longdiv/errors.py says what counts) comes out as one line
 on stderr, `error: <what> (<file or option>): <problem>; <fix>`, with exit status 2. `--debug`, anywhere before a
-`--`, shows the traceback instead; bugs always show theirs.
+`--`, shows the traceback instead (still with status 2); bugs always show theirs (status 1). Without a command it
+prints this list.
 """
 
 import importlib
 import sys
+import traceback
 
 from longdiv import errors
 
@@ -27,6 +29,9 @@ def run(argv: list[str]) -> int:
     if argv in (["-h"], ["--help"]):
         print(__doc__, end="")
         return 0
+    if not argv:  # no command: the list of all of them, as an error
+        print(__doc__, end="", file=sys.stderr)
+        return 2
     if argv and argv[0] in TOOLS:
         return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     from longdiv.cli import main as cli_main
@@ -43,9 +48,12 @@ def main() -> None:
     try:
         code = run(sys.argv[1:])
     except Exception as err:
-        if debug or not errors.is_user_error(err):
+        if not errors.is_user_error(err):
             raise
-        print(errors.one_line(err), file=sys.stderr, flush=True)
+        if debug:
+            traceback.print_exc()
+        else:
+            print(errors.one_line(err), file=sys.stderr, flush=True)
         code = 2
     sys.exit(code)
 

@@ -4,7 +4,8 @@
     python -m longdiv ask --ckpt_path exported/<name> 123456 789      # a dividend and a divisor
     python -m longdiv ask --ckpt_path CKPT --file questions.txt       # one question per line, answers optional
 
-`--ckpt_path` is a Lightning checkpoint or a folder written by `python -m longdiv export` (its `longdiv.json`
+`--ckpt_path` is a Lightning checkpoint, a run folder (its checkpoints/last.ckpt) or a folder written by
+`python -m longdiv export` (its `longdiv.json`
 names the format). The model decodes greedily, as evaluation does, from the prompt of the format it was trained
 on. For each question this prints the trace the model wrote, the remainder parsed from it and whether that is
 right: the true remainder is computed from the question. Where the format's verifier finds a wrong step, that
@@ -41,6 +42,8 @@ def load(path: Path, format: str | None = None, weights_only: bool = True):
         module = load_checkpoint(path, weights_only, votes=1, **({"format": format} if format else {})).eval()
         return module, trained_context(path, weights_only)
     settings = path / SETTINGS
+    if (path / "checkpoints" / "last.ckpt").is_file() and not settings.is_file():  # a run folder, not an export
+        return load(path / "checkpoints" / "last.ckpt", format, weights_only)
     if format is None and not settings.is_file():
         raise errors.UsageError("exported folder", f"--ckpt_path {path}",
                                 f"no {SETTINGS} names the format the model was trained on",
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='Questions, each quoted ("What is the remainder when 93 is divided by 59?"), or a '
                         "dividend and a divisor (93 59).")
     parser.add_argument("--ckpt_path", type=Path, required=True,
-                        help="A checkpoint (runs/<run>/checkpoints/last.ckpt) or a folder that export wrote.")
+                        help="A checkpoint (runs/<run>/checkpoints/last.ckpt), its run folder, or a folder that "
+                        "export wrote.")
     parser.add_argument("--file", type=Path, help="A file of questions, one per line; answers are optional.")
     parser.add_argument("--format", help="The format to prompt in; by default the one the model was trained on.")
     parser.add_argument("--unsafe_load", action="store_true",

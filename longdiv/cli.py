@@ -27,7 +27,7 @@ from longdiv.callbacks.progress import LogProgress
 from longdiv.callbacks.records import RunRecord
 from longdiv.callbacks.samples import SampleTable
 from longdiv.checkpoints import plain, setting
-from longdiv.data.datamodule import DivisionData
+from longdiv.data.datamodule import NO_QUESTIONS, DivisionData
 from longdiv.models.module import DivisionLM
 
 # Set by the launching process to the run folder it created, so that the processes DDP starts join it.
@@ -81,6 +81,7 @@ class WorkStarted(Callback):
 
 class LongDivCLI(LightningCLI):
     created: Path | None = None  # the run folder this process created, if it created one
+    made: Path | None = None  # the same, kept on the class for `main` when the constructor fails
     checkpoint: dict | None = None  # what --ckpt_path or --init_from holds and how this run used it (run.json)
     _trained_on: tuple | list = ()  # the (dividend, divisor) keys of that checkpoint's training problems
 
@@ -132,13 +133,17 @@ class LongDivCLI(LightningCLI):
         if "weights_only" in cfg and cfg.weights_only is None:
             # A checkpoint holds tensors and plain settings: refuse any that would run code when loaded.
             cfg.weights_only = True
+        if self.subcommand == "predict" and not (cfg.data.predict_file or cfg.data.test_file):
+            raise ValueError(NO_QUESTIONS)  # before the trainer starts talking
         launcher = os.environ.get("LOCAL_RANK", "0") == "0"  # not a process that DDP started
         if cfg.trainer.default_root_dir is None:
             run_dir = None if launcher else os.environ.get(RUN_DIR_ENV)
             if run_dir is None:
                 evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
                 n = self.checkpoint["num_demos"] if evaluated else cfg.data.num_demos  # the weights' N
-                self.created = runs.new_folder(cfg.runs_dir or runs.root(), self.subcommand, cfg.model.model, cfg.data.format, n)
+                self.created = runs.new_folder(cfg.runs_dir or runs.root(), self.subcommand, cfg.model.model,
+                                               cfg.data.format, n)
+                LongDivCLI.made = self.created
                 run_dir = str(self.created)
                 os.environ[RUN_DIR_ENV] = run_dir
             cfg.trainer.default_root_dir = run_dir
@@ -149,15 +154,6 @@ class LongDivCLI(LightningCLI):
             logger.init_args.save_dir = cfg.trainer.default_root_dir
             if wandb_offline():
                 logger.init_args.offline = True
-
-    def instantiate_classes(self):
-        try:
-            super().instantiate_classes()
-        except BaseException:
-            # A run that fails to start leaves no empty folder behind.
-            if self.created is not None and not any(self.created.iterdir()):
-                self.created.rmdir()
-            raise
 
     def instantiate_trainer(self, **kwargs):
         cfg = self.config[self.subcommand]
@@ -323,10 +319,15 @@ def main(args: list[str] | None = None) -> Path:
     check_config_files(argv)
     # The parser raises its complaints rather than printing its usage text, so that they come out as one line.
     kwargs = {"default_config_files": [str(BASE_CONFIG)], "exit_on_error": False}
+    LongDivCLI.made = None
     try:
         cli = LongDivCLI(DivisionLM, DivisionData, args=args, save_config_kwargs={"overwrite": True},
                          parser_kwargs={"exit_on_error": False, **{name: kwargs for name in SUBCOMMANDS}})
     except ArgumentError as err:
         command = f"python -m longdiv {argv[0] if argv and argv[0] in SUBCOMMANDS else ''}".rstrip()
         raise errors.UsageError("command line", command, " ".join(str(err).split()), f"see {command} --help") from None
+    except BaseException:
+        if not errors.started():  # a run that fails before its loops start leaves no folder behind
+            runs.discard_unstarted(LongDivCLI.made)
+        raise
     return Path(cli.config[cli.subcommand].trainer.default_root_dir)

@@ -48,6 +48,10 @@ def work_started() -> None:
     _started = True
 
 
+def started() -> bool:
+    return _started
+
+
 def is_user_error(err: BaseException) -> bool:
     """Whether the boundary prints `err` as one line rather than with its traceback."""
     return isinstance(err, UsageError) or (not _started and isinstance(err, (ValueError, FileNotFoundError)))

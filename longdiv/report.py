@@ -59,8 +59,11 @@ def row(folder: Path) -> dict:
     evaluated = ckpt.get("use") == "evaluated"
     trained = str(Path(ckpt["path"]).resolve().parent.parent) if evaluated else str(folder.resolve())
     seed = ckpt.get("seed", config.get("seed_everything")) if evaluated else config.get("seed_everything")
+    fmt = record["format"]
+    if evaluated and ckpt.get("format") not in (None, fmt):  # --allow_format_change: a row of its own, marked
+        fmt = f"{fmt} (trained on {ckpt['format']})"
     return dict(
-        model=record["model"], format=record["format"], test_set=test_set(config.get("data", {})),
+        model=record["model"], format=fmt, test_set=test_set(config.get("data", {})),
         num_demos=record["num_demos"], seed=seed, n=n, correct=correct, accuracy=record["accuracy"],
         wilson_low=record["wilson_low"], wilson_high=record["wilson_high"],
         parse_fail_rate=record["parse_failures"] / max(1, n),
@@ -330,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.runs and args.keep is None:
         parser.error("pass run folders, --keep TABLE.csv, or both")
+    if args.out.exists() and not args.out.is_dir():
+        raise errors.UsageError("report folder", f"--out {args.out}", "is a file", "pass a folder for the tables "
+                                "and plots")
     rows = report(args.runs, args.out, args.keep)
     print(f"{len(rows)} runs -> {args.out}/table.md, table.csv and plots")
     return 0

@@ -170,6 +170,16 @@ def new_folder(runs_dir: str | Path, subcommand: str, model: str, format: str, n
     raise RuntimeError(f"{runs_dir / name}: 10,000 runs of this name started this second; use another --runs_dir")
 
 
+def discard_unstarted(folder: Path | None) -> None:
+    """Removes a run folder whose run failed before its loops started: one holding at most the config saved at
+    set-up. A folder holding anything else is left as it is."""
+    if folder is None or not folder.is_dir() or not {p.name for p in folder.iterdir()} <= {"config.yaml"}:
+        return
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+
+
 def not_writable(runs_dir: Path, err: OSError) -> ValueError:
     return ValueError(f"runs_dir {runs_dir}: a run folder cannot be created there ({err.strerror}); choose a "
                       f"writable folder with --runs_dir or {RUNS_ENV}")

@@ -108,6 +108,13 @@ def test_the_first_wrong_step_is_marked(ckpt, capsys, monkeypatch):
     assert shown[right]["marked"] == [] and shown[right]["verdict"] == ["remainder 34: right"]
 
 
+def test_a_run_folder_answers_as_its_checkpoint(ckpt, capsys):
+    ask.main(["--ckpt_path", str(ckpt.parent.parent), "123456", "789"])  # runs/<run>, not an export
+    from_folder = capsys.readouterr().out
+    ask.main(["--ckpt_path", str(ckpt), "123456", "789"])
+    assert from_folder == capsys.readouterr().out and printed(from_folder)
+
+
 def test_an_exported_folder_answers_as_its_checkpoint(ckpt, tmp_path, capsys):
     assert export_main(["--ckpt_path", str(ckpt), "--out", str(tmp_path / "hf")]) == 0
     capsys.readouterr()

@@ -45,8 +45,16 @@ def test_every_config_runs_fast_dev_run(config, tmp_path):
     # one short problem to validate on: a random model writes its whole budget, which for an 8-digit LN+ trace in
     # characters is thousands of tokens (generation past the window has its own test below)
     problems = small_problems(tmp_path, "What is the remainder when 9 is divided by 4?|1\n")
-    main(["fit", "--config", config, *TINY, *model_override(config), "--trainer.fast_dev_run=true",
-          f"--data.val_file={problems}", f"--runs_dir={tmp_path / 'runs'}"])
+    run = main(["fit", "--config", config, *TINY, *model_override(config), "--trainer.fast_dev_run=true",
+                f"--data.val_file={problems}", f"--runs_dir={tmp_path / 'runs'}"])
+    # one training step and one validation ran in the config's format, and the record says so
+    record = json.loads((run / "run.json").read_text())
+    written = yaml.safe_load(Path(config).read_text()) or {}
+    assert record["stage"] == "fit" and record["format"] == (written.get("data") or {}).get("format", "subrow")
+    assert record["config"]["data"]["format"] == record["format"] and record["num_demos"] == 4
+    metrics = record["metrics"]
+    assert 0 < metrics["train/loss"] < 100
+    assert [k for k in ("val/remainder_acc", "val/trace_exact") if 0 <= metrics.get(k, -1) <= 1]
 
 
 def covers(resolved, written) -> bool:

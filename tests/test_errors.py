@@ -106,3 +106,32 @@ def test_ask_names_what_is_wrong_in_one_line(tmp_path):
     assert line == (f"error: checkpoint (--ckpt_path {missing}): no such file or folder; pass "
                     "runs/<run>/checkpoints/last.ckpt or an exported folder")
     assert error_line(longdiv("ask", "93", "59")).startswith("error: command line (python -m longdiv ask): ")
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("test", ["--data.test_file={tmp}/missing.txt"], "error: test_file '{tmp}/missing.txt' does not exist"),
+    ("predict", ["--data.test_file=null"], "error: predict needs questions: pass --data.predict_file FILE"),
+    ("fit", ["--model.lr=-1"], "error: model.lr is -1.0; pass a value >= 0"),
+])
+def test_test_predict_and_bad_settings_fail_in_one_line_and_leave_no_folder(command, args, message, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    line = error_line(longdiv(command, *TINY, *args, f"--runs_dir={tmp_path / 'runs'}"))
+    assert line.startswith(message.replace("{tmp}", str(tmp_path)))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_report_fails_in_one_line(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    (tmp_path / "runs").mkdir()
+    line = error_line(longdiv("report", str(tmp_path / "nosuch"), "--out", str(tmp_path / "report")))
+    assert line.startswith(f"error: run folder ({tmp_path / 'nosuch'}): no such folder")
+    line = error_line(longdiv("report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")))
+    assert line.startswith(f"error: report folder (--out {tmp_path / 'out'}): is a file")
+
+
+def test_debug_keeps_the_commands_exit_status_and_a_bare_command_lists_them_all(tmp_path):
+    assert longdiv("--debug", "fit", *TINY, "--data.format=grid", f"--runs_dir={tmp_path}").returncode == 2
+    bare = longdiv()
+    assert bare.returncode == 2
+    assert all(f"\n  {name} " in bare.stderr for name in
+               ("fit", "validate", "test", "predict", "report", "sweep", "export", "ask"))

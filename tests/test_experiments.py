@@ -692,6 +692,11 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     (record,) = json.loads(paper.OUT.read_text())["records"]
     assert record["epochs"] == 12 and record["interpolate"] is None and record["test_dir"] is None
 
+    calls.clear()  # the report of the run as it stands, training nothing: not done by a budget it has not reached
+    paper.main(["--variant", "w", "--max_epochs", "20", "--patience", "9", "--report_only"])
+    (record,) = json.loads(paper.OUT.read_text())["records"]
+    assert calls == [] and (record["epochs"], record["stopped"]) == (12, "in progress")
+
 
 def test_self_train_tests_the_screen_on_drawn_problems_then_fits_on_its_right_traces(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -121,11 +121,15 @@ def test_the_wandb_key_is_written_nowhere(offline_run):
 # CI installs strace (.ci/run), so there a missing one fails rather than skips.
 @pytest.mark.skipif(shutil.which("strace") is None and not os.environ.get("CI"),
                     reason="needs strace to watch child processes")
-def test_no_process_of_the_run_connects_outside(tmp_path):
+@pytest.mark.parametrize("hub_offline", [True, False])
+def test_no_process_of_the_run_connects_outside(tmp_path, hub_offline):
     """W&B's offline service is a separate binary (wandb-core), out of reach of a Python socket patch: trace the
-    connect calls of the whole process tree instead."""
+    connect calls of the whole process tree instead. A run of a model that needs no hub reaches nothing even where
+    the hub is allowed (HF_HUB_OFFLINE unset): transformers 5.25 probed the hub for attention kernels on import."""
     trace = tmp_path / "connect.trace"
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", WANDB_API_KEY=FAKE_KEY, OMP_NUM_THREADS="1")
+    if not hub_offline:
+        env.pop("HF_HUB_OFFLINE")
     proc = subprocess.run(
         ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(trace), sys.executable, "-m", "longdiv", *RUN,
          f"--runs_dir={tmp_path / 'runs'}"], check=False, env=env, capture_output=True, text=True, timeout=300,

@@ -201,3 +201,16 @@ def test_one_checkpoint_tested_twice_is_one_seed_when_pooled(tmp_path):
     md = (tmp_path / "report" / "table.md").read_text().split("# Seeds pooled")[1]
     # two trained models, each counted once on its largest test: 10/20 and 5/20
     assert "| smollm2 | sub | interpolate | 50 | 2 | 40 | 15 | 0.375 |" in md
+
+
+def test_a_checkpoint_tested_in_another_format_is_marked_and_pooled_apart(tmp_path):
+    fake_run(tmp_path / "runs" / "sub", "smollm2", "sub", 50, 0, 10, 20, 0, {})
+    record = fake_run(tmp_path / "runs" / "crossed", "smollm2", "sub", 50, 0, 2, 20, 0, {})
+    record["checkpoint"] = {"path": str(tmp_path / "elsewhere" / "checkpoints" / "last.ckpt"), "use": "evaluated",
+                            "format": "subrow", "seed": 0}
+    (tmp_path / "runs" / "crossed" / "run.json").write_text(json.dumps(record))
+    assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    rows = {r["run_dir"]: r for r in csv.DictReader((tmp_path / "report" / "table.csv").open())}
+    assert rows[str(tmp_path / "runs" / "crossed")]["format"] == "sub (trained on subrow)"
+    md = (tmp_path / "report" / "table.md").read_text().split("# Seeds pooled")[1]
+    assert "| smollm2 | sub | interpolate | 50 | 1 | 20 | 10 |" in md

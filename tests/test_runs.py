@@ -94,3 +94,17 @@ def test_runs_go_under_longdiv_runs_when_it_is_set(tmp_path, monkeypatch):
     assert run.parent == tmp_path / "kept" and (run / "run.json").is_file() and not (tmp_path / "runs").exists()
     monkeypatch.delenv(runs.RUNS_ENV)
     assert runs.root() == Path("runs")
+
+
+def _make_folders(args: tuple[Path, int]) -> list[str]:
+    root, count = args
+    return [str(runs.new_folder(root, "fit", "tiny", "direct", 8)) for _ in range(count)]
+
+
+def test_processes_racing_for_one_name_each_get_their_own_folder(tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(runs.time, "strftime", lambda _: "20260101-120000")  # inherited by the forked workers
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        made = [path for part in pool.map(_make_folders, [(tmp_path, 25)] * 4) for path in part]
+    assert len(made) == len(set(made)) == 100 == len(list(tmp_path.iterdir()))

@@ -26,6 +26,7 @@ from longdiv.tokenizers import load_tokenizer
 LONG_DIGITS = list(range(9, 17))  # the long demonstrations' dividend digits unless `long_digits` says otherwise
 
 log = logging.getLogger(__name__)
+NO_QUESTIONS = "predict needs questions: pass --data.predict_file FILE, one question per line"
 
 
 @dataclass
@@ -329,7 +330,7 @@ class DivisionData(L.LightningDataModule):
     def predict_problems(self) -> list[Problem]:
         path = self.hparams.predict_file or self.hparams.test_file
         if path is None:
-            raise ValueError("predict needs questions: pass --data.predict_file FILE, one question per line")
+            raise ValueError(NO_QUESTIONS)
         return read_questions(path)
 
     # Tokens --------------------------------------------------------------------------------------------------
@@ -370,7 +371,7 @@ class DivisionData(L.LightningDataModule):
     def untrained(self, problem: Problem, tokens: int, chars: int) -> tuple[int, ...]:
         """The completion tokens of `problem` read without loss: the format's `untrained` character spans, one token
         per character."""
-        spans = getattr(self.format, "untrained", lambda _: [])(problem)
+        spans = self.format.untrained(problem)
         if spans and tokens != chars:
             raise ValueError(f"format {self.hparams.format} leaves spans unlearned and needs one token per character")
         return tuple(i for start, end in spans for i in range(start, end))

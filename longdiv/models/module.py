@@ -150,7 +150,10 @@ class DivisionLM(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        if schedule not in SCHEDULES:  # before the model loads
+        bad = [f"model.{name} is {value}" for name, value in (("lr", lr), ("weight_decay", weight_decay)) if value < 0]
+        if bad:  # before the model loads
+            raise ValueError(f"{' and '.join(bad)}; pass a value >= 0")
+        if schedule not in SCHEDULES:
             raise ValueError(f"model.schedule {schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}")
         if val_probe not in PROBES:
             raise ValueError(f"model.val_probe {val_probe!r} is unknown; choose one of {', '.join(PROBES)}")
@@ -303,7 +306,7 @@ class DivisionLM(L.LightningModule):
 
     def _redo(self, seeds: list[int]) -> Redo | None:
         """How lines written after a strike are sampled; None when they are not (greedy throughout)."""
-        strike = getattr(self.format, "strike", None)
+        strike = self.format.strike
         if not (self.hparams.redo_temperature > 0 and strike):
             return None
         strike_id, newline_id = (self.tokenizer(char, add_special_tokens=False)["input_ids"] for char in (strike, "\n"))

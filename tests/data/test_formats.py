@@ -27,6 +27,11 @@ def test_every_format_declares_the_whole_protocol(name):
     assert fmt.char_layout == name.startswith("sub")  # the sub family finds digits by distance in characters
     assert fmt.verify(problem, fmt.render(problem)[1]) == Verdict()
     assert fmt.verify(problem, "") == Verdict("malformed", 0 if fmt.char_layout else None)
+    assert fmt.alphabet is None or fmt.lexicon is None  # one way to restrict the output layer at most
+    assert fmt.strike is None or isinstance(fmt.strike, str)
+    completion = fmt.render(problem)[1]
+    assert all(0 <= start < end <= len(completion) for start, end in fmt.untrained(problem))
+    assert (fmt.untrained(Problem.from_numbers(9876543, 12)) != []) == (name == "subfix")
 
 
 def test_unknown_format_lists_the_valid_names():

@@ -259,3 +259,25 @@ def test_verify_never_raises_on_a_mangled_sub_trace(name, problem, data):
     verdict = get_format(name).verify(problem, mangled)
     assert _valid(verdict, mangled)
     assert verdict.ok == (mangled.splitlines()[: len(completion.splitlines())] == completion.splitlines())
+
+
+@SUBS
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_a_wrong_step_is_found_even_when_the_answer_is_wrong_too(name, problem, data):
+    """The verifier reports the first wrong step, not the final answer that it led to."""
+    lines = sub_lines(name, problem)
+    k = pick(data, [i for i, line in enumerate(lines) if line[0] == "-"], "line")
+    size = get_format(name).cell
+    pos = size - 1 + size * data.draw(st.integers(0, (len(lines[k]) - 1) // size - 1), label="cell")
+    lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
+    width = len(str(problem.divisor)) + 1
+    wrong = data.draw(st.integers(0, 10**width - 1).filter(lambda r: r != problem.remainder), label="claim")
+    digits = str(wrong).zfill(width)[::-1]
+    if name == "sub":
+        lines[-1] = "=" + digits
+    else:
+        cells = re.findall("." * size, lines[-1][1:])
+        lines[-1] = "R" + "".join(cell[:-2] + d + cell[-1] for cell, d in zip(cells, digits))
+    assert get_format(name).parse("\n".join(lines)) == wrong
+    assert check(name, problem, lines) == Verdict("subtraction", k)

@@ -5,6 +5,7 @@ the completion given the prompt, and at evaluation sees the prompt alone. `parse
 completion and returns the remainder it claims, or None when it claims none; accuracy is decided by it alone.
 `verify(problem, completion)` says where and why a trace went wrong, for error analysis. `char_layout` says whether
 the format's digits are found by fixed distances in characters, so that it needs one token per character.
+`strike` and `untrained` serve formats whose traces hold practice slips the model strikes out (`subfix`).
 `alphabet` is every character a completion of the format can hold, or None when that is not a small fixed set; a
 model can then compute its output layer for those characters' tokens alone (`--model.restrict_vocab`). A format
 whose completions are words (`recchia-*`) gives a `lexicon` instead: a text whose tokens, under any tokenizer that
@@ -27,12 +28,17 @@ class Format(Protocol):
     char_layout: bool
     alphabet: str | None
     lexicon: str | None
+    strike: str | None  # the line with which the model strikes out its line above (`subfix`), or None
 
     def render(self, problem: Problem) -> tuple[str, str]: ...
 
     def parse(self, text: str) -> int | None: ...
 
     def verify(self, problem: Problem, completion: str) -> Verdict: ...
+
+    def untrained(self, problem: Problem) -> list[tuple[int, int]]:
+        """The (start, end) character spans of the completion that are read but not learned; [] for most."""
+        ...
 
 
 _REGISTRY: dict[str, Format] = {}

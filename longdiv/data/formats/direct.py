@@ -22,6 +22,10 @@ class Direct:
     char_layout = False
     alphabet = None  # the answer's digits are tokenized as the tokenizer likes
     lexicon = None
+    strike = None
+
+    def untrained(self, problem: Problem) -> list[tuple[int, int]]:
+        return []
 
     def render(self, problem: Problem) -> tuple[str, str]:
         return f"{problem.question}\n", f"= {problem.remainder}\n"

@@ -317,6 +317,10 @@ class RecchiaFormat:
     # in each of a cell's places: a tokenizer that splits text at word, number and symbol boundaries (as BPE and
     # SentencePiece ones do) cuts any completion into tokens of this text.
     lexicon = " ".join([*WORDS, *WORDS, *(f"{n:02d},{n:02d}:{n:03d} {n % 10} {n}" for n in range(1000))])
+    strike = None
+
+    def untrained(self, problem: Problem) -> list[tuple[int, int]]:
+        return []
 
     def __init__(self, variant: str):
         if variant not in VARIANTS:
