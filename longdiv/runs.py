@@ -32,7 +32,7 @@ class Record(TypedDict, total=False):
     """What `run.json` holds. A fit writes the fit fields; its test adds the test fields. Records written by older
     versions lack some fields, so readers use `.get` for anything but the test figures of a tested run."""
 
-    stage: str  # the last stage that wrote the record: "fit" or "test"
+    stage: str  # the last stage that wrote the record: "fit", "test", or "interrupted" (a fit stopped by Ctrl-C)
     model: str
     format: str
     num_demos: int

@@ -174,14 +174,18 @@ def test_resuming_compares_the_training_settings_and_extends_only_a_constant_sch
     # a cosine schedule decays to 0 at the run's last step: a longer run would change its learning rates
     assert "trainer.max_epochs is 3 here and 1 in the checkpoint" in message
 
-    first = main(["fit", *FIT, "--model.schedule=constant", f"--runs_dir={tmp_path / 'runs'}"])  # 2 steps
-    extended = main(["fit", *FIT, "--model.schedule=constant", "--trainer.max_epochs=2",
+    tested = ["--model.schedule=constant", "--test_after_fit=true"]
+    first = main(["fit", *FIT, *tested, f"--runs_dir={tmp_path / 'runs'}"])  # 2 steps, then a test
+    extended = main(["fit", *FIT, *tested, "--trainer.max_epochs=2",
                      "--ckpt_path", str(first / "checkpoints" / "last.ckpt")])
     record = record_of(extended)
     assert extended == first and record["checkpoint"]["changed"] == {
         "extended: trainer.max_epochs": {"checkpoint": 1, "used": 2}}
     assert torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
     assert [(seg["from_step"], seg["to_step"]) for seg in record["segments"]] == [(0, 2), (2, 4)]
+    # the first model's test stays, named by the step its weights were at; the new weights got their own
+    assert (first / "predictions-before-step2.jsonl").is_file() and (first / "predictions.jsonl").is_file()
+    assert record["stage"] == "test"
 
 
 def test_a_checkpoint_whose_settings_ask_for_another_architecture_is_refused_before_it_is_built(fitted, tmp_path):

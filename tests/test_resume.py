@@ -207,3 +207,30 @@ def test_nan_loss_stops_and_leaves_the_last_good_checkpoint(tmp_path, monkeypatc
     checkpoint = load(ckpt)
     assert checkpoint["global_step"] == 4 < bad_step and len(saves) == 2  # written by the CLI's atomic writer
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
+
+
+@pytest.mark.slow
+def test_ctrl_c_records_the_run_and_says_how_to_resume_it(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    runs_dir = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "longdiv", *RUN, "--checkpoint_every_n_steps=3",
+                             f"--runs_dir={runs_dir}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not list(runs_dir.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    (run,) = runs_dir.iterdir()
+    record = json.loads((run / "run.json").read_text())
+    assert record["stage"] == "interrupted" and record["segments"][0]["from_step"] == 0
+    (hint,) = [line for line in stderr.splitlines() if line.startswith("interrupted at optimizer step")]
+    assert hint.endswith(f"python -m longdiv fit --config {run / 'config.yaml'} --ckpt_path "
+                         f"{run / 'checkpoints' / 'last.ckpt'}")
+    # the command it gives resumes the run to its end in its own folder
+    command = hint.split("resume from its last checkpoint with: ")[1].split()
+    subprocess.run([sys.executable, "-m", *command[2:], "--trainer.logger=false"], env=env, check=True,
+                   capture_output=True)
+    assert json.loads((run / "run.json").read_text())["stage"] == "test"
+    assert load(run / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH

@@ -6,6 +6,7 @@ import json
 import platform
 import resource
 import subprocess
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -149,6 +150,12 @@ class RunRecord(L.Callback):
                          "from_step": trainer.global_step, "to_step": trainer.global_step, "seconds": 0.0,
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.segments.append(self._segment)
+        if trainer.global_step and trainer.is_global_zero:
+            # A resumed run's earlier test describes the weights it had then: kept, under the step they were at.
+            folder = self._folder(trainer)
+            for path in [folder / "predictions.jsonl", *folder.glob("samples-test-*.jsonl")]:
+                if path.is_file():
+                    path.rename(path.with_name(f"{path.stem}-before-step{trainer.global_step}{path.suffix}"))
 
     def _update_segment(self) -> None:
         if self._segment is not None:
@@ -164,6 +171,21 @@ class RunRecord(L.Callback):
         self.record["fit_peak_rss_gb"] = self._peak()
         self.record["history"] = self.history
         self._write(trainer, pl_module, "fit")
+
+    def on_exception(self, trainer, pl_module, exception):
+        """A fit stopped by Ctrl-C records what it did and says how to resume: from the last checkpoint, which holds
+        everything up to its step (what came after it is lost work)."""
+        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != "fit" or self._segment is None:
+            return
+        self._update_segment()
+        self.record |= {"segments": self.segments, "history": self.history, "fit_peak_rss_gb": self._peak(),
+                        "interrupted_at_step": trainer.global_step}
+        self._write(trainer, pl_module, "interrupted")
+        if trainer.is_global_zero:
+            folder = self._folder(trainer)
+            print(f"interrupted at optimizer step {trainer.global_step}; resume from its last checkpoint with: "
+                  f"python -m longdiv fit --config {folder / 'config.yaml'} --ckpt_path "
+                  f"{folder / 'checkpoints' / 'last.ckpt'}", file=sys.stderr, flush=True)
 
     def on_test_start(self, trainer, pl_module):
         self._start = time.perf_counter()
