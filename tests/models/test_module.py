@@ -211,7 +211,18 @@ class Batches(__import__("lightning").Callback):
         self.seen.append({k: v.clone() for k, v in batch.items()})
 
 
-def fit_one_step(precision: str, model_precision: str = "auto"):
+class StepGradients:
+    """The gradients the optimizer stepped with (on the fp32 weights, after any copy's were moved onto them)."""
+
+    def __init__(self):
+        self.seen: list[torch.Tensor] = []
+
+    def __call__(self, optimizer, args, kwargs):
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        self.seen = [p.grad.detach().clone().flatten() for p in params]
+
+
+def fit_one_step(precision: str, model_precision: str = "auto", gradients: StepGradients | None = None):
     """One optimizer step of two accumulated micro-batches under Lightning, from the same start."""
     import lightning as L
 
@@ -220,9 +231,15 @@ def fit_one_step(precision: str, model_precision: str = "auto"):
     start = {k: v.clone() for k, v in module.model.state_dict().items()}
     data = DivisionData(num_demos=8, num_val=2, num_test=2, tokenizer_name="tiny", batch_size=2)
     batches = Batches()
+
+    class Watch(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            if gradients is not None:
+                trainer.optimizers[0].register_step_post_hook(gradients)  # the closure runs inside step
+
     trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=2, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, limit_val_batches=0, precision=precision, callbacks=[batches])
+                        num_sanity_val_steps=0, limit_val_batches=0, precision=precision, callbacks=[batches, Watch()])
     trainer.fit(module, datamodule=data)
     return module, start, batches.seen
 
@@ -250,8 +267,13 @@ def test_one_accumulated_bf16_step_under_lightning_is_the_hand_computed_update()
 
 
 def test_the_bf16_step_stays_near_the_fp32_step():
-    bf16, start, _ = fit_one_step("32-true", "bf16")
-    fp32, _, _ = fit_one_step("32-true", "fp32")
+    bf16_grads, fp32_grads = StepGradients(), StepGradients()
+    bf16, start, _ = fit_one_step("32-true", "bf16", bf16_grads)
+    fp32, _, _ = fit_one_step("32-true", "fp32", fp32_grads)
+    # The gradients themselves, at their scale (AdamW's first step is blind to it): the same accumulated mean.
+    got, want = torch.cat(bf16_grads.seen), torch.cat(fp32_grads.seen)
+    assert len(got) == len(want) > 0
+    assert 0.95 < got.norm() / want.norm() < 1.05 and F.cosine_similarity(got, want, dim=0) > 0.99
     assert fp32.compute["train"] == "fp32"
     # AdamW's first step moves each weight by about lr in the direction of its gradient's sign, so the two agree
     # wherever bf16 rounding leaves a gradient's sign alone: on almost every weight.
