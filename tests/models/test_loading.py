@@ -4,13 +4,17 @@ import pytest
 
 from longdiv import smollm2
 from longdiv.models import loading
-from longdiv.tokenizers import ARCH_TOKENIZERS, load_tokenizer, pretrained_path
+from longdiv.names import ARCHS
+from longdiv.tokenizers import load_tokenizer, pretrained_path
 
 KNOWN = "gpt-neo-125m, gpt-neo-1.3b, gpt-neo-2.7b, tiny, smollm2-135m, gemma3-270m"
 
 
 def test_every_scratch_architecture_has_a_config_and_a_tokenizer():
-    assert set(ARCH_TOKENIZERS) == {*loading.ARCHS, *loading.OFFLINE_ARCHS}
+    for arch in ARCHS.values():
+        assert arch.tokenizer and (arch.config is None) != (arch.offline is None)
+    tiny = loading.random_config("gpt-neo-125m", {"hidden_size": 32, "num_heads": 2})
+    assert (type(tiny).__name__, tiny.num_layers, tiny.hidden_size) == ("GPTNeoConfig", 12, 32)
 
 
 @pytest.mark.parametrize("name", ["tiny", "char", "scratch:tiny"])
