@@ -120,18 +120,16 @@ def brought_down(text: str) -> list[int]:
 
 def diagnose(folder: Path, problems: int) -> dict:
     """Teacher-forced greedy choices of a run's checkpoint on its first training and test traces (see the module)."""
-    import torch
     import yaml
 
-    from longdiv import hardware
+    from longdiv import checkpoints, hardware
     from longdiv.data.datamodule import DivisionData
     from longdiv.models.decode import forced
     from longdiv.models.module import DivisionLM
 
     config = yaml.safe_load((folder / "config.yaml").read_text())
     module = DivisionLM(**config["model"])
-    state = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
+    module.load_state_dict(checkpoints.weights(folder / "checkpoints" / "last.ckpt"))
     model, tokenizer, vocab = module.model.eval(), module.tokenizer, module.output_vocab
     data = DivisionData(**config["data"] | {"num_test": problems, "max_length": module.window,
                                             "tokenizer_name": config["model"]["tokenizer"] or config["model"]["model"]})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -74,3 +75,8 @@ def check_shapes(path: str, model: dict, shapes: dict[str, tuple[int, ...]]) -> 
     raise ValueError(f"ckpt_path {path}: its settings ask for a {model['model']} of {sizes[0]:,} parameters, but its "
                      f"tensors hold {sizes[1]:,} ({first}: {wanted.get(first)} asked, {shapes.get(first)} held); the "
                      "checkpoint was damaged or edited: use the one its run wrote")
+
+
+def weights(path: str | Path) -> dict:
+    """A checkpoint's model weights (its Lightning `state_dict`), loaded memory-mapped and weights-only."""
+    return torch.load(path, weights_only=True, map_location="cpu", mmap=True)["state_dict"]

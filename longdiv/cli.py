@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.plugins import CheckpointIO
@@ -266,8 +265,7 @@ class LongDivCLI(LightningCLI):
         evaluated = self.checkpoint["use"] == "evaluated" and bool(self._trained_on)
         self.datamodule.hold_out(self._trained_on, draw=not evaluated)
         if self.checkpoint["use"] == "initialized":
-            weights = torch.load(self.checkpoint["path"], weights_only=True, map_location="cpu", mmap=True)
-            self.model.load_state_dict(weights["state_dict"])
+            self.model.load_state_dict(checkpoints.weights(self.checkpoint["path"]))
 
     def config_dict(self) -> dict:
         """The resolved config of this run as plain data, for the run record."""

@@ -128,11 +128,8 @@ def load_checkpoint(ckpt_path: Path, weights_only: bool = True, **hparams):
 
 def trained_context(ckpt_path: Path, weights_only: bool = True) -> int | None:
     """The context a checkpoint was trained in (`data.context`), None where it was the model's own window."""
-    import torch
-
     with errors.reading_checkpoint(ckpt_path):
-        ckpt = torch.load(ckpt_path, weights_only=weights_only, map_location="cpu", mmap=True)
-    return (ckpt.get("datamodule_hyper_parameters") or {}).get("context")
+        return checkpoints.read(str(ckpt_path), weights_only)["saved"]["data"].get("context")
 
 
 def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: bool = False) -> Path:
