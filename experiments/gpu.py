@@ -198,15 +198,9 @@ def collect(folder: Path) -> None:
     if recipes:
         # Records of earlier GPU sessions stay (their runs/ are gone from a fresh checkout); a run collected
         # again replaces its own record.
-        target = Path("reports/recipe_gpu.json")
-        new = {record["run_dir"] for record in recipes}
-        earlier = json.loads(target.read_text())["records"] if target.is_file() else []
-        recipes = [record for record in earlier if record["run_dir"] not in new] + recipes
-        target.write_text(json.dumps({
-            "question": "does training longer (or another recipe change) move the best format's accuracy? (a lent GPU; "
-                        "every record names its device, precision and batch)",
-            "records": recipes,
-        }, indent=2) + "\n")
+        runner.update_report(Path("reports/recipe_gpu.json"), recipes, lambda r: r["run_dir"],
+                             question="does training longer (or another recipe change) move the best format's "
+                             "accuracy? (a lent GPU; every record names its device, precision and batch)")
     if (folder / "paper.json").is_file():
         from experiments import paper
 

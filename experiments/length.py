@@ -167,11 +167,8 @@ def main(argv: list[str] | None = None) -> None:
              "interpolate_first_200": interpolate(Path(args.ckpt)),
              "format": record["format"], "eval_seconds": record["eval_seconds"], "device": record.get("device"),
              "run_dir": str(folder)} for d in sorted(by_length)]
-    old = json.loads(args.out.read_text())["records"] if args.out.is_file() else []
-    records = [r for r in old if r["name"] != args.name] + mine
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"question": "accuracy on dividends longer than any training dividend",
-                                    "records": records}, indent=1) + "\n")
+    records = runner.update_report(args.out, mine, lambda r: r["name"],
+                                   question="accuracy on dividends longer than any training dividend")
     plot(records, args.out.with_suffix(".png"))
     for r in mine:
         print(f"{r['digits']:>3} digits: {r['accuracy']:.1%} ({r['correct']}/{r['n_eval']}) "

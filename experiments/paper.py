@@ -225,10 +225,7 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
 
 def save(new: list[dict]) -> None:
     """Adds `new` records to reports/paper.json (each replacing an earlier one of its run) and plots them all."""
-    done = json.loads(OUT.read_text())["records"] if OUT.is_file() else []
-    done = [r for r in done if r["run_dir"] not in {n["run_dir"] for n in new}] + new
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"command": "python -m experiments.paper", "records": done}, indent=1) + "\n")
+    done = runner.update_report(OUT, new, lambda r: r["run_dir"], command="python -m experiments.paper")
     plot(done, OUT.with_suffix(".png"))
 
 

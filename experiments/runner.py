@@ -11,9 +11,12 @@ share runs: the best format at N=200 is a point of both experiments.formats and 
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from longdiv import runs
@@ -119,3 +122,21 @@ def optimizer_steps(config: dict) -> tuple[int, int]:
     steps = trainer["max_steps"] if trainer["max_steps"] > 0 else per_epoch * trainer["max_epochs"]
     epochs, rest = divmod(steps, per_epoch)
     return steps, epochs * batches + rest * trainer["accumulate_grad_batches"]
+
+
+def update_report(path: Path, new: list[dict], key: Callable[[dict], object], **fields) -> list[dict]:
+    """Adds `new` records to the report at `path`: the records already there stay (their runs may be gone from this
+    checkout) unless a new record has the same `key`, which replaces them. `fields` (a question, a command) are
+    written beside the records. Written through a temporary file and a rename, so a report is never half written.
+    Returns every record."""
+    replaced = {key(record) for record in new}
+    earlier = json.loads(path.read_text())["records"] if path.is_file() else []
+    records = [record for record in earlier if key(record) not in replaced] + new
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({**fields, "records": records}, indent=1) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return records

@@ -736,3 +736,20 @@ def test_self_train_tests_the_screen_on_drawn_problems_then_fits_on_its_right_tr
     assert (record["idea"], record["answers"], record["kept"], record["kept_right_throughout"]) == (
         "coverage+self5", 5, 3, 2)
     assert record["screen_accuracy"] == 0.3 and record["self_traces"] == 3 and record["run_dir"] == f"{path}/fit"
+
+
+def test_update_report_keeps_earlier_records_replaces_by_key_and_writes_whole(tmp_path, monkeypatch):
+    path = tmp_path / "reports" / "x.json"
+    runner.update_report(path, [{"name": "a", "v": 1}, {"name": "b", "v": 1}], lambda r: r["name"], question="q")
+    records = runner.update_report(path, [{"name": "b", "v": 2}], lambda r: r["name"], question="q")
+    assert records == [{"name": "a", "v": 1}, {"name": "b", "v": 2}]
+    assert json.loads(path.read_text()) == {"question": "q", "records": records}
+
+    def fails(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runner.os, "replace", fails)
+    with pytest.raises(OSError):
+        runner.update_report(path, [{"name": "c"}], lambda r: r["name"])
+    assert json.loads(path.read_text())["records"] == records  # the report as it was, and nothing beside it
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
