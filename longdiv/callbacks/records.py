@@ -48,9 +48,10 @@ class RunRecord(L.Callback):
     each validation's records during fit to `validations/step-<optimizer step>.jsonl`.
 
     During fit it keeps the learning curve, `history`: one entry per training epoch with the optimizer steps and
-    training tokens (all ranks') so far, its mean training loss (over micro-batches) and the validation metrics when the epoch validated, rewritten to `history.json` in the run
-    folder at every epoch end (so a curve is readable while a long fit runs) and stored in the record. The
-    checkpoints carry it, so a resumed fit continues the same curve. They also carry `segments`: one entry per
+    training tokens (all ranks') so far, its mean training loss (over micro-batches) and the validation metrics when
+    the epoch validated, rewritten to `history.json` in the run folder at every epoch end (so a curve is readable
+    while a long fit runs) and stored in the record. The checkpoints carry it, so a resumed fit continues the same
+    curve. They also carry `segments`: one entry per
     process that trained the run (its device, the optimizer steps it took from and to, its seconds, when it
     started), each brought up to date at every checkpoint, so a process that was stopped counts up to its last
     checkpoint and the steps it lost are counted again by the process that redid them.
@@ -86,10 +87,10 @@ class RunRecord(L.Callback):
         return self._fit_before + time.perf_counter() - self._fit_start
 
     def state_dict(self) -> dict:
-        """Saved in every checkpoint: the run's config (a resume compares its training settings with it) and the fit
-        time up to it, so that a fit resumed from it (in another process,
-        another session) records the time of the whole fit, not that of its last part. Time spent after the
-        checkpoint by a process that was then stopped is lost work and is not counted."""
+        """Saved in every checkpoint: the run's config (a resume compares its training settings with it), the
+        curve, the segments, the peak memory and tokens so far, and the fit time up to it, so that a fit resumed
+        from it (in another process, another session) records the whole fit, not its last part. Time spent after
+        the checkpoint by a process that was then stopped is lost work and is not counted."""
         self._update_segment()
         return {"fit_seconds": self._fit_seconds(), "history": self.history, "epoch_loss": list(self._loss),
                 "segments": self.segments, "fit_peak_rss_gb": self._peak(),
