@@ -121,14 +121,15 @@ def decoded_errors(fmt, rows: list[dict]) -> dict[str, int]:
 
 def probed_errors(fmt, rows: list[dict]) -> dict[str, int]:
     """First wrong actions under a forced probe (validations/*.jsonl rows): the reference action that holds the
-    first token greedy decoding would get wrong, by kind."""
+    first token greedy decoding would get wrong (or that the token should have ended), by kind."""
     kinds = Counter()
     for row in rows:
         if row["first_wrong_char"] is None:
             kinds["right trace"] += 1
             continue
         spans = list(ACTION.finditer(reference(fmt, row)))
-        at = next((i for i, m in enumerate(spans) if m.end() > row["first_wrong_char"]), len(spans) - 1)
+        # A wrong token right after an action (the space that starts the next one) is that action not ending.
+        at = next((i for i, m in enumerate(spans) if m.end() >= row["first_wrong_char"]), len(spans) - 1)
         kinds[kind([m[0] for m in spans], at)] += 1
     return dict(kinds.most_common())
 
@@ -240,6 +241,12 @@ def plot(records: list[dict], path: Path) -> None:
         step_ax.plot([e["step"] for e in probed], [e[r["probe"]] for e in probed], marker="o", label=label)
         counted = [e for e in probed if "tokens" in e]  # records before tokens were counted have none
         token_ax.plot([e["tokens"] / 1e6 for e in counted], [e[r["probe"]] for e in counted], marker="o", label=label)
+        # the forced probe's share of each trace right before its first wrong token, mean over problems
+        partial = [e for e in probed if "val/trace_right" in e]
+        for ax, x in ((step_ax, "step"), (token_ax, "tokens")):
+            scale = 1e6 if x == "tokens" else 1
+            ax.plot([e[x] / scale for e in partial if x in e], [e["val/trace_right"] for e in partial if x in e],
+                    linestyle="--", marker=".", label=f"{r['format']}: share of each trace right before its first error")
     loss_ax.set(xlabel="optimizer step", ylabel="training loss (mean per token)", yscale="log")
     loss_ax.legend(fontsize=7)
     for ax, xlabel in ((step_ax, "optimizer step"), (token_ax, "training tokens seen (millions)")):

@@ -122,7 +122,8 @@ def test_recchia_first_error_finds_the_corrupted_action():
     # under a forced probe only the place is known: the kind of the reference action that holds it
     fmt, row = get_format("recchia-w"), {"dividend": 4083, "divisor": 17, "question": problem.question}
     starts = [completion.index(a) for a in reference]  # the actions are distinct strings here
-    wrong_at = {None: "right trace", 3: "copy", starts[addition] + len(reference[addition]) - 1: "addition",
+    wrong_at = {None: "right trace", 3: "copy", len(reference[0]): "copy",  # the copy goes on past its end
+                starts[addition] + len(reference[addition]) - 1: "addition",
                 starts[step] + 2: "comparison", len(completion) - 3: "answer"}
     for at, expected in wrong_at.items():
         assert paper.probed_errors(fmt, [row | {"first_wrong_char": at}]) == {expected: 1}
