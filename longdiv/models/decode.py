@@ -264,6 +264,7 @@ class Forced:
     loss: float  # the scored tokens' summed cross-entropy
     hits: torch.Tensor  # per completion token, scored or not: whether it is the greedy choice (bool, on the CPU)
     chance: torch.Tensor  # per completion token: the probability the model gives it (float32, on the CPU)
+    instead: int | None = None  # the token greedy decoding would write at `first`; None when every token is right
 
     @property
     def exact(self) -> bool:
@@ -289,6 +290,7 @@ def forced(model, prompt: list[int], completion: list[int], context: int | None 
     scored[list(skip)] = False
     target = torch.tensor(completion, device=device)
     hits = torch.zeros(len(completion), dtype=torch.bool, device=device)
+    chosen = torch.zeros(len(completion), dtype=torch.long, device=device)  # greedy choices, as token ids
     losses = torch.zeros(len(completion), device=device)
     with narrowed_head(model, vocab):
         for start, new, end in cuts:
@@ -301,9 +303,11 @@ def forced(model, prompt: list[int], completion: list[int], context: int | None 
                 if not torch.equal(vocab[column], truth):
                     raise ValueError("a reference holds a token outside the output vocabulary")
                 truth = column
-            hits[new:end] = logits.argmax(-1) == truth
+            best = logits.argmax(-1)
+            hits[new:end] = best == truth
+            chosen[new:end] = best if vocab is None else vocab[best]
             losses[new:end] = F.cross_entropy(logits, truth, reduction="none")
     wrong = ~hits & scored
     first = int(wrong.nonzero()[0, 0]) if wrong.any() else len(completion)
     return Forced(int(scored.sum()), int(scored[:first].sum()), first, float(losses[scored].sum()), hits.cpu(),
-                  losses.neg().exp().cpu())
+                  losses.neg().exp().cpu(), int(chosen[first]) if first < len(completion) else None)

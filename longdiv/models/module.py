@@ -373,7 +373,8 @@ class DivisionLM(L.LightningModule):
                 at = len(self.tokenizer.decode(example.completion_ids[: found.first])) if wrong else None
                 self.records.append({"index": index, "question": problem.question, "dividend": problem.dividend,
                                      "divisor": problem.divisor, "exact": found.exact, "tokens": found.tokens,
-                                     "right": found.right, "first_wrong_char": at})
+                                     "right": found.right, "first_wrong_char": at,
+                                     "instead": None if at is None else self.tokenizer.decode([found.instead])})
                 metrics["trace_exact"].update(float(found.exact))
                 metrics["trace_right"].update(found.right / found.tokens)
                 metrics["loss"].update(found.loss / found.tokens, weight=found.tokens)

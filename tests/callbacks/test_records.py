@@ -90,5 +90,7 @@ def test_each_validation_of_a_fit_keeps_its_problems_records(tmp_path, probe):
         assert sum(r["exact"] for r in rows) == pytest.approx(3 * entry["val/trace_exact"])
         for r in rows:  # a random model goes wrong somewhere inside the reference trace, which the record locates
             _, completion = get_format("subrow").render(Problem(r["dividend"], r["divisor"], r["question"]))
-            assert r["exact"] == (r["first_wrong_char"] is None)
+            assert r["exact"] == (r["first_wrong_char"] is None) == (r["instead"] is None)
             assert r["exact"] or 0 <= r["first_wrong_char"] <= len(completion)
+            # what greedy decoding writes there is not what the reference goes on with
+            assert r["exact"] or not completion[r["first_wrong_char"]:].startswith(r["instead"]) or r["instead"] == ""
