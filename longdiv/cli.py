@@ -106,7 +106,7 @@ class LongDivCLI(LightningCLI):
         parser.set_defaults(
             {
                 "trainer.logger": {
-                    "class_path": "lightning.pytorch.loggers.WandbLogger",
+                    "class_path": "longdiv.logger.WandbLogger",
                     "init_args": {"project": "longdiv"},
                 },
                 # The DataModule shards data across processes itself: evaluation without padding, so that every

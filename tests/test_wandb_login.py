@@ -97,3 +97,14 @@ def test_the_cli_starts_wandb_online_only_for_a_logged_in_user(machine, mode, ho
     netrc(home, machine)
     command = [sys.executable, "-m", "longdiv", *RUN, f"--runs_dir={home / 'runs'}"]
     assert wandb_mode(command, stub_env(home)) == mode
+
+
+def test_a_logged_in_run_that_cannot_reach_wandb_logs_offline_and_says_so(home):
+    netrc(home, "api.wandb.ai")
+    command = [sys.executable, "-m", "longdiv", *RUN, f"--runs_dir={home / 'runs'}"]
+    env = stub_env(home, WANDB_STUB_UNREACHABLE="1")
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [line for line in proc.stdout.splitlines() if line.startswith("wandb.init")] == ["wandb.init mode=dryrun"]
+    (warning,) = [line for line in proc.stderr.splitlines() if line.startswith("warning: W&B could not start")]
+    assert "timed out after 15.0 sec" in warning and "logging offline instead: `wandb sync " in warning
