@@ -185,6 +185,11 @@ class LongDivCLI(LightningCLI):
             raise ValueError(f"init_from {cfg.init_from}: it starts a new fit from a checkpoint's weights; pass it "
                              "to fit without --ckpt_path (--ckpt_path alone resumes a fit or evaluates a checkpoint)")
         path = cfg.init_from or cfg.get("ckpt_path")
+        if path and Path(path).is_dir():
+            inside = Path(path) / "checkpoints" / "last.ckpt"
+            fix = (f"pass its checkpoint, {inside}" if inside.is_file() else "pass a checkpoint file "
+                   "(runs/<run>/checkpoints/last.ckpt); an exported folder answers `python -m longdiv ask`")
+            raise ValueError(f"{'init_from' if cfg.init_from else 'ckpt_path'} {path} is a folder; {fix}")
         if not path or not Path(path).is_file():
             return
         with errors.reading_checkpoint(path, "--init_from" if cfg.init_from else "--ckpt_path"):

@@ -15,6 +15,7 @@ This module imports neither torch nor Lightning, so the tools that use it start 
 from __future__ import annotations
 
 import argparse
+import errno
 import pickle
 import zipfile
 from collections.abc import Iterator
@@ -52,13 +53,27 @@ def started() -> bool:
     return _started
 
 
+# A disk that is full or cannot be written: the machine's state, not a bug, at any moment of a run.
+DISK = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space", errno.EROFS: "choose a writable folder",
+        errno.EACCES: "choose a folder you can write"}
+
+
+def disk_error(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in DISK
+
+
 def is_user_error(err: BaseException) -> bool:
     """Whether the boundary prints `err` as one line rather than with its traceback."""
-    return isinstance(err, UsageError) or (not _started and isinstance(err, (ValueError, FileNotFoundError)))
+    return (isinstance(err, UsageError) or disk_error(err)
+            or (not _started and isinstance(err, (ValueError, FileNotFoundError))))
 
 
 def one_line(err: BaseException) -> str:
     """The error line the boundary prints: `error: ` and the message, its whitespace runs folded to one space."""
+    if disk_error(err):
+        where = f" ({err.filename})" if err.filename else ""
+        return (f"error: disk{where}: {err.strerror}; {DISK[err.errno]} (--runs_dir or LONGDIV_RUNS for runs), then "
+                "resume from the last checkpoint")
     return "error: " + " ".join(str(err).split())
 
 

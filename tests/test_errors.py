@@ -135,3 +135,35 @@ def test_debug_keeps_the_commands_exit_status_and_a_bare_command_lists_them_all(
     assert bare.returncode == 2
     assert all(f"\n  {name} " in bare.stderr for name in
                ("fit", "validate", "test", "predict", "report", "sweep", "export", "ask"))
+
+
+def test_a_full_disk_mid_run_is_one_line_that_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from longdiv import __main__ as entry
+    from longdiv.callbacks.checkpoint import AtomicCheckpointIO
+
+    def full(self, checkpoint, path, storage_options=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", full)
+    monkeypatch.setattr(sys, "argv", ["longdiv", "fit", *TINY, "--trainer.max_steps=1", "--trainer.logger=false",
+                                      f"--runs_dir={tmp_path}"])
+    with pytest.raises(SystemExit) as stopped:
+        entry.main()
+    assert stopped.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"error: disk ({tmp_path}/")
+    assert "No space left on device; free some space (--runs_dir or LONGDIV_RUNS for runs)" in lines[0]
+
+
+def test_a_folder_given_as_checkpoint_is_one_line_that_names_the_file_to_pass(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    line = error_line(longdiv("test", *TINY, "--ckpt_path", str(run), f"--runs_dir={tmp_path / 'runs'}"))
+    assert line == f"error: ckpt_path {run} is a folder; pass its checkpoint, {run / 'checkpoints' / 'last.ckpt'}"
+    exported = tmp_path / "hf"
+    exported.mkdir()
+    line = error_line(longdiv("test", *TINY, "--ckpt_path", str(exported), f"--runs_dir={tmp_path / 'runs'}"))
+    assert line.startswith(f"error: ckpt_path {exported} is a folder; pass a checkpoint file")
