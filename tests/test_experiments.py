@@ -8,24 +8,18 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from test_report import fake_run
 
 from experiments import (
-    cell_probe,
-    copy_errors,
     demos,
     gpu,
     length,
-    lookup_probe,
     model_size,
     paper,
     runner,
     self_train,
-    slips,
     small_n,
-    votes,
 )
 from longdiv import report
 
@@ -226,105 +220,6 @@ def test_gpu_steps_parse_to_their_kind(tmp_path):
         gpu.on_gpu(tmp_path, ["subrow", "subrow:oops"], budget=0, run_speed=False, num_test=1, extra=[])
 
 
-def test_votes_compare_counts_on_the_voted_problems_only(tmp_path):
-    def write(folder, rows):
-        folder.mkdir(parents=True)
-        (folder / "run.json").write_text(json.dumps({"accuracy": 0.5, "eval_seconds": 7.0}))
-        with (folder / "predictions.jsonl").open("w") as f:
-            for index, (correct, answers) in enumerate(rows):
-                f.write(json.dumps({"index": index, "question": f"q{index}", "expected": 3, "correct": correct,
-                                    **({"votes": answers} if answers is not None else {})}) + "\n")
-
-    point = tmp_path / "point"
-    write(point, [(True, None), (False, None), (True, None), (False, None), (False, None)])  # greedy, 5 problems
-    voted = point / "votes3"
-    write(voted, [(True, [3, 3, 3]), (True, [3, 1, 3]), (False, [4, 4, 3]), (False, [None, 2, 2])])  # first 4
-    got = votes.compare(point, voted)
-    assert got["greedy"]["correct"] == 2 and got["greedy"]["n_eval"] == 4
-    assert got["voted"]["correct"] == 2 and got["any_trace_right"]["correct"] == 3
-    assert (got["unanimous"], got["voted_right_greedy_wrong"], got["voted_wrong_greedy_right"]) == (1, 1, 1)
-    (voted / "predictions.jsonl").write_text(json.dumps({"index": 0, "question": "other", "votes": []}) + "\n")
-    try:
-        votes.compare(point, voted)
-    except ValueError as err:
-        assert "problem 0 differs" in str(err)
-    else:
-        raise AssertionError("different problems must not be compared")
-
-
-def test_copy_errors_classify_answer_rows_and_bring_downs(tmp_path):
-    from longdiv.data.formats import get_format
-    from longdiv.data.problems import Problem
-
-    rows = []
-
-    def add(dividend, divisor, lines):
-        completion = "\n".join(lines) + "\n"
-        verdict = get_format("subrow").verify(Problem.from_numbers(dividend, divisor), completion)
-        rows.append({"dividend": dividend, "divisor": divisor, "generated": completion, "correct": False,
-                     "error_kind": verdict.kind, "error_step": verdict.step})
-
-    right = get_format("subrow").render(Problem.from_numbers(93, 59))[1].splitlines()
-    assert right[-2:] == ["-95-57-09-", "R94-53.00."]
-    add(93, 59, [*right[:-1], "R95-53.00."])  # the negative line's 5 where the kept line's 4 belongs
-    add(93, 59, [*right[:-1], "R90-53.00."])  # a 0
-    add(93, 59, [*right[:-1], "R94.53.00."])  # a separator
-    long = get_format("subrow").render(Problem.from_numbers(25736, 144))[1].splitlines()
-    assert long[:3] == ["p42.40.10.00.", "-48-45-18-09-", "q45.42.10.00."]  # kept 2, then 25
-    add(25736, 144, [*long[:2], "q45.40.10.00.", *long[3:]])  # cell 1 took the kept 0 of its own column, not the 2
-    add(25736, 144, [*long[:2], "q46.42.10.00.", *long[3:]])  # the wrong dividend digit
-    add(25736, 144, [*long[:2], "q45.48.10.00.", *long[3:]])  # the 8 of the negative line just above
-    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "run.json").write_text(json.dumps({"format": "subrow"}))
-    got = copy_errors.classify(tmp_path)
-    assert got["final_answer"] == {"line_above": 1, "zero": 1, "separator_only": 1, "total": 3}
-    assert got["bring_down"] == {"unshifted": 1, "dividend_digit": 1, "negative_line": 1, "total": 3}
-    (tmp_path / "run.json").write_text(json.dumps({"format": "subcopy"}))  # 4-character cells: not read
-    with pytest.raises(ValueError, match="subrow and subadd traces only"):
-        copy_errors.classify(tmp_path)
-
-
-def test_slips_describe_the_first_wrong_subtraction_line(tmp_path):
-    from longdiv.data.formats import get_format
-    from longdiv.data.problems import Problem
-
-    right = get_format("subrow").render(Problem.from_numbers(93, 59))[1].splitlines()
-    assert right[4] == "-95-57-09-"
-    wrong = {"-95-58-09-": "one_digit_off_by_one", "-95-50-09-": "one_digit_other", "-96-58-09-": "several_off_by_one",
-             "-95-57.09-": "separator_or_divisor"}
-    rows = []
-    for fmt, line in [(fmt, line) for line in wrong for fmt in ("subrow", "subfix")]:
-        lines = right[:4] + [line] + right[5:]
-        if fmt == "subfix":  # a struck-out slip before the first wrong line is not an error
-            lines = lines[:1] + ["p90.50.00.", "!"] + lines[1:]
-        verdict = get_format(fmt).verify(Problem.from_numbers(93, 59), "\n".join(lines))
-        assert verdict.kind == "subtraction"
-        rows.append({"fmt": fmt, "dividend": 93, "divisor": 59, "generated": "\n".join(lines), "correct": False,
-                     "error_kind": verdict.kind, "error_step": verdict.step})
-    for fmt in ("subrow", "subfix"):
-        (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["fmt"] == fmt))
-        (tmp_path / "run.json").write_text(json.dumps({"format": fmt}))
-        got = slips.classify(tmp_path)
-        assert got["shapes"] == dict.fromkeys(wrong.values(), 1) and got["value_digit_offsets"] == {1: 2, 3: 1}
-        assert got["one_digit_off_by_one_share"] == 1 / 4
-        assert ("strikes" in got) == (fmt == "subfix")
-
-
-def test_slips_count_what_the_model_struck_out():
-    from longdiv.data.formats import get_format
-    from longdiv.data.problems import Problem
-
-    right = get_format("subrow").render(Problem.from_numbers(93, 59))[1].split("\n")
-    slip = "-94-54.00."
-    assert right[3] == "-94-53.00."
-    caught = right[:3] + [slip, "!", right[3]] + right[4:]  # a slip struck out and written right
-    assert slips.strikes("\n".join(caught), right) == {"struck_wrong": 1, "redo_right": 1}
-    false_alarm = right[:1] + ["!", right[0].replace("99", "90")] + right[1:]  # a right line struck, then a wrong one
-    assert slips.strikes("\n".join(false_alarm), right) == {"struck_right": 1, "redo_wrong": 1, "missed": 1}
-    standing = right[:3] + [slip] + right[4:]  # a slip left standing: counting stops there
-    assert slips.strikes("\n".join(standing + ["!"]), right) == {"missed": 1}
-
-
 def test_demos_keeps_committed_points_and_fits_only_missing_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = demos.plan("subrow")
@@ -434,17 +329,6 @@ def test_model_size_diagnosis_reads_every_brought_down_digit_of_a_real_run(tmp_p
     for part in ("train", "test"):
         for kind in ("brought_down", "other"):
             assert 0 <= found[part][kind]["greedy_right"] <= 1 and 0 < found[part][kind]["mean_probability"] < 1
-
-
-def test_lookup_probe_asks_a_label_of_the_listing_that_its_shots_did_not_show():
-    cases = lookup_probe.prompts(50, shots=3)
-    assert len({listing for *_, listing in cases}) == 50
-    for prompt, answer, listing in cases:
-        first, *solved, query = prompt.split("\n")
-        table = dict(zip(listing[::2], listing[1::2]))
-        assert first == listing and listing[0] == "p" and 5 <= len(table) <= 8
-        assert len(solved) == 3 and all(table[line[0]] == line[2] for line in solved)
-        assert query[-1] == "=" and table[query[0]] == answer and query[0] not in {line[0] for line in solved}
 
 
 def test_runner_folders_keep_the_names_of_the_committed_runs():
@@ -587,41 +471,6 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
     assert steps["idea"] == "steps300" and steps["probes"] == [{"step": 56, "accuracy": 0.07},
                                                               {"step": 112, "accuracy": 0.15}]
     assert "probes" not in redo
-
-
-@pytest.mark.parametrize("notation", sorted(cell_probe.NOTATIONS))
-def test_cell_probe_writes_true_facts_and_scores_greedy_answers(notation):
-    cases = cell_probe.prompts(notation, shots=8)
-    assert [case for *_, case in cases] == cell_probe.CASES and len(cases) == 200
-    for prompt, answer, case in cases:
-        *solved, query = prompt.split("\n")
-        assert len(solved) == 8 and all(eval(line.replace("=", "==")) for line in solved)  # true facts, arithmetic
-        assert eval((query + answer).replace("=", "=="))
-        a, b, c = case
-        digit, borrow = cell_probe.cell(a, b, c)
-        assert a - b - c == digit - 10 * borrow
-
-    from longdiv.tokenizers import load_tokenizer
-
-    tokenizer = load_tokenizer("tiny")
-
-    class Oracle(torch.nn.Module):  # logits whose argmax is the text's own next token; `wrong` shifts the last one
-        def __init__(self, wrong):
-            super().__init__()
-            self.wrong = wrong
-
-        def forward(self, input_ids, attention_mask):
-            logits = torch.zeros(*input_ids.shape, len(tokenizer))
-            nxt = torch.roll(input_ids, -1, dims=1)
-            logits.scatter_(2, nxt.unsqueeze(-1), 1.0)
-            if self.wrong:  # the last real position of each row predicts something else than the line break
-                last = attention_mask.sum(1) - 2
-                logits[torch.arange(len(input_ids)), last] = torch.roll(logits[torch.arange(len(input_ids)), last], 1, -1)
-            return type("Out", (), {"logits": logits})
-
-    batch = cases[:5]
-    assert cell_probe.greedy_right(Oracle(False), tokenizer, batch) == [True] * 5
-    assert cell_probe.greedy_right(Oracle(True), tokenizer, batch) == [False] * 5
 
 
 def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ For a single query token (a decoding step), transformers' SDPA attention takes o
 it folds the query heads of each key/value head into one query block (the fast path); without a mask it calls
 PyTorch's kernel with `enable_gqa`, which on a CPU in bf16 decodes at less than half the speed. A batch has no mask
 whenever its prompts are all of one length (one question, or several of one length). On a 2-core AMD EPYC with
-AVX-512 BF16 (Zen 4), SmolLM2, 50 rows, 200 steps (`python -m benchmarks.decode_attention`,
+AVX-512 BF16 (Zen 4), SmolLM2, 50 rows, 200 steps (the retired `benchmarks.decode_attention`,
 reports/decode_attention.json): bf16 without padding 448 generated tokens/s with `longdiv` against 183 with the
 library's attention; with left padding, and in fp32, the two are within 4% (444 and 426; fp32 269 and 260 without
 padding, 226 and 217 with).
