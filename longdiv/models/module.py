@@ -370,7 +370,8 @@ class DivisionLM(L.LightningModule):
                                example.untrained)
                 problem, wrong = example.problem, found.first < len(example.completion_ids)
                 # where in the completion's text greedy decoding would first go wrong, for error analyses
-                at = len(self.tokenizer.decode(example.completion_ids[: found.first])) if wrong else None
+                before = example.completion_ids[: found.first]
+                at = len(self.tokenizer.decode(before, clean_up_tokenization_spaces=False)) if wrong else None
                 self.records.append({"index": index, "question": problem.question, "dividend": problem.dividend,
                                      "divisor": problem.divisor, "exact": found.exact, "tokens": found.tokens,
                                      "right": found.right, "first_wrong_char": at,
