@@ -47,16 +47,35 @@ def test_sub_correct_trace_is_ok(name, problem):
     assert get_format(name).verify(problem, completion.rstrip("\n")).ok
 
 
-@SUBS
-@PROPERTY
-@given(problem=PROBLEMS, data=st.data())
-def test_sub_wrong_subtraction_digit(name, problem, data):
-    lines = sub_lines(name, problem)
+def wrong_subtraction_digit(name: str, lines: list[str], data) -> int:
+    """Changes one value digit of a subtraction line; returns the line's index."""
     k = pick(data, [i for i, line in enumerate(lines) if line[0] == "-"], "line")
     size = get_format(name).cell
     cell = data.draw(st.integers(0, (len(lines[k]) - 1) // size - 1), label="cell")
     pos = size - 1 + size * cell  # the running value's digit of that cell
     lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
+    return k
+
+
+def wrong_answer(name: str, problem: Problem, lines: list[str], data) -> int:
+    """Makes the answer line claim another remainder; returns it."""
+    width = len(str(problem.divisor)) + 1
+    wrong = data.draw(st.integers(0, 10**width - 1).filter(lambda r: r != problem.remainder), label="claim")
+    digits = str(wrong).zfill(width)[::-1]
+    if name == "sub":
+        lines[-1] = "=" + digits
+    else:  # the answer row's value digits, the rest of its cells as they were
+        cells = re.findall("." * get_format(name).cell, lines[-1][1:])
+        lines[-1] = "R" + "".join(cell[:-2] + d + cell[-1] for cell, d in zip(cells, digits))
+    return wrong
+
+
+@SUBS
+@PROPERTY
+@given(problem=PROBLEMS, data=st.data())
+def test_sub_wrong_subtraction_digit(name, problem, data):
+    lines = sub_lines(name, problem)
+    k = wrong_subtraction_digit(name, lines, data)
     assert check(name, problem, lines) == Verdict("subtraction", k)
 
 
@@ -131,14 +150,7 @@ def test_sub_subtracting_after_the_result_went_negative(name, problem, data):
 @given(problem=PROBLEMS, data=st.data())
 def test_sub_wrong_final_answer(name, problem, data):
     lines = sub_lines(name, problem)
-    width = len(str(problem.divisor)) + 1
-    wrong = data.draw(st.integers(0, 10**width - 1).filter(lambda r: r != problem.remainder), label="claim")
-    digits = str(wrong).zfill(width)[::-1]
-    if name == "sub":
-        lines[-1] = "=" + digits
-    else:  # the answer row's value digits, the rest of its cells as they were
-        cells = re.findall("." * get_format(name).cell, lines[-1][1:])
-        lines[-1] = "R" + "".join(cell[:-2] + d + cell[-1] for cell, d in zip(cells, digits))
+    wrong = wrong_answer(name, problem, lines, data)
     assert get_format(name).parse("\n".join(lines)) == wrong
     assert check(name, problem, lines) == Verdict("final_answer", len(lines) - 1)
 
@@ -267,17 +279,7 @@ def test_verify_never_raises_on_a_mangled_sub_trace(name, problem, data):
 def test_a_wrong_step_is_found_even_when_the_answer_is_wrong_too(name, problem, data):
     """The verifier reports the first wrong step, not the final answer that it led to."""
     lines = sub_lines(name, problem)
-    k = pick(data, [i for i, line in enumerate(lines) if line[0] == "-"], "line")
-    size = get_format(name).cell
-    pos = size - 1 + size * data.draw(st.integers(0, (len(lines[k]) - 1) // size - 1), label="cell")
-    lines[k] = lines[k][:pos] + other_digit(data, lines[k][pos]) + lines[k][pos + 1 :]
-    width = len(str(problem.divisor)) + 1
-    wrong = data.draw(st.integers(0, 10**width - 1).filter(lambda r: r != problem.remainder), label="claim")
-    digits = str(wrong).zfill(width)[::-1]
-    if name == "sub":
-        lines[-1] = "=" + digits
-    else:
-        cells = re.findall("." * size, lines[-1][1:])
-        lines[-1] = "R" + "".join(cell[:-2] + d + cell[-1] for cell, d in zip(cells, digits))
+    k = wrong_subtraction_digit(name, lines, data)
+    wrong = wrong_answer(name, problem, lines, data)
     assert get_format(name).parse("\n".join(lines)) == wrong
     assert check(name, problem, lines) == Verdict("subtraction", k)
