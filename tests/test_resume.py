@@ -89,7 +89,8 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     # each process that trained is a segment, the killed one up to its last checkpoint; the peak is the run's
     segments = record["segments"]
     assert [(seg["from_step"], seg["to_step"]) for seg in segments] == [(0, step), (step, 2 * STEPS_PER_EPOCH)]
-    assert all(seg["device"].startswith("cpu: ") and seg["seconds"] > 0 for seg in segments)
+    assert all(seg["device"].startswith("cpu: ") and seg["seconds"] >= 0 for seg in segments)
+    assert sum(seg["seconds"] for seg in segments) > 0  # a tiny model's few steps can take under 10 ms
     assert record["fit_peak_rss_gb"] >= saved["fit_peak_rss_gb"] > 0
 
     main([*RUN, f"--runs_dir={tmp_path / 'whole'}"])

@@ -161,7 +161,7 @@ class RunRecord(L.Callback):
     def _update_segment(self) -> None:
         if self._segment is not None:
             self._segment["to_step"] = self._trainer.global_step
-            self._segment["seconds"] = round(time.perf_counter() - self._segment_start, 1)
+            self._segment["seconds"] = round(time.perf_counter() - self._segment_start, 2)
 
     def on_fit_end(self, trainer, pl_module):
         self._update_segment()
