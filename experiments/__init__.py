@@ -6,8 +6,8 @@
   recipe and precision variants) run through `runner`, each tested on generated problems and on the paper's
   validation problems; `votes`: a point's checkpoint tested with votes over sampled traces;
 - `ablation`: the grid of configs/sweeps/demos.yaml through `python -m longdiv sweep`, then `python -m longdiv report`;
-- `length`, `small_n`, `self_train`: ideas screened against dividends longer than any demonstration and at small
-  N, and self-training on a screen's own right traces;
+- `length`, `small_n`: ideas screened against dividends longer than any demonstration and at small N, and the
+  length benchmark; `self_improve`: rounds of a checkpoint trained on its own filtered traces;
 - `paper`: the paper's grid format trained until its probe stops improving (the learning curve);
 - `gpu`: what a lent GPU machine runs in its time budget, and the collection of what it brings back;
 - `copy_errors`, `recchia_errors`, `recchia_lengths`, `slips`, `cell_probe`: analyses of run folders, of

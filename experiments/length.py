@@ -16,6 +16,16 @@ first wrong steps, where the trace stopped (how many dividend digits it brought 
 against the dividend's length) and how far its bring-downs followed the labels' order before one came out of turn.
 The paper's training dividends have at most 8 digits. Writes one record per (name, digits) into `--out`, keeping
 the other names' records, and a plot of accuracy against length next to it.
+
+    python -m experiments.length --benchmark --ckpt CKPT --name NAME [--filter F --rounds K]
+
+The length benchmark: the same test on fixed sets (`length_set`) of 200 problems each with dividends of 12, 16, 20
+and 30 digits and divisors drawn from the interpolate split, the same sets on every machine and for every
+checkpoint, written to `runs/length/benchmark/sets-200.txt` and tested as a problems file. Its rows add
+`dividend_digits`, `n` (the problems tested: a set's problems that the checkpoint trained on are left out, and
+`removed_overlap` counts them), N (`num_demos`, the generator's demonstrations the checkpoint learned from), and the
+`filter` and `rounds` of the self-improvement that made it (experiments.self_improve; none and 0 for a checkpoint
+fitted on demonstrations alone).
 """
 
 from __future__ import annotations
@@ -34,11 +44,17 @@ from experiments import runner
 from longdiv import runs
 from longdiv.data.formats import get_format
 from longdiv.data.formats.sub import labels
-from longdiv.data.problems import Problem
+from longdiv.data.problems import Problem, generate, with_dividend_digits
 from longdiv.stats import accuracy
 
 RUNS = runs.root() / "length"
 OUT = Path("reports/length.json")
+BENCHMARK_DIGITS = (12, 16, 20, 30)
+BENCHMARK_SIZE = 200
+# The benchmark's streams, apart from every training and evaluation draw of longdiv.data.datamodule (data seeds,
+# their 7919-multiples and the 10**6 evaluation offset) and of experiments.self_improve: a divisor draw and a
+# dividend draw for each length.
+BENCHMARK_SEED = 7_000_000
 
 # name: (what it changes against subrow on the main recipe, its CLI arguments)
 IDEAS = {
@@ -92,6 +108,31 @@ def summarize(rows: list[dict], fmt: str = "subrow") -> dict:
     }
 
 
+def length_set(digits: int, count: int = BENCHMARK_SIZE) -> list[Problem]:
+    """The benchmark's `count` problems with `digits`-digit dividends: divisors of the interpolate split and uniformly
+    drawn dividends, each from a seed of its own for this length, so a set never changes."""
+    divisors = generate("interpolate", count, BENCHMARK_SEED + digits)
+    return with_dividend_digits(divisors, [digits], BENCHMARK_SEED + 1_000 + digits)
+
+
+def benchmark_problems(digits: tuple[int, ...] = BENCHMARK_DIGITS, per_length: int = BENCHMARK_SIZE) -> list[Problem]:
+    """Every benchmark set, shortest dividends first; a ValueError if two sets share a problem."""
+    problems = [p for d in digits for p in length_set(d, per_length)]
+    if len({p.key for p in problems}) < len(problems):
+        raise ValueError(f"length benchmark: the sets of {list(digits)} digits repeat a problem; draw them again "
+                         "from other seeds (BENCHMARK_SEED)")
+    return problems
+
+
+def write_problems(problems: list[Problem], path: Path) -> Path:
+    """`problems` as a `question|answer` file at `path` (through a file beside it and a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{p.question}|{p.remainder}\n" for p in problems))
+    tmp.replace(path)
+    return path
+
+
 def interpolate(ckpt: Path, first: int = 200) -> dict | None:
     """The checkpoint's own test after its fit, on the first `first` interpolate problems (the draw every fit with
     data seed 0 tests on, whatever its num_test), so that checkpoints tested on 200 and on 500 compare; None when its
@@ -132,6 +173,37 @@ def fit(idea: str, seed: int) -> Path:
     return ckpt
 
 
+def tested(ckpt: str, name: str, test_args: list[str], extra: list[str]) -> tuple[dict, dict[int, list[dict]]]:
+    """The test record of `ckpt` in `runs/length/<name>/` (tested there with `test_args` unless done) and its
+    predictions by dividend length."""
+    folder = RUNS / name
+    if runs.tested(folder) is None:
+        runner.cli(["test", f"--ckpt_path={ckpt}", *test_args, f"--trainer.default_root_dir={folder}", *extra])
+    with (folder / "predictions.jsonl").open() as f:
+        rows = [json.loads(line) for line in f]
+    by_length: dict[int, list[dict]] = {}
+    for row in rows:
+        by_length.setdefault(len(str(row["dividend"])), []).append(row)
+    return runs.tested(folder), by_length
+
+
+def benchmark(ckpt: str, name: str, filter: str | None = None, rounds: int = 0, extra: list[str] = (),
+              out: Path = OUT, per_length: int = BENCHMARK_SIZE) -> list[dict]:
+    """Tests `ckpt` on the length benchmark under `name` and writes its rows into `out`; returns them."""
+    problems = write_problems(benchmark_problems(per_length=per_length), RUNS / "benchmark" / f"sets-{per_length}.txt")
+    record, by_length = tested(ckpt, name, [f"--data.test_file={problems}"], list(extra))
+    mine = [{"name": name, "benchmark": True, "checkpoint": str(ckpt), **summarize(by_length[d], record["format"]),
+             "dividend_digits": d, "n": len(by_length[d]), "num_demos": record["num_demos"], "filter": filter,
+             "rounds": rounds, "removed_overlap": record.get("removed_overlap"),
+             "interpolate_first_200": interpolate(Path(ckpt)), "format": record["format"],
+             "eval_seconds": record["eval_seconds"], "device": record.get("device"), "run_dir": str(RUNS / name)}
+            for d in sorted(by_length)]
+    records = runner.update_report(out, mine, lambda r: r["name"],
+                                   question="accuracy on dividends longer than any training dividend")
+    plot(records, out.with_suffix(".png"))
+    return mine
+
+
 def main(argv: list[str] | None = None) -> None:
     import sys
 
@@ -144,24 +216,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--digits", type=int, nargs="+", default=[8, 10, 12, 16, 20])
     parser.add_argument("--per_length", type=int, default=200)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--benchmark", action="store_true",
+                        help=f"test on the fixed sets of {', '.join(map(str, BENCHMARK_DIGITS))} digits instead")
+    parser.add_argument("--filter", help="with --benchmark: the self-improvement filter that made the checkpoint")
+    parser.add_argument("--rounds", type=int, default=0, help="with --benchmark: its self-improvement rounds")
     args = parser.parse_args(own)
     if args.fit:
         args.ckpt, args.name = str(fit(args.fit, args.seed)), args.name or f"{args.fit}-n200-s{args.seed}"
     elif not (args.ckpt and args.name):
         parser.error("pass --ckpt and --name, or --fit IDEA")
+    if args.benchmark:
+        for r in benchmark(args.ckpt, args.name, args.filter, args.rounds, extra, args.out):
+            print(f"{r['dividend_digits']:>3} digits: {r['accuracy']:.1%} ({r['correct']}/{r['n']}) "
+                  f"[{r['wilson_low']:.1%}, {r['wilson_high']:.1%}], N={r['num_demos']}, filter {r['filter']}, "
+                  f"{r['rounds']} rounds")
+        return
 
+    record, by_length = tested(args.ckpt, args.name, [f"--data.test_dividend_digits={args.digits}",
+                                                      f"--data.num_test={args.per_length * len(args.digits)}"], extra)
     folder = RUNS / args.name
-    if runs.tested(folder) is None:
-        runner.cli(["test", f"--ckpt_path={args.ckpt}", f"--data.test_dividend_digits={args.digits}",
-                    f"--data.num_test={args.per_length * len(args.digits)}",
-                    f"--trainer.default_root_dir={folder}", *extra])
-    record = runs.tested(folder)
-    with (folder / "predictions.jsonl").open() as f:
-        rows = [json.loads(line) for line in f]
-    by_length: dict[int, list[dict]] = {}
-    for row in rows:
-        by_length.setdefault(len(str(row["dividend"])), []).append(row)
-
     idea = {"idea": args.fit, "changes": IDEAS[args.fit][0]} if args.fit else {}
     mine = [{"name": args.name, **idea, "checkpoint": args.ckpt, **summarize(by_length[d], record["format"]),
              "interpolate_first_200": interpolate(Path(args.ckpt)),

@@ -1,0 +1,289 @@
+"""experiments.self_improve: the round loop on the tiny model, its filters on hand-made traces, label noise, its
+one-line errors, and the length benchmark's fixed sets."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_report import fake_run
+
+from experiments import length, self_improve
+from longdiv.cli import main as cli_main
+from longdiv.data.formats import format_names, get_format
+from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = str(ROOT / "configs" / "tiny.yaml")
+QUIET = ["--num_samples=0", "--trainer.check_val_every_n_epoch=1000", "--trainer.enable_progress_bar=false"]
+SUBROW = get_format("subrow")
+PROBLEM = Problem.from_numbers(9371, 59)  # 158 rem 49
+
+
+def record(problem: Problem, text: str, votes: list | None = None, fmt=SUBROW) -> dict:
+    """A test run's record of `problem` whose kept trace is `text`."""
+    parsed = fmt.parse(text)
+    return {"index": 0, "question": problem.question, "dividend": problem.dividend, "divisor": problem.divisor,
+            "expected": problem.remainder, "generated": text, "parsed": parsed, "correct": parsed == problem.remainder,
+            **({"votes": votes} if votes is not None else {})}
+
+
+def right_trace(problem: Problem = PROBLEM) -> str:
+    return SUBROW.render(problem)[1]
+
+
+def wrong_answer(problem: Problem = PROBLEM) -> str:
+    """Every step right, then an answer row that claims another remainder (a digit of the kept value changed)."""
+    lines = right_trace(problem).splitlines()
+    row = lines[-1]
+    lines[-1] = row[:2] + str((int(row[2]) + 1) % 10) + row[3:]
+    return "\n".join(lines) + "\n"
+
+
+def wrong_step(problem: Problem = PROBLEM) -> str:
+    """A wrong value digit in the first subtraction line, every line after it and the answer right."""
+    lines = right_trace(problem).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("-"))
+    lines[at] = lines[at][:2] + str((int(lines[at][2]) + 1) % 10) + lines[at][3:]
+    return "\n".join(lines) + "\n"
+
+
+# Quotients and filters ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", format_names())
+def test_the_quotient_read_from_a_right_trace_is_the_true_one_or_the_format_writes_none(name):
+    fmt = get_format(name)
+    problems = [PROBLEM, Problem.from_numbers(5, 7), Problem.from_numbers(10_000_003, 1),
+                Problem.from_numbers(90_817_263_544, 3_019)]
+    if name in ("direct", "recchia-bare"):
+        with pytest.raises(ValueError, match=f"filter check: format {name} writes no quotient"):
+            self_improve.quotient(fmt, fmt.render(PROBLEM)[1])
+        return
+    assert [self_improve.quotient(fmt, fmt.render(p)[1]) for p in problems] == [p.dividend // p.divisor
+                                                                                 for p in problems]
+
+
+def test_a_sub_trace_with_a_subtraction_too_many_claims_another_quotient_or_none():
+    lines = right_trace().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("-"))
+    assert self_improve.quotient(SUBROW, "\n".join(lines[:at] + [lines[at]] + lines[at:])) != 158
+    assert self_improve.quotient(SUBROW, "R94-53.00.\n") is None  # no bring-down: no quotient claimed
+
+
+def test_each_filter_keeps_or_drops_hand_made_traces():
+    r = PROBLEM.remainder
+    right, wrong, flawed = right_trace(), wrong_answer(), wrong_step()
+    assert SUBROW.parse(wrong) != r and SUBROW.parse(flawed) == r
+    decisions = {
+        "right, all votes agree": (record(PROBLEM, right, [r, r, r]), {"vote": True, "check": True, "verify": True}),
+        # the model's samples agree on a wrong remainder: only its own agreement lets it through
+        "wrong, all votes agree": (record(PROBLEM, wrong, [SUBROW.parse(wrong)] * 3), {"vote": True, "check": False,
+                                                                        "verify": False}),
+        "right over a wrong step": (record(PROBLEM, flawed, [r, r, r]), {"vote": True, "check": True,
+                                                                         "verify": False}),
+        "right, votes split": (record(PROBLEM, right, [r, r, 5]), {"vote": False, "check": True, "verify": True}),
+        "no answer": (record(PROBLEM, "p9", [None, None, None]), {"vote": False, "check": False, "verify": False}),
+    }
+    for case, (rec, want) in decisions.items():
+        got = {name: self_improve.keeps(name, SUBROW, rec) for name in self_improve.FILTERS}
+        assert got == want, case
+    split = decisions["right, votes split"][0]
+    assert self_improve.keeps("vote", SUBROW, split, agree=2) and not self_improve.keeps("vote", SUBROW, split, agree=3)
+
+
+def test_vote_refuses_a_record_of_one_trace_and_an_unknown_filter_is_named():
+    with pytest.raises(ValueError, match="decode with --votes 2 or more"):
+        self_improve.keeps("vote", SUBROW, record(PROBLEM, right_trace()))
+    with pytest.raises(ValueError, match="filter 'majority' does not exist; choose one of vote, check, verify"):
+        self_improve.keeps("majority", SUBROW, record(PROBLEM, right_trace()))
+
+
+def test_label_noise_counts_the_kept_traces_that_are_wrong_and_where_they_go_wrong():
+    kept = [record(PROBLEM, right_trace()), record(PROBLEM, wrong_answer()), record(PROBLEM, wrong_step()),
+            record(Problem.from_numbers(800, 7), wrong_answer(Problem.from_numbers(800, 7)))]
+    assert self_improve.label_noise(SUBROW, kept) == {
+        "wrong": 2, "first_wrong_steps": {"final_answer": 2},
+        "right_with_wrong_steps": 1, "their_first_wrong_steps": {"subtraction": 1}}
+    assert self_improve.label_noise(SUBROW, kept[:1])["wrong"] == 0
+
+
+# Schedules and the length benchmark ---------------------------------------------------------------------------
+def test_the_length_schedule_adds_step_digits_a_round_up_to_max_digits():
+    plan = {"start_digits": 9, "step": 2, "max_digits": 20}
+    assert [self_improve.round_digits(plan, k) for k in (1, 2, 6, 7)] == [[9, 10], [11, 12], [19, 20], [20]]
+    assert self_improve.rounds_to_reach(plan) == 6
+    assert self_improve.round_digits({"start_digits": 9, "step": 1, "max_digits": 30}, 22) == [30]
+
+
+def test_the_rounds_draw_their_lengths_from_streams_of_their_own_and_never_a_held_problem():
+    plan = {"schedule": "length", "per_round": 6, "start_digits": 11, "step": 2, "max_digits": 30, "seed": 0}
+    first, second = self_improve.draw(plan, 1, set()), self_improve.draw(plan, 2, set())
+    assert [len(str(p.dividend)) for p in first] == [11, 12] * 3 and {len(str(p.dividend)) for p in second} == {13, 14}
+    assert self_improve.draw(plan, 1, set()) == first and self_improve.draw(plan | {"seed": 1}, 1, set()) != first
+    assert self_improve.draw(plan, 1, {first[2].key}) == first[:2] + first[3:]
+    same = self_improve.draw(plan | {"schedule": "same"}, 1, set())
+    assert same == generate("train", 6, self_improve.SEED_OFFSET + 1)
+
+
+def test_the_length_benchmark_is_fixed_and_disjoint_from_training_draws(tmp_path):
+    sets = length.benchmark_problems()
+    by_digits = {d: [p for p in sets if len(str(p.dividend)) == d] for d in length.BENCHMARK_DIGITS}
+    assert [len(by_digits[d]) for d in (12, 16, 20, 30)] == [200] * 4 and len(sets) == 800
+    assert length.length_set(12, 20) == by_digits[12][:20]  # the same problems on every call
+    interpolate = {p.divisor for p in generate("interpolate", 200, length.BENCHMARK_SEED + 12)}
+    assert {p.divisor for p in by_digits[12]} == interpolate
+    keys = {p.key for p in sets}
+    trained = {p.key for p in read_file(ROOT / "data/paper/train_numbers__div_remainder.txt")}
+    for seed in (0, 1):  # long demonstrations (datamodule, data seeds 0 and 1) and the evaluation draws by length
+        trained |= {p.key for p in with_dividend_digits(generate("train", 30, seed), list(range(9, 31)), seed * 7919 + 3)}
+        test_seed = seed * 7919 + 2 + 10**6
+        trained |= {p.key for p in with_dividend_digits(generate("interpolate", 40, test_seed), [12, 16, 20, 30],
+                                                        test_seed)}
+    plan = {"schedule": "length", "per_round": 40, "start_digits": 12, "step": 1, "max_digits": 30, "seed": 0}
+    trained |= {p.key for k in range(1, 20) for p in self_improve.draw(plan, k, set())}
+    assert not keys & trained
+    assert read_file(length.write_problems(sets[:3], tmp_path / "sets.txt")) == sets[:3]
+
+
+def test_length_benchmark_rows_carry_length_n_interval_n_demos_filter_and_rounds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake_cli(args):  # a test of the written sets: the 12-digit problems right, the others wrong
+        calls.append(args)
+        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
+        problems = read_file(next(a for a in args if a.startswith("--data.test_file=")).split("=", 1)[1])
+        rec = fake_run(root, "smollm2", "subrow", 50, 0, correct=1, n=2, parse_failures=0, errors={})
+        (root / "run.json").write_text(json.dumps(rec | {"eval_seconds": 2.0, "removed_overlap": 0}))
+        rows = [record(p, right_trace(p) if len(str(p.dividend)) == 12 else "p1\n") | {"index": i}
+                for i, p in enumerate(problems)]
+        (root / "predictions.jsonl").write_text("".join(json.dumps(r | {"error_kind": None}) + "\n" for r in rows))
+
+    monkeypatch.setattr(length.runner, "cli", fake_cli)
+    Path("reports").mkdir()
+    earlier = {"name": "subrow-n200-s0", "digits": 12, "accuracy": 0.44, "wilson_low": 0.4, "wilson_high": 0.5}
+    Path("reports/length.json").write_text(json.dumps({"records": [earlier]}))
+    length.main(["--benchmark", "--ckpt", "c.ckpt", "--name", "si-r2", "--filter", "vote", "--rounds", "2", "--",
+                 "--num_samples=0"])
+    (call,) = calls
+    assert call[:2] == ["test", "--ckpt_path=c.ckpt"] and call[-1] == "--num_samples=0"
+    records = json.loads(Path("reports/length.json").read_text())["records"]
+    assert records[0] == earlier  # an earlier row stays as it was
+    rows = records[1:]
+    assert [(r["dividend_digits"], r["n"], r["correct"]) for r in rows] == [(12, 200, 200), (16, 200, 0), (20, 200, 0),
+                                                                            (30, 200, 0)]
+    assert all((r["num_demos"], r["filter"], r["rounds"], r["name"]) == (50, "vote", 2, "si-r2") for r in rows)
+    assert rows[0]["wilson_low"] > 0.98 and rows[1]["wilson_high"] < 0.02 and Path("reports/length.png").is_file()
+    length.main(["--benchmark", "--ckpt", "c.ckpt", "--name", "si-r2"])  # tested: nothing runs again
+    assert len(calls) == 1
+
+
+# One-line errors ----------------------------------------------------------------------------------------------
+def fake_base(folder: Path, fmt: str = "subrow", context: int | None = 2048) -> str:
+    """A base run folder as a fit of the tiny model leaves it, with a stand-in checkpoint."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    config = {"model": {"model": "tiny", "tokenizer": None},
+              "data": {"format": fmt, "num_demos": 4, "data_seed": 0, "train_file": None, "tokenizer_name": "tiny"}}
+    (folder / "run.json").write_text(json.dumps({"format": fmt, "num_demos": 4, "context": context, "config": config}))
+    return str(folder / "checkpoints" / "last.ckpt")
+
+
+def refuses(monkeypatch, argv: list[str], message: str) -> None:
+    """`argv` is refused with `message` before anything runs."""
+    monkeypatch.setattr(self_improve.runner, "cli", lambda args: pytest.fail(f"ran {args}"))
+    with pytest.raises(ValueError, match=message):
+        self_improve.main(argv)
+
+
+def test_a_schedule_past_the_models_window_is_refused_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = fake_base(tmp_path / "base", context=1500)
+    argv = ["--base", base, "--name", "long", "--schedule", "length", "--filter", "verify", "--per_round", "8"]
+    refuses(monkeypatch, [*argv, "--max_digits", "20"], r"schedule length \(--max_digits 20\): its longest trace, "
+            r"\d+ divided by \d+, is \d+ tokens in format subrow, longer than the model's window of 1500 tokens; "
+            "lower --max_digits")
+    assert self_improve.check_window({"schedule": "length", "rounds": 1, "per_round": 8, "start_digits": 9,
+                                      "step": 2, "max_digits": 10, "seed": 0, "format": "subrow"},
+                                     json.loads((tmp_path / "base" / "run.json").read_text()), set()) < 1500
+    assert not Path("runs").exists()
+
+
+def test_a_filter_that_does_not_exist_or_cannot_apply_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refuses(monkeypatch, ["--base", fake_base(tmp_path / "b"), "--name", "x", "--filter", "majority"],
+            "argument --filter: invalid choice: 'majority'")
+    refuses(monkeypatch, ["--base", fake_base(tmp_path / "d", fmt="direct"), "--name", "x", "--filter", "check"],
+            "filter check: format direct writes no quotient")
+    refuses(monkeypatch, ["--base", fake_base(tmp_path / "v"), "--name", "x", "--votes", "1"],
+            "--filter vote with --votes 1")
+    refuses(monkeypatch, ["--base", str(tmp_path / "nothing.ckpt"), "--name", "x"],
+            "not a checkpoint inside a run folder")
+
+
+def test_the_entry_point_prints_a_bad_filter_as_one_line():
+    done = subprocess.run([sys.executable, "-m", "experiments.self_improve", "--base", "b.ckpt", "--name", "x",
+                           "--filter", "majority"], check=False, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: command line (python -m experiments.self_improve): argument --filter: "
+                                  "invalid choice: 'majority'") and done.stderr.count("\n") == 1
+
+
+# The round loop -----------------------------------------------------------------------------------------------
+def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    cli_main(["fit", "--config", TINY, "--data.num_demos=4", "--data.num_test=2", "--trainer.max_steps=1",
+              "--trainer.max_epochs=-1", "--trainer.default_root_dir=base", *QUIET])
+    calls = []
+
+    def cli(args):  # the real CLI in this process; a decode's first two traces are replaced by hand-made ones
+        calls.append(args)
+        cli_main(args)
+        root = Path(next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1])
+        if root.name == "decode":  # a random-init model writes no right trace: as if it had written these
+            rows = [json.loads(line) for line in (root / "predictions.jsonl").read_text().splitlines()]
+            for row, make in zip(rows, (right_trace, wrong_step)):
+                problem = Problem(row["dividend"], row["divisor"], row["question"])
+                row |= record(problem, make(problem)) | {"index": row["index"]}
+            (root / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    monkeypatch.setattr(self_improve.runner, "cli", cli)
+    argv = ["--base", "base/checkpoints/last.ckpt", "--name", "tiny", "--filter", "check", "--per_round", "4",
+            "--steps", "1", "--num_test", "2", "--config", TINY]
+    self_improve.main([*argv, "--rounds", "1", "--", *QUIET])
+    assert [(c[0], Path(runner_dir(c)).relative_to("runs/self_improve/tiny").as_posix()) for c in calls] == [
+        ("test", "round-0"), ("test", "round-1/decode"), ("fit", "round-1/fit")]
+    fit = calls[2]
+    assert "--init_from=base/checkpoints/last.ckpt" in fit and "--data.num_demos=4" in fit
+    assert "--data.train_file=null" in fit  # the base's demonstrations, not the paper's file of a recipe
+    assert "--data.self_traces=runs/self_improve/tiny/round-1/traces.jsonl" in fit and "--trainer.max_steps=1" in fit
+
+    calls.clear()  # a second invocation with one round more: round 1 is done and skipped
+    records = self_improve.main([*argv, "--rounds", "2", "--", *QUIET])
+    assert [(c[0], Path(runner_dir(c)).name) for c in calls] == [("test", "decode"), ("fit", "fit")]
+    assert "--init_from=runs/self_improve/tiny/round-1/fit/checkpoints/last.ckpt" in calls[1]
+    assert [r["round"] for r in records] == [0, 1, 2] and all(r["num_demos"] == 4 for r in records)
+    assert [(r["kept"], r["kept_total"]) for r in records] == [(0, 0), (2, 2), (2, 4)]
+    assert all(r["filter"] == "check" and r["n_eval"] > 0 for r in records)
+    assert [r["self_traces"] for r in records[1:]] == [2, 4]  # the fits trained on every trace kept so far
+    assert records[2]["label_noise"] == {"wrong": 0, "first_wrong_steps": {}, "right_with_wrong_steps": 1,
+                                         "their_first_wrong_steps": {"subtraction": 1}}
+    report = json.loads(self_improve.OUT.read_text())["records"]
+    assert [(r["run"], r["round"]) for r in report] == [("tiny", 0), ("tiny", 1), ("tiny", 2)]
+
+    calls.clear()
+    assert self_improve.main([*argv, "--rounds", "2", "--", *QUIET]) == records and calls == []  # finished
+    with pytest.raises(ValueError, match=r"runs/self_improve/tiny: made by another run \(filter 'check' there, "
+                                         r"'verify' here\); pass that run's options"):
+        self_improve.main([*argv, "--rounds", "2", "--filter", "verify"])
+    done = Path("runs/self_improve/tiny/round-2/round.json")  # a round folder brought in from another run
+    made = json.loads(done.read_text())
+    done.write_text(json.dumps(made | {"plan": made["plan"] | {"seed": 1}}))
+    with pytest.raises(ValueError, match=r"round-2: made by another run \(.*seed 1 there, 0 here"):
+        self_improve.main([*argv, "--rounds", "2"])
+    assert calls == []
+
+
+def runner_dir(args: list[str]) -> str:
+    return next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1]
+
