@@ -18,7 +18,6 @@ from experiments import (
     model_size,
     paper,
     runner,
-    self_train,
     small_n,
 )
 from longdiv import report
@@ -546,46 +545,6 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     paper.main(["--variant", "w", "--max_epochs", "20", "--patience", "9", "--report_only"])
     (record,) = json.loads(paper.OUT.read_text())["records"]
     assert calls == [] and (record["epochs"], record["stopped"]) == (12, "in progress")
-
-
-def test_self_train_tests_the_screen_on_drawn_problems_then_fits_on_its_right_traces(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    calls = []
-
-    def fake_cli(args):
-        calls.append(args)
-        root = Path(option(args, "trainer.default_root_dir"))
-        record = fake_run(root, "smollm2", "subrow", 50, 0, correct=3, n=5, parse_failures=0, errors={})
-        record["config"] |= {"trainer": {"max_steps": 150, "max_epochs": 6, "accumulate_grad_batches": 8,
-                                         "precision": "32-true"}, "data": {"batch_size": 1, "num_demos": 50}}
-        record |= {"mean_tokens": 300.0, "max_tokens": 500, "fit_seconds": 1000.0, "eval_seconds": 1.0,
-                   "git_commit": "abc", "self_traces": 3}
-        (root / "run.json").write_text(json.dumps(record))
-        if args[0] == "test":  # the screen's traces: the first 3 right, one of them wrong on the way
-            lines = [json.loads(x) for x in (root / "predictions.jsonl").read_text().splitlines()]
-            for i, line in enumerate(lines):
-                line["error_kind"] = "subtraction" if i in (1, 3) else None
-            (root / "predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-
-    monkeypatch.setattr(self_train.runner, "cli", fake_cli)
-    with pytest.raises(SystemExit, match="run python -m experiments.small_n --ideas coverage first"):
-        self_train.main(["--idea", "coverage", "--answers", "5"])
-    fake_run(small_n.folder("coverage", 50, 0, 200), "smollm2", "subrow", 50, 0, correct=60, n=200,
-             parse_failures=0, errors={})
-    self_train.main(["--idea", "coverage", "--answers", "5"])
-    self_train.main(["--idea", "coverage", "--answers", "5"])  # done: nothing runs again
-    test, fit = calls
-    path = "runs/self_train/coverage-n50-s0-m5"
-    assert test[:2] == ["test", "--ckpt_path=runs/small_n/coverage-n50-s0-t200/checkpoints/last.ckpt"]
-    assert option(test, "data.test_file") == f"{path}/problems.txt"
-    drawn = Path(f"{path}/problems.txt").read_text().splitlines()
-    assert len(drawn) == 5 and all(line.split("|")[1].isdigit() for line in drawn)
-    assert fit[0] == "fit" and "--data.demo_choice=coverage" in fit and "--data.num_demos=50" in fit
-    assert option(fit, "data.self_traces") == f"{path}/traces/predictions.jsonl"
-    (record,) = json.loads(self_train.OUT.read_text())["records"]
-    assert (record["idea"], record["answers"], record["kept"], record["kept_right_throughout"]) == (
-        "coverage+self5", 5, 3, 2)
-    assert record["screen_accuracy"] == 0.3 and record["self_traces"] == 3 and record["run_dir"] == f"{path}/fit"
 
 
 def test_update_report_keeps_earlier_records_replaces_by_key_and_writes_whole(tmp_path, monkeypatch):

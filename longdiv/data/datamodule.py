@@ -221,10 +221,13 @@ class DivisionData(L.LightningDataModule):
                 generalization; the paper's dividends have at most 8 digits). The demonstrations are still
                 `num_demos`, and the run is reported as `num_demos` with `long_demos` long ones.
             long_digits: The long dividends' digit counts; by default 9 to 16.
-            self_traces: Self-training: a `predictions.jsonl` of a test run (the model's own traces for problems it
-                was tested on); the traces whose remainder is right are trained on as written, after the
-                demonstrations. A run with it has used the answers of those problems as well as its `num_demos`
-                demonstrations, and its record says how many traces it kept (`self_traces`).
+            self_traces: Self-training: a JSONL file of a model's own traces (records as a test run's
+                `predictions.jsonl` holds them: question, dividend, divisor, `generated`), trained on as written,
+                after the demonstrations. A record with a `kept` field is trained on when it is true: a filter chose
+                it (experiments.self_improve), so its trace may be wrong. A record without one, as in a test run's
+                own file, is trained on when its remainder is right, which uses the answers of those problems as
+                well as the `num_demos` demonstrations. The run's record says how many traces it trained on
+                (`self_traces`).
             num_val: Validation problems drawn from the generator's `eval_split` (ignored with `val_file`).
             val_file: A problems file to validate on, used whole.
             num_test: Test problems drawn from the generator's `eval_split` (ignored with `test_file`).
@@ -298,13 +301,14 @@ class DivisionData(L.LightningDataModule):
         return problems
 
     def self_traced(self) -> list[tuple[Problem, str]]:
-        """The problems of `self_traces` whose traces give the right remainder, with those traces."""
+        """The problems of `self_traces` to train on (those a filter kept, else those whose trace gives the right
+        remainder), with their traces."""
         if self.hparams.self_traces is None:
             return []
         kept = []
         for line in Path(self.hparams.self_traces).read_text().splitlines():
             record = json.loads(line)
-            if record["correct"]:
+            if record.get("kept", record.get("correct")):
                 kept.append((Problem(record["dividend"], record["divisor"], record["question"]), record["generated"]))
         return kept
 
