@@ -107,6 +107,22 @@ def test_label_noise_counts_the_kept_traces_that_are_wrong_and_where_they_go_wro
     assert self_improve.label_noise(SUBROW, kept[:1])["wrong"] == 0
 
 
+def test_the_fits_train_on_what_the_filter_kept_wrong_or_right_and_a_test_runs_right_traces_otherwise(tmp_path):
+    from longdiv.data.datamodule import DivisionData
+
+    kept_wrong, dropped_right, plain_right, plain_wrong = (Problem.from_numbers(9371 + i, 59) for i in range(4))
+    rows = [record(kept_wrong, wrong_answer(kept_wrong)) | {"kept": True},
+            record(dropped_right, right_trace(dropped_right)) | {"kept": False},
+            record(plain_right, right_trace(plain_right)), record(plain_wrong, wrong_answer(plain_wrong))]
+    assert [r["correct"] for r in rows] == [False, True, True, False]
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = DivisionData(num_demos=2, num_val=2, num_test=2, self_traces=str(traces), tokenizer_name="tiny")
+    data.setup()
+    assert [e.problem for e in data.self_examples] == [kept_wrong, plain_right]
+    assert data.tokenizer.decode(data.self_examples[0].completion_ids[:-1]) == wrong_answer(kept_wrong)
+
+
 # Schedules and the length benchmark ---------------------------------------------------------------------------
 def test_the_length_schedule_adds_step_digits_a_round_up_to_max_digits():
     plan = {"start_digits": 9, "step": 2, "max_digits": 20}
