@@ -11,6 +11,7 @@ runs/ablation/<point>/; a point that already holds a tested run.json is skipped,
 import argparse
 import sys
 
+from experiments import runner
 from longdiv import report, runs, sweep
 
 SWEEP = "configs/sweeps/demos.yaml"
@@ -21,10 +22,8 @@ POINTS = [
 ]
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(
-        argv[: argv.index("--")] if "--" in argv else argv)
+    own, extra = runner.split_extra(sys.argv[1:])
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(own)
     failed = 0
     for filters in POINTS:
         failed |= sweep.main([SWEEP, "--runs_dir", RUNS, "--seeds", "0", *filters, "--", *extra])

@@ -13,7 +13,6 @@ committed report is kept as it is when its run folder is not here (a fresh clone
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -77,7 +76,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--format", default="subrow", help="The best step-by-step format.")
     parser.add_argument("--report_only", action="store_true", help="Write the report from finished points only.")
     args = parser.parse_args(argv)
-    committed = {r["run_dir"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
+    committed = {r["run_dir"]: r for r in runner.read_report(OUT).get("records", [])}
     records, pending = [], plan(args.format)
     for point in plan(args.format):
         done = runner.finished(*point)
@@ -89,11 +88,9 @@ def main(argv: list[str]) -> None:
         else:
             records.append(runner.run(*point, extra=extra))
         pending.remove(point)
-        OUT.parent.mkdir(exist_ok=True)
-        OUT.write_text(json.dumps({
-            "model": "smollm2", "config": runner.CONFIG, "best_format": args.format, "records": records,
-            "pending": [{"format": f, "num_demos": n, "seed": s, "overlay": o} for f, n, s, o in pending],
-        }, indent=2) + "\n")
+        runner.update_report(OUT, records, lambda r: r["run_dir"], model="smollm2", config=runner.CONFIG,
+                             best_format=args.format,
+                             pending=[{"format": f, "num_demos": n, "seed": s, "overlay": o} for f, n, s, o in pending])
         plot(records, args.format)
     for rec in records:
         print(f"{rec['format']:>8} N={rec['num_demos']:<3} seed {rec['seed']}: {rec['accuracy']:.1%} "

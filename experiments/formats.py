@@ -9,7 +9,6 @@ listed under `pending` with their mean demonstration length (SmolLM2 tokens, pro
 """
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ OUT = Path("reports/formats.json")
 def demo_lengths(names: list[str]) -> dict[str, dict[str, float]]:
     """Tokens per training demonstration of the paper's 200 problems, in each format."""
     tokenizer = load_tokenizer("smollm2")
-    problems = read_file("data/paper/train_numbers__div_remainder.txt")
+    problems = read_file(runner.PAPER_TRAIN)
     lengths = {}
     for name in names:
         counts = [len(tokenizer("".join(get_format(name).render(p)))["input_ids"]) for p in problems]
@@ -36,17 +35,14 @@ def demo_lengths(names: list[str]) -> dict[str, dict[str, float]]:
     return lengths
 
 
-def write(records: list[dict], pending: list[str], lengths: dict) -> None:
-    OUT.parent.mkdir(exist_ok=True)
-    report = {
-        "model": "smollm2", "num_demos": 200, "config": runner.CONFIG, "test": "500 generated interpolate problems "
-        "(data seed 0) and the paper's 100 validation problems (paper_val)",
-        "where": "a record without `device` ran on this workplace's 2-core CPU in the config's recipe (fp32, "
-                 "micro-batches of 1 accumulated to 8); others name their device, precision and batch",
-        "records": records,
-        "pending": [{"format": name, **lengths[name]} for name in pending],
-    }
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+def write(new: list[dict], pending: list[str], lengths: dict) -> list[dict]:
+    """Adds `new` records to the report, replacing each format's earlier one; returns every record."""
+    return runner.update_report(
+        OUT, new, lambda r: r["format"], model="smollm2", num_demos=200, config=runner.CONFIG,
+        test="500 generated interpolate problems (data seed 0) and the paper's 100 validation problems (paper_val)",
+        where="a record without `device` ran on this workplace's 2-core CPU in the config's recipe (fp32, "
+              "micro-batches of 1 accumulated to 8); others name their device, precision and batch",
+        pending=[{"format": name, **lengths[name]} for name in pending])
 
 
 def main(argv: list[str]) -> None:
@@ -60,22 +56,17 @@ def main(argv: list[str]) -> None:
     pending = list(args.formats)
     # A format not asked for, or whose run folder is gone (run in another checkout, or on a GPU machine and
     # collected by experiments.gpu), keeps its record from the committed report.
-    committed = {r["format"]: r for r in json.loads(OUT.read_text())["records"]} if OUT.is_file() else {}
-    found = {name: committed[name] for name in committed if name not in args.formats}
+    committed = {r["format"] for r in runner.read_report(OUT).get("records", [])}
     for name in args.formats:
-        if args.report_only:
-            if runs.tested(runner.folder(name, 200, 0)) is not None:
-                found[name] = runner.record(runner.folder(name, 200, 0))
-            elif name in committed:
-                found[name] = committed[name]
-            else:
-                continue
+        if args.report_only and runs.tested(runner.folder(name, 200, 0)) is not None:
+            new = [runner.record(runner.folder(name, 200, 0))]
+        elif args.report_only and name not in committed:
+            continue
         else:
-            found[name] = runner.run(name, 200, 0, extra=extra)
+            new = [] if args.report_only else [runner.run(name, 200, 0, extra=extra)]
         pending.remove(name)
-        write(list(found.values()), pending, lengths)
-    records = list(found.values())
-    write(records, pending, lengths)
+        write(new, pending, lengths)
+    records = write([], pending, lengths)
     for rec in records:
         val = f"{rec['paper_val']['accuracy']:.0%}" if rec["paper_val"] else "not run"
         print(f"{rec['format']:>10}: {rec['accuracy']:.1%} ({rec['correct']}/{rec['n_eval']}), paper validation "

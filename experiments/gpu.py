@@ -6,9 +6,10 @@ run sized to the device's time budget.
 
 Steps run in the order given while the budget lasts (none starts after `--budget` seconds):
 - `FORMAT:N:SEED`, a point of the ablation's grid (configs/sweeps/demos.yaml) through `python -m longdiv sweep`
-  into runs/gpu/, in the GPU recipe: bf16-mixed; the recipe's optimizer steps of 8 demonstrations taken as one
-  batch of 8 rather than 8 accumulated micro-batches of 1 (the CPU's memory choice); the test's 500 problems
-  generated in one batch; no checkpoint but the first point's, which the decoding benchmark reads.
+  into runs/gpu/, in the GPU recipe (configs/overlays/gpu.yaml: bf16-mixed; the recipe's optimizer steps of 8
+  demonstrations taken as one batch of 8 rather than 8 accumulated micro-batches of 1, the CPU's memory choice; the
+  test's 500 problems generated in one batch); no checkpoint but the first point's, which the decoding benchmark
+  reads.
 - `FORMAT`, the main recipe's point of experiments.formats (the paper's 200 problems, training seed 0) in the same
   GPU recipe, into runs/formats/; tested on the first `--formats_test` interpolate problems, then
 - `FORMAT:paper`, the same checkpoint tested on the paper's 100 validation problems. These are for the paper's grid
@@ -44,8 +45,7 @@ from longdiv import runs
 SWEEP = "configs/sweeps/demos.yaml"
 RUNS = runs.root() / "gpu"
 RECIPE_RUNS = runs.root() / "gpu_recipes"
-GPU_RECIPE = ["--trainer.precision=bf16-mixed", "--data.batch_size=8", "--trainer.accumulate_grad_batches=1",
-              "--data.eval_batch_size=500", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+GPU_RECIPE = ["--config", runner.configs("overlays")["gpu"]]
 PAPER_RUNS = runs.root() / "paper"
 # Most wanted first: the paper's W format trained until it stops improving (too slow for a CPU), then second seeds.
 STEPS = ["curve:w", "subrow:200:1", "subrow:50:1", "subrow:800:1", "subrow:100:1"]
@@ -75,15 +75,10 @@ def grid_point(fmt: str, num_demos: int, seed: int, extra: list[str]) -> int:
 
 def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int:
     """The main recipe's N=200 point of `fmt` in the GPU recipe: fit and test, or (`paper`) the paper's test."""
-    path = runner.folder(fmt, 200, 0)
-    common = ["-m", "longdiv", "--config", runner.CONFIG, f"--data.format={fmt}", "--data.num_demos=200",
-              "--seed_everything=0", *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
-    if paper:
-        return _call([*common[:2], "test", *common[2:], f"--data.test_file={runner.PAPER_VAL}",
-                      f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}",
-                      f"--trainer.default_root_dir={path / 'paper_val'}", *extra])
-    return _call([*common[:2], "fit", *common[2:], f"--data.num_test={num_test}",
-                  f"--trainer.default_root_dir={path}", *extra])
+    fit, test = runner.commands(runner.folder(fmt, 200, 0), fmt, 200, 0,
+                                recipe=[*GPU_RECIPE, f"--data.eval_batch_size={num_test}"])
+    return _call(["-m", "longdiv", *test, *extra] if paper else
+                 ["-m", "longdiv", *fit, f"--data.num_test={num_test}", *extra])
 
 
 def curve_point(variant: str, epochs: int, num_test: int, extra: list[str]) -> int:
@@ -97,33 +92,27 @@ def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:
 
 
 def recipe_overlay(recipe: str) -> str | None:
-    """The config a recipe composes after the main one: configs/recipes/RECIPE.yaml, else configs/overlays/RECIPE.yaml
-    (`fixed-steps`, the budget of experiments.demos below N=200); none for `main`."""
+    """The overlay a recipe composes after the main one, as runner.folder takes it: `recipes/RECIPE` (a config of
+    configs/recipes/), else `overlays/RECIPE` (`fixed-steps`, the budget of experiments.demos below N=200); none for
+    `main`."""
     if recipe == "main":
         return None
-    candidates = (f"configs/recipes/{recipe}.yaml", f"configs/overlays/{recipe}.yaml")
-    for path in candidates:  # relative, as the CLI runs here
-        if (Path(__file__).resolve().parent.parent / path).is_file():
-            return path
-    raise ValueError(f"recipe {recipe!r}: no {' or '.join(candidates)}")
+    for group in ("recipes", "overlays"):
+        if recipe in runner.configs(group):
+            return f"{group}/{recipe}"
+    raise ValueError(f"recipe {recipe!r}: no configs/recipes/{recipe}.yaml or configs/overlays/{recipe}.yaml")
 
 
 def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> int:
-    """A recipe variant's fit and interpolate test, then its paper test (the same arguments as runner.run's)."""
+    """A recipe variant's fit and interpolate test, then its paper test (runner.run's commands)."""
     path = recipe_folder(fmt, recipe, num_demos, seed)
-    config = recipe_overlay(recipe)
-    overlay = ["--config", config] if config else []
+    overlay = recipe_overlay(recipe)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": config}) + "\n")
-    point = ["--config", runner.CONFIG, *overlay, f"--data.format={fmt}", f"--data.num_demos={num_demos}",
-             *GPU_RECIPE, f"--data.eval_batch_size={num_test}"]
-    code = _call(["-m", "longdiv", "fit", *point, f"--seed_everything={seed}", f"--data.num_test={num_test}",
-                  f"--trainer.default_root_dir={path}", *extra])
-    if code:
-        return code
-    return _call(["-m", "longdiv", "test", *point, f"--data.test_file={runner.PAPER_VAL}",
-                  f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}", f"--trainer.default_root_dir={path / 'paper_val'}",
-                  *extra])
+    (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": overlay and f"configs/{overlay}.yaml"})
+                                      + "\n")
+    fit, test = runner.commands(path, fmt, num_demos, seed, overlay, [*GPU_RECIPE, f"--data.eval_batch_size={num_test}"])
+    return _call(["-m", "longdiv", *fit, f"--data.num_test={num_test}", *extra]) or _call(
+        ["-m", "longdiv", *test, *extra])
 
 
 def speed(out: Path, fmt: str, ckpt: Path) -> int:
@@ -206,9 +195,8 @@ def collect(folder: Path) -> None:
 
         paper.save(json.loads((folder / "paper.json").read_text())["records"])
     if (folder / "speed_gpu.json").is_file():
-        speed = json.loads(Path("reports/speed.json").read_text())
-        speed["gpu"] = json.loads((folder / "speed_gpu.json").read_text())
-        Path("reports/speed.json").write_text(json.dumps(speed, indent=2) + "\n")
+        speed = Path("reports/speed.json")
+        runner.write_report(speed, runner.read_report(speed) | {"gpu": json.loads((folder / "speed_gpu.json").read_text())})
 
 
 if __name__ == "__main__":

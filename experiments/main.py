@@ -16,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
-from longdiv import runs
+from experiments import runner
+from longdiv import report, runs
 from longdiv.cli import main
 
-KEYS = ("accuracy", "n_eval", "correct", "wilson_low", "wilson_high", "fit_seconds", "eval_seconds", "fit_peak_rss_gb",
-        "mean_tokens", "max_tokens", "format", "num_demos", "parse_failures", "data_hash", "run_dir", "metrics")
+OUT = Path("reports/main.json")
 CLI_ARGS = ["fit", "--config", "configs/smollm2.yaml"]
 
 
@@ -57,14 +57,14 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     from_run = args[:1] == ["--from_run"]
     run_dir = Path(args[1]) if from_run else main([*CLI_ARGS, *args])
-    record = runs.read(run_dir)
+    record = runs.tested(run_dir)
     if record is None:
-        sys.exit(f"{run_dir} holds no run record")
+        sys.exit(f"{run_dir} holds no tested run record")
     if from_run and not same_job(record["config"]):
         sys.exit(f"{run_dir} is not a run of `python -m longdiv {' '.join(CLI_ARGS)}`; run this script without "
                  "--from_run")
-    Path("reports").mkdir(exist_ok=True)
     command = "python -m longdiv " + " ".join(CLI_ARGS if from_run else [*CLI_ARGS, *args])
-    report = {k: record.get(k) for k in KEYS} | {"command": command}
-    Path("reports/main.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    # the shared row, with the test's every metric beside it
+    headline = report.row(run_dir) | {"metrics": record["metrics"], "command": command}
+    runner.write_report(OUT, headline)
+    print(json.dumps(headline, indent=2))

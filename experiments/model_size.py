@@ -18,9 +18,9 @@ and, where both are measured, what doubling the model moves against what doublin
     python -m experiments.model_size --screens steps300 lr1e-4
 
 screens what could lift Gemma at N=200, seed 0 (the screening protocol: one seed, the first 200 interpolate
-problems), each a change to the recipe above: `steps300` trains 300 optimizer steps instead of 150 (its training loss
-was still falling), `lr1e-4` a third of the learning rate (3e-4 was chosen for SmolLM2). Each runs into
-runs/model_size_screens/NAME/ and goes into reports/model_size.json under `screens`. `--screen_test 500` also tests a
+problems), each a recipe of configs/recipes/ by name composed after the recipe above: `steps300` trains 300 optimizer
+steps instead of 150 (its training loss was still falling), `lr1e-4` a third of the learning rate (3e-4 was chosen for
+SmolLM2). Each runs into runs/model_size_screens/NAME/ and goes into reports/model_size.json under `screens`. `--screen_test 500` also tests a
 screen's checkpoint on the first 500 problems (runs/model_size_screens/NAME/test500/), for a screen worth comparing
 with the points above.
 
@@ -52,7 +52,7 @@ TABLE = Path("reports/ablation/table.csv")
 OUT = Path("reports/model_size.json")
 RECIPE = ["--model.restrict_vocab=true"]
 POINTS = ["gemma3-270m:50:0", "gemma3-270m:200:0", "gemma3-270m:100:0", "gemma3-270m:200:1"]
-SCREENS = {"steps300": ["--trainer.max_steps=300"], "lr1e-4": ["--model.lr=1e-4"]}
+SCREENS = runner.configs("recipes")
 SCREEN_RUNS = runs.root() / "model_size_screens"
 SCREEN_TEST = 200
 SCREEN_POINT = "gemma3-270m:200:0"
@@ -73,13 +73,17 @@ def folder_name(point: str) -> str:
 
 
 def timing(folder: Path) -> dict:
-    """Where a point ran, in what, and how long its fit and test took (empty when its run is not here)."""
-    record = runs.tested(folder) if folder.is_dir() else None
-    if record is None:
+    """Where a point ran, in what, and how long its fit and test took: those fields of its row (longdiv.report.row),
+    empty when its run is not here."""
+    if not folder.is_dir() or runs.tested(folder) is None:
         return {}
-    return {"device": record.get("device"), "precision": record.get("precision", {}).get("train"),
-            "restrict_vocab": record["config"]["model"].get("restrict_vocab"),
-            "fit_seconds": record.get("fit_seconds"), "eval_seconds": record.get("eval_seconds")}
+    row = report.row(folder)
+    return {k: row[k] for k in ("device", "precision", "restrict_vocab", "fit_seconds", "eval_seconds")}
+
+
+def table_row(folder: Path) -> dict:
+    """A tested run's row as reports/ablation/table.csv holds it, with its timing."""
+    return report.table_row(report.row(folder)) | timing(folder)
 
 
 def pooled(rows: list[dict]) -> dict[tuple[str, int], dict]:
@@ -167,10 +171,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--problems", type=int, default=50, help="with --diagnose: training and test traces read")
     args = parser.parse_args(own)
     if args.diagnose is not None:
-        earlier = json.loads(OUT.read_text()) if OUT.is_file() else {}
         found = diagnose(args.diagnose, args.problems)
-        earlier["diagnosis"] = [d for d in earlier.get("diagnosis", []) if d["run_dir"] != found["run_dir"]] + [found]
-        OUT.write_text(json.dumps(earlier, indent=1) + "\n")
+        runner.update_report(OUT, [found], lambda d: d["run_dir"], under="diagnosis")
         print(json.dumps(found))
         return 0
     failed = 0
@@ -179,7 +181,8 @@ def main(argv: list[str]) -> int:
     if args.control:
         failed |= run_point("smollm2:200:0", CONTROL, extra)
     for name in args.screens:
-        failed |= run_point(SCREEN_POINT, SCREEN_RUNS / name, [*SCREENS[name], f"--data.num_test={SCREEN_TEST}", *extra])
+        failed |= run_point(SCREEN_POINT, SCREEN_RUNS / name,
+                            ["--config", SCREENS[name], f"--data.num_test={SCREEN_TEST}", *extra])
         fitted, retest = SCREEN_RUNS / name / folder_name(SCREEN_POINT), SCREEN_RUNS / name / f"test{args.screen_test}"
         if args.screen_test > SCREEN_TEST and runs.tested(fitted) is not None and runs.tested(retest) is None:
             runner.cli(["test", f"--ckpt_path={fitted / 'checkpoints' / 'last.ckpt'}",
@@ -188,37 +191,30 @@ def main(argv: list[str]) -> int:
         report.main([str(RUNS), "--keep", str(TABLE), "--out", str(TABLE.parent)])
     rows = [r for r in report.kept_rows(TABLE, []) if r["model"] in MODELS and r["format"] == "subrow"
             and r["test_set"] == "interpolate"]
-    earlier = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    earlier = runner.read_report(OUT)  # the times of points whose runs are gone, and the commands so far
     times = {r["run_dir"]: r for r in earlier.get("runs", []) if "fit_seconds" in r}
     for r in rows:
         r |= timing(Path(r["run_dir"])) or {k: v for k, v in times.get(r["run_dir"], {}).items() if k not in r}
-    control = [report.row(folder) | timing(folder) for folder in runs.find_tested([CONTROL])] if CONTROL.is_dir() else []
+    control = [table_row(folder) for folder in runs.find_tested([CONTROL])] if CONTROL.is_dir() else []
     control = control or earlier.get("control", [])
-    screens = {s["run_dir"]: s for s in earlier.get("screens", [])}  # a screen's fit and its retest, if any
-    for name, change in SCREENS.items():
-        for folder in runs.find_tested([SCREEN_RUNS / name]) if (SCREEN_RUNS / name).is_dir() else []:
-            screens[str(folder)] = {"screen": name, "recipe_change": change} | report.row(folder) | timing(folder)
-    points = pooled(rows)
-    result = {
-        "question": "Does doubling the model (SmolLM2-135M to Gemma 3 270M) move subrow's accuracy as much as doubling "
-                    "the demonstrations does?",
-        # every invocation that wrote this report, oldest first: a point's record comes from the one that ran it
-        "commands": list(dict.fromkeys([*earlier.get("commands", filter(None, [earlier.get("command")])),
-                                        "python -m experiments.model_size " + " ".join(argv)])),
-        "recipes": {"smollm2": "reports/ablation: fp32, whole vocabulary (the Xeon, 2026-11)",
-                    "gemma3-270m": "precision auto (bf16 on native-bf16 CPUs), --model.restrict_vocab=true"},
-        "runs": rows,
-        "pooled": list(points.values()),
-        "comparisons": comparisons(points),
-        "control": control,
-        "screens": list(screens.values()),
-        "diagnosis": earlier.get("diagnosis", []),
-    }
-    for c in [*control, *result["screens"]]:
+    screens = [{"screen": name, "recipe_change": ["--config", SCREENS[name]]} | table_row(folder)
+               for name in SCREENS if (SCREEN_RUNS / name).is_dir()  # a screen's fit and its retest, if any
+               for folder in runs.find_tested([SCREEN_RUNS / name])]
+    for c in [*control, *screens]:
         low, high = wilson(c["correct"], c["n"])
         c["wilson"] = [round(low, 4), round(high, 4)]
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["comparisons"]))
+    points = pooled(rows)
+    runner.update_report(
+        OUT, screens, lambda s: s["run_dir"], under="screens",
+        question="Does doubling the model (SmolLM2-135M to Gemma 3 270M) move subrow's accuracy as much as doubling "
+                 "the demonstrations does?",
+        # every invocation that wrote this report, oldest first: a point's record comes from the one that ran it
+        commands=list(dict.fromkeys([*earlier.get("commands", filter(None, [earlier.get("command")])),
+                                     "python -m experiments.model_size " + " ".join(argv)])),
+        recipes={"smollm2": "reports/ablation: fp32, whole vocabulary (the Xeon, 2026-11)",
+                 "gemma3-270m": "precision auto (bf16 on native-bf16 CPUs), --model.restrict_vocab=true"},
+        runs=rows, pooled=list(points.values()), comparisons=comparisons(points), control=control)
+    print(json.dumps(comparisons(points)))
     return failed
 
 

@@ -9,7 +9,6 @@ resumes. Writes reports/recipe.json: the variants beside their formats' main-rec
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,26 +20,21 @@ OUT = Path("reports/recipe.json")
 def main(argv: list[str]) -> None:
     argv, extra = runner.split_extra(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", nargs="+", default=["lr6e-4"])
+    parser.add_argument("--recipes", nargs="+", default=["lr6e-4"], choices=sorted(runner.configs("recipes")))
     parser.add_argument("--format", default="subrow")
     args = parser.parse_args(argv)
-    committed = json.loads(OUT.read_text())["variants"] if OUT.is_file() else []
-    main_recipe = {r["format"]: r for r in json.loads(Path("reports/formats.json").read_text())["records"]}
-    variants = {(r["recipe"], r["format"]): r for r in committed}
+    main_recipe = {r["format"]: r for r in runner.read_report(Path("reports/formats.json"))["records"]}
+    formats = [r["format"] for r in runner.read_report(OUT).get("variants", [])] + [args.format]
     for recipe in args.recipes:
         overlay = f"recipes/{recipe}"
-        if not Path(f"configs/{overlay}.yaml").is_file():
-            parser.error(f"no configs/{overlay}.yaml")
         record = runner.run(args.format, 200, 0, overlay, extra=extra)
-        variants[(recipe, args.format)] = {"recipe": recipe, "overlay": f"configs/{overlay}.yaml", **record}
-        report = {
-            "question": "does a change to the training recipe move the best point's accuracy? (this CPU, same data, "
-                        "seed and test problems as the main recipe's record)",
+        runner.update_report(
+            OUT, [{"recipe": recipe, "overlay": f"configs/{overlay}.yaml", **record}],
+            lambda r: (r["recipe"], r["format"]), under="variants",
+            question="does a change to the training recipe move the best point's accuracy? (this CPU, same data, "
+                     "seed and test problems as the main recipe's record)",
             # Each variant's format in the main recipe, where reports/formats.json has it.
-            "main_recipe": {fmt: main_recipe[fmt] for fmt in dict.fromkeys(f for _, f in variants) if fmt in main_recipe},
-            "variants": list(variants.values()),
-        }
-        OUT.write_text(json.dumps(report, indent=2) + "\n")
+            main_recipe={fmt: main_recipe[fmt] for fmt in dict.fromkeys(formats) if fmt in main_recipe})
         print(f"{recipe} ({args.format}): {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']})", flush=True)
 
 

@@ -4,8 +4,8 @@ recipe without them (issue 24's protocol).
     python -m experiments.small_n --ideas coverage neftune5 [--num_demos 50] [--seeds 0] [--num_test 200]
                                   [-- extra CLI arguments for every run]
 
-Each idea is a set of CLI arguments on the fixed-step recipe (configs/smollm2.yaml, then
-configs/overlays/fixed-steps.yaml: 150 optimizer steps of 8 demonstrations whatever N), fitted and tested on the
+Each idea is a config of configs/ideas/, by its name, composed after the fixed-step recipe (configs/smollm2.yaml,
+then configs/overlays/fixed-steps.yaml: 150 optimizer steps of 8 demonstrations whatever N), fitted and tested on the
 first `--num_test` of the 500 interpolate problems (data seed 0) in `runs/small_n/<idea>-n<N>-s<seed>-t<num_test>/`,
 skipped once tested; a fit that was cut short resumes from its last checkpoint. A screen is N=50 on 200 problems
 with one seed; an idea that gains 10 points or more is promoted to 500 problems, two seeds and other N. A point with
@@ -19,7 +19,6 @@ each idea's accuracy with its interval.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -30,39 +29,22 @@ import matplotlib.pyplot as plt
 
 from experiments import runner
 from longdiv import runs
-from longdiv.data.verify import KINDS
 
 RUNS = runs.root() / "small_n"
 OUT = Path("reports/small_n.json")
 RECIPE = ["--config", runner.CONFIG, "--config", "configs/overlays/fixed-steps.yaml"]
 SCREEN_TEST = 200  # the screens' test problems
-TEST_FIELDS = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures", "eval_seconds")
-
-# name: (what it changes, its CLI arguments)
-IDEAS = {
-    "baseline": ("none: N of the paper's problems drawn with data seed 0", []),
-    "coverage": ("N chosen to show every divisor and dividend length and each subtraction cell case 4 times",
-                 ["--data.demo_choice=coverage"]),
-    "cells": ("the N of the paper's problems with the most subtraction cells in their traces",
-              ["--data.demo_choice=cells"]),
-    "steps300": (("300 optimizer steps instead of 150, probed every 8 epochs (56 steps) on 100 generated interpolate "
-                  "problems: the run's history.json is accuracy against steps"),
-                 ["--trainer.max_steps=300", "--trainer.check_val_every_n_epoch=8", "--data.val_file=null",
-                  "--data.num_val=100"]),
-    "coverage-steps300": ("coverage's N, trained and probed as steps300: does the better choice gain from longer training?",
-                          ["--data.demo_choice=coverage", "--trainer.max_steps=300",
-                           "--trainer.check_val_every_n_epoch=8", "--data.val_file=null", "--data.num_val=100"]),
-    "neftune5": ("uniform noise on the input embeddings in training, NEFTune's alpha 5", ["--model.embedding_noise=5"]),
-    "lora16": ("rank-16 LoRA on every linear layer, pretrained weights frozen, lr 1e-3",
-               ["--model.lora_rank=16", "--model.lr=1e-3"]),
-    "subrand": ("the subrand format (dividend digits labelled in a drawn order)", ["--data.format=subrand"]),
-    "subfix": (("the subfix format: a fifth of the step lines first written with a digit off by one (not learned), "
-                "struck out by a `!` line and written right, so the model learns to catch its own slips"),
-               ["--data.format=subfix"]),
-}
+TEST_FIELDS = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures", "eval_seconds",
+               "metrics")
+IDEAS = runner.configs("ideas")  # name: its config, whose leading comment says what it changes
 
 
-# Ideas at test time alone: name: (what it changes, the idea whose checkpoint it tests, its test arguments)
+def arguments(idea: str) -> list[str]:
+    return ["--config", IDEAS[idea]]
+
+
+# Ideas at test time alone: name: (what it changes, the idea whose checkpoint it tests, its test arguments). They stay
+# here, not in configs/: an idea of this kind is a link to another idea's checkpoint, which a config cannot name.
 TEST_TIME = {
     "subfix-redo": ("subfix's checkpoint, each line written after a `!` sampled at temperature 0.7 (greedy elsewhere)",
                     "subfix", ["--model.redo_temperature=0.7"]),
@@ -76,9 +58,8 @@ def folder(idea: str, num_demos: int, seed: int, num_test: int) -> Path:
 def retested(fitted: Path, tested: Path) -> dict:
     """The report record of the fit in `fitted` with the figures of its checkpoint's test in `tested`."""
     test = runs.tested(tested)
-    return runner.record(fitted) | {key: test[key] for key in TEST_FIELDS} | {
-        "error_kinds": {kind: int(test["metrics"].get(f"test/err_{kind}", 0)) for kind in KINDS},
-        "run_dir": str(tested), "fit_dir": str(fitted)}
+    fit = runs.tested(fitted) | {key: test[key] for key in TEST_FIELDS}
+    return runner.record(fitted, fit) | {"run_dir": str(tested), "fit_dir": str(fitted)}
 
 
 def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]) -> dict:
@@ -90,10 +71,10 @@ def screen(idea: str, num_demos: int, seed: int, num_test: int, extra: list[str]
         if runs.tested(path) is None:
             runner.cli(["test", f"--ckpt_path={screened / 'checkpoints' / 'last.ckpt'}", f"--data.num_test={num_test}",
                         f"--trainer.default_root_dir={path}", *extra])
-        return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
-                **retested(screened, path)}
+        return {"idea": idea, "changes": runner.reason(IDEAS[idea]), "arguments": arguments(idea),
+                "num_test": num_test, **retested(screened, path)}
     fit(path, idea, num_demos, seed, num_test, extra)
-    return {"idea": idea, "changes": IDEAS[idea][0], "arguments": IDEAS[idea][1], "num_test": num_test,
+    return {"idea": idea, "changes": runner.reason(IDEAS[idea]), "arguments": arguments(idea), "num_test": num_test,
             **runner.record(path), **probes(path)}
 
 
@@ -105,7 +86,7 @@ def fit(path: Path, idea: str, num_demos: int, seed: int, num_test: int, extra: 
     ckpt = path / "checkpoints" / "last.ckpt"
     resume = [f"--ckpt_path={ckpt}"] if ckpt.is_file() else []
     runner.cli(["fit", *RECIPE, f"--data.num_demos={num_demos}", f"--seed_everything={seed}",
-                f"--data.num_test={num_test}", *IDEAS[idea][1], f"--trainer.default_root_dir={path}", *resume,
+                f"--data.num_test={num_test}", *arguments(idea), f"--trainer.default_root_dir={path}", *resume,
                 *extra])
 
 
@@ -128,7 +109,7 @@ def screen_test_time(idea: str, num_demos: int, seed: int, num_test: int, extra:
     if runs.tested(path) is None:
         runner.cli(["test", f"--ckpt_path={fitted / 'checkpoints' / 'last.ckpt'}", f"--data.num_test={num_test}",
                     *test_args, f"--trainer.default_root_dir={path}", *extra])
-    return {"idea": idea, "changes": changes, "arguments": IDEAS[fitted_idea][1] + test_args, "num_test": num_test,
+    return {"idea": idea, "changes": changes, "arguments": arguments(fitted_idea) + test_args, "num_test": num_test,
             **retested(fitted, path)}
 
 
@@ -156,15 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--num_test", type=int, default=200)
     args = parser.parse_args(own)
-    done = json.loads(OUT.read_text())["records"] if OUT.is_file() else []
     for idea in args.ideas:
         for seed in args.seeds:
             record = screen(idea, args.num_demos, seed, args.num_test, extra)
-            key = (idea, args.num_demos, seed, args.num_test)
-            done = [r for r in done if (r["idea"], r["num_demos"], r["seed"], r["num_test"]) != key] + [record]
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps({"question": "which ideas make fewer demonstrations teach more",
-                                       "records": done}, indent=1) + "\n")
+            done = runner.update_report(OUT, [record], lambda r: (r["idea"], r["num_demos"], r["seed"], r["num_test"]),
+                                        question="which ideas make fewer demonstrations teach more")
             plot(done, OUT.with_suffix(".png"))
             print(f"{idea} N={args.num_demos} seed {seed}: {record['accuracy']:.1%} "
                   f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}] of {record['n_eval']}", flush=True)

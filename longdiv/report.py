@@ -3,7 +3,8 @@
 Finds every `run.json` under the given folders (recursively) whose run got as far as its test (one that cannot be
 read is skipped with a warning naming it), and writes:
 - `table.md` and `table.csv`: one row per run (model, format, demonstrations, seed, n, correct, accuracy, Wilson
-  95% interval, parse-fail rate, the verifier's error-kind counts), then in `table.md` the seeds of each point
+  95% interval, parse-fail rate, the verifier's error-kind counts: `row`, the row every experiment's report holds
+  too, as `table_row` flattens it for a CSV), then in `table.md` the seeds of each point
   pooled (sum of correct over sum of n; its Wilson interval counts problems, not training seeds, so the lowest and
   highest single-seed accuracies stand beside it);
 - `accuracy.png`: pooled accuracy against the number of demonstrations (log x), one line per model and format,
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -48,28 +50,79 @@ def test_set(data: dict) -> str:
     return f"{split}, dividend digits {min(digits)}-{max(digits)}" if digits else split
 
 
-def row(folder: Path) -> dict:
-    """One table row from a tested run folder's record."""
-    record = runs.tested(folder)
+def row(folder: Path, record: runs.Record | None = None) -> dict:
+    """The one row a tested run makes in every report: these tables (as `table_row`) and the experiments' reports.
+    It says what was trained (model, format, N, training seed, and `trained`, the folder of the run that trained it)
+    and tested on what, the test's figures, what the fit cost and where it ran. `record` is the run's tested record
+    when it is not `folder`'s own (one put together from a fit and a later test). What a record does not hold is
+    None: a test of a checkpoint has no fit to time."""
+    record = record or runs.tested(folder)
     config = record.get("config", {})
-    n, correct = record["n_eval"], record["correct"]
-    metrics = record.get("metrics", {})
-    # What was trained: the run folder of an evaluated checkpoint, else this run; its training seed with it.
+    data, trainer = config.get("data", {}), config.get("trainer", {})
     ckpt = record.get("checkpoint") or {}
     evaluated = ckpt.get("use") == "evaluated"
-    trained = str(Path(ckpt["path"]).resolve().parent.parent) if evaluated else str(folder.resolve())
-    seed = ckpt.get("seed", config.get("seed_everything")) if evaluated else config.get("seed_everything")
     fmt = record["format"]
     if evaluated and ckpt.get("format") not in (None, fmt):  # --allow_format_change: a row of its own, marked
         fmt = f"{fmt} (trained on {ckpt['format']})"
-    return dict(
-        model=record["model"], format=fmt, test_set=test_set(config.get("data", {})),
-        num_demos=record["num_demos"], seed=seed, n=n, correct=correct, accuracy=record["accuracy"],
-        wilson_low=record["wilson_low"], wilson_high=record["wilson_high"],
-        parse_fail_rate=record["parse_failures"] / max(1, n),
-        **{f"err_{kind}": round(metrics.get(f"test/err_{kind}", 0)) for kind in KINDS},
-        run_dir=str(folder), trained=trained,
-    )
+    fitted = record.get("fit_seconds") is not None
+    steps, micro_batches = optimizer_steps(config) if fitted else (None, None)
+    # a fit resumed before records carried the time up to their checkpoint timed only its last part
+    partial = fitted and ckpt.get("use") == "resumed" and "fit_seconds_before_resume" not in record
+    tokens = record.get("mean_tokens")
+    speed = fitted and not partial and tokens is not None
+    metrics = record.get("metrics", {})
+    return {
+        "model": record["model"], "format": fmt, "test_set": test_set(data), "num_demos": record["num_demos"],
+        "seed": ckpt.get("seed", config.get("seed_everything")) if evaluated else config.get("seed_everything"),
+        "n_eval": record["n_eval"], "correct": record["correct"], "accuracy": record["accuracy"],
+        "wilson_low": record["wilson_low"], "wilson_high": record["wilson_high"],
+        "parse_failures": record["parse_failures"],
+        "error_kinds": {kind: round(metrics.get(f"test/err_{kind}", 0)) for kind in KINDS},
+        "mean_tokens": None if tokens is None else round(tokens, 1), "max_tokens": record.get("max_tokens"),
+        "fit_seconds": record.get("fit_seconds"), **({"fit_seconds_partial": True} if partial else {}),
+        "eval_seconds": record.get("eval_seconds"), "fit_peak_rss_gb": record.get("fit_peak_rss_gb"),
+        "train_tokens_per_second": round(tokens * data["batch_size"] * micro_batches / record["fit_seconds"], 1)
+        if speed else None,
+        "optimizer_steps": steps,
+        "epochs": round(micro_batches * data["batch_size"] / record["num_demos"], 2) if fitted else None,
+        # Records from before run.json named the device were all made on the first sessions' CPU.
+        "device": record.get("device", "cpu (not recorded)"),
+        # what training computed in (model.precision resolved); older records knew only the trainer's setting
+        "precision": record["precision"].get("train") if "precision" in record else trainer.get("precision"),
+        "restrict_vocab": config.get("model", {}).get("restrict_vocab"),
+        "batch": f"{data['batch_size']}x{trainer['accumulate_grad_batches']}" if fitted else None,
+        "run_dir": str(folder),
+        "trained": _local(Path(ckpt["path"]).resolve().parent.parent if evaluated else folder),
+        "data_hash": record.get("data_hash"), "git_commit": record.get("git_commit"),
+    }
+
+
+def _local(folder: Path) -> str:
+    """A folder as a report names it: relative to the current folder when inside it (reports are committed), else
+    absolute; the same folder reached two ways gets one name."""
+    folder, here = Path(folder).resolve(), Path.cwd().resolve()
+    return str(folder.relative_to(here)) if folder.is_relative_to(here) else str(folder)
+
+
+def table_row(r: dict) -> dict:
+    """A row as `table.csv` holds it: flat, under the names its committed tables have (`n` for `n_eval`,
+    `parse_fail_rate`, one `err_<kind>` column per error kind)."""
+    n = r["n_eval"]
+    return {**{k: r[k] for k in ("model", "format", "test_set", "num_demos", "seed")}, "n": n,
+            **{k: r[k] for k in ("correct", "accuracy", "wilson_low", "wilson_high")},
+            "parse_fail_rate": r["parse_failures"] / max(1, n),
+            **{f"err_{kind}": r["error_kinds"][kind] for kind in KINDS}, "run_dir": r["run_dir"], "trained": r["trained"]}
+
+
+def optimizer_steps(config: dict) -> tuple[int, int]:
+    """The optimizer steps and training micro-batches of a fit with this resolved config: `max_steps` when set,
+    else `max_epochs` whole epochs; an epoch's last step takes the micro-batches left over."""
+    trainer, data = config["trainer"], config["data"]
+    batches = math.ceil(data["num_demos"] / data["batch_size"])
+    per_epoch = math.ceil(batches / trainer["accumulate_grad_batches"])
+    steps = trainer["max_steps"] if trainer["max_steps"] > 0 else per_epoch * trainer["max_epochs"]
+    epochs, rest = divmod(steps, per_epoch)
+    return steps, epochs * batches + rest * trainer["accumulate_grad_batches"]
 
 
 def tested_rows(folders: list[Path]) -> list[dict]:
@@ -83,7 +136,7 @@ def tested_rows(folders: list[Path]) -> list[dict]:
     for folder in sorted({path.parent for top in folders for path in top.rglob(runs.RECORD_FILE)}):
         try:
             if runs.tested(folder) is not None:
-                rows.append(row(folder))
+                rows.append(table_row(row(folder)))
         except (OSError, ValueError, KeyError, TypeError) as err:
             path = folder / runs.RECORD_FILE
             reason = f"no {err.args[0]!r} field" if isinstance(err, KeyError) else str(err).removeprefix(f"{path}: ")
@@ -92,8 +145,8 @@ def tested_rows(folders: list[Path]) -> list[dict]:
 
 
 def kept_rows(table: Path, found: list[dict]) -> list[dict]:
-    """The rows of an earlier report's `table.csv` whose run folder is not one of `found`'s, typed as `row` types
-    them."""
+    """The rows of an earlier report's `table.csv` whose run folder is not one of `found`'s, typed as `table_row`
+    types them."""
     if not table.is_file():
         raise errors.UsageError("earlier table", table, "no such file", "pass the table.csv an earlier report wrote")
     found_dirs = {r["run_dir"] for r in found}

@@ -9,18 +9,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_cli import covers, print_config
 from test_report import fake_run
 
 from experiments import (
     demos,
+    formats,
     gpu,
     length,
     model_size,
     paper,
+    recipe,
     runner,
     small_n,
 )
-from longdiv import report
+from longdiv import report, runs
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository, for configs read after a test's chdir
 from longdiv.cli import main as cli_main
@@ -32,6 +35,11 @@ from longdiv.data.verify import KINDS
 def option(args: list[str], name: str) -> str:
     """The value of `--name=value` in a command's arguments."""
     return next(a for a in args if a.startswith(f"--{name}=")).split("=", 1)[1]
+
+
+def configs(args: list[str]) -> list[str]:
+    """The configs a command composes, in order."""
+    return [args[i + 1] for i, a in enumerate(args) if a == "--config"]
 
 
 def test_gpu_run_returns_records_but_no_checkpoints(tmp_path, monkeypatch):
@@ -149,12 +157,16 @@ def test_gpu_recipe_steps_fit_test_and_collect(tmp_path, monkeypatch):
 
     assert [a[2] for a in calls] == ["fit", "test", "fit", "test"]
     fit, test = calls[0], calls[1]
-    assert fit[fit.index("--config") + 3] == "configs/recipes/epochs12.yaml" and fit[-1] == "--trainer.precision=32-true"
-    assert "--config" not in calls[2][calls[2].index("--config") + 2 :]  # `main`: no overlay
+    gpu_recipe = "configs/overlays/gpu.yaml"
+    assert configs(fit) == configs(test) == [runner.CONFIG, "configs/recipes/epochs12.yaml", gpu_recipe]
+    assert fit[-1] == "--trainer.precision=32-true"
+    assert configs(calls[2]) == [runner.CONFIG, gpu_recipe]  # `main`: no overlay
     assert "--data.num_demos=50" in calls[2] and "--seed_everything=1" in calls[2]
     assert "--ckpt_path=runs/gpu_recipes/smollm2-subrow-n200-s0-epochs12/checkpoints/last.ckpt" in test
     assert f"--data.test_file={gpu.runner.PAPER_VAL}" in test
     assert json.loads(Path("runs/gpu_recipes/smollm2-subrow-n50-s1/recipe.json").read_text())["recipe"] == "main"
+    assert json.loads(Path("runs/gpu_recipes/smollm2-subrow-n200-s0-epochs12/recipe.json").read_text()) == {
+        "recipe": "epochs12", "overlay": "configs/recipes/epochs12.yaml"}
     shutil.rmtree("runs")  # only the archive carries the runs back
     Path("reports").mkdir()
     # An earlier session's report: its records stay, unless this collection brings the same run again.
@@ -194,7 +206,7 @@ def test_gpu_curve_step_runs_the_paper_experiment_and_collect_adds_its_record(tm
     gpu.on_gpu(tmp_path / "out", ["curve:w:8"], budget=100, run_speed=False, num_test=10, extra=["--x=1"])
     (args,) = calls
     assert args[:8] == ["-m", "experiments.paper", "--variant", "w", "--max_epochs", "8", "--num_test", "10"]
-    assert args[8] == "--" and "--trainer.precision=bf16-mixed" in args and args[-2:] == [
+    assert args[8] == "--" and configs(args) == ["configs/overlays/gpu.yaml"] and args[-2:] == [
         "--data.eval_batch_size=10", "--x=1"]
     shutil.rmtree("runs")
     earlier = {**record, "context": 8192, "run_dir": "runs/paper/recchia-w-n200-s0-c8192"}
@@ -208,8 +220,8 @@ def test_gpu_steps_parse_to_their_kind(tmp_path):
     assert gpu.parse_step("subrow@train-bf16") == ("recipe", "subrow", "train-bf16", 200, 0)
     assert gpu.parse_step("subadd@main:50:1") == ("recipe", "subadd", "main", 50, 1)
     assert gpu.parse_step("subrow@fixed-steps:100:0") == ("recipe", "subrow", "fixed-steps", 100, 0)
-    assert gpu.recipe_overlay("fixed-steps") == "configs/overlays/fixed-steps.yaml"
-    assert gpu.recipe_overlay("epochs12") == "configs/recipes/epochs12.yaml" and gpu.recipe_overlay("main") is None
+    assert gpu.recipe_overlay("fixed-steps") == "overlays/fixed-steps"
+    assert gpu.recipe_overlay("epochs12") == "recipes/epochs12" and gpu.recipe_overlay("main") is None
     with pytest.raises(ValueError, match="no configs/recipes/nosuch.yaml"):
         gpu.parse_step("subrow@nosuch")
     assert gpu.parse_step("subrow:25:0") == ("grid", "subrow", None, 25, 0)
@@ -292,12 +304,14 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
     for _ in range(2):
         assert model_size.main(["--points", "--screens", "lr1e-4", "--screen_test", "500"]) == 0
     assert swept[-1] == ("runs/model_size_screens/lr1e-4", "gemma3-270m", "200", "0",
-                         ["--model.restrict_vocab=true", "--model.lr=1e-4", "--data.num_test=200"])
+                         ["--model.restrict_vocab=true", "--config", "configs/recipes/lr1e-4.yaml",
+                          "--data.num_test=200"])
     fitted = "runs/model_size_screens/lr1e-4/gemma3-270m-subrow-n200-s0"
     assert retests == [["test", f"--ckpt_path={fitted}/checkpoints/last.ckpt", "--data.num_test=500",
                         "--trainer.default_root_dir=runs/model_size_screens/lr1e-4/test500"]]
     screened = json.loads(model_size.OUT.read_text())
     assert [(s["screen"], s["correct"], s["n"]) for s in screened["screens"]] == [("lr1e-4", 15, 20), ("lr1e-4", 40, 50)]
+    assert all(s["recipe_change"] == ["--config", "configs/recipes/lr1e-4.yaml"] for s in screened["screens"])
     assert [(s["fit_seconds"], s["eval_seconds"]) for s in screened["screens"]] == [(60.0, 30.0), (None, 75.0)]
     assert screened["comparisons"] == result["comparisons"]
     # the next session: Gemma's runs are gone, its rows and times stay
@@ -330,6 +344,65 @@ def test_model_size_diagnosis_reads_every_brought_down_digit_of_a_real_run(tmp_p
             assert 0 <= found[part][kind]["greedy_right"] <= 1 and 0 < found[part][kind]["mean_probability"] < 1
 
 
+def test_recipe_and_formats_merge_their_records_into_the_committed_reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("reports").mkdir()
+
+    def record(fmt, correct):
+        return {"format": fmt, "num_demos": 200, "seed": 0, "correct": correct, "n_eval": 10, "accuracy": correct / 10,
+                "paper_val": None, "mean_tokens": 1.0, "fit_seconds": 60.0, "run_dir": f"runs/formats/{fmt}"}
+
+    earlier = {"recipe": "epochs24", "format": "subrow", "correct": 1}
+    Path("reports/recipe.json").write_text(json.dumps({"question": "q", "main_recipe": {}, "variants": [earlier]}))
+    Path("reports/formats.json").write_text(json.dumps({"records": [record("subrow", 8), record("direct", 1)]}))
+    monkeypatch.setattr(runner, "run", lambda fmt, n, seed, overlay=None, extra=(): record(fmt, 9) | {"o": overlay})
+    recipe.main(["--recipes", "epochs12"])
+    variants = json.loads(Path("reports/recipe.json").read_text())
+    assert variants["variants"][0] == earlier and variants["question"] != "q"  # an earlier session's variant stays
+    assert [(v["recipe"], v["correct"], v["o"], v["overlay"]) for v in variants["variants"][1:]] == [
+        ("epochs12", 9, "recipes/epochs12", "configs/recipes/epochs12.yaml")]
+    assert list(variants["main_recipe"]) == ["subrow"] and variants["main_recipe"]["subrow"]["correct"] == 8
+    with pytest.raises(SystemExit):
+        recipe.main(["--recipes", "nosuch"])
+
+    monkeypatch.setattr(formats, "demo_lengths", lambda names: {n: {"mean_tokens": 1.0, "max_tokens": 2} for n in names})
+    formats.main(["--formats", "direct", "sub", "--report_only"])  # nothing run here: direct's record stays
+    report = json.loads(Path("reports/formats.json").read_text())
+    assert [(r["format"], r["correct"]) for r in report["records"]] == [("subrow", 8), ("direct", 1)]
+    assert report["pending"] == [{"format": "sub", "mean_tokens": 1.0, "max_tokens": 2}]
+    formats.main(["--formats", "sub", "direct"])
+    report = json.loads(Path("reports/formats.json").read_text())
+    assert [(r["format"], r["correct"]) for r in report["records"]] == [("subrow", 8), ("sub", 9), ("direct", 9)]
+    assert report["pending"] == [] and report["config"] == runner.CONFIG
+
+
+# Each experiment's configs, after the configs its runs compose them with.
+COMPOSED = {**{config: small_n.RECIPE[1::2] for config in small_n.IDEAS.values()},
+            **{config: [runner.CONFIG, "configs/overlays/fixed-steps.yaml"] for config in model_size.SCREENS.values()},
+            gpu.GPU_RECIPE[1]: [runner.CONFIG]}
+
+
+@pytest.mark.parametrize("config", sorted(COMPOSED))
+def test_every_experiment_config_parses_after_what_its_runs_compose_it_with(config, capsys):
+    written = yaml.safe_load((ROOT / config).read_text())
+    resolved = print_config([a for c in [*COMPOSED[config], config] for a in ("--config", c)], capsys)
+    assert covers(resolved, written) and runner.reason(config)  # its values win, and it says why
+
+
+def test_experiment_configs_are_found_by_name_and_keep_what_the_scripts_ran():
+    assert sorted(small_n.IDEAS) == ["baseline", "cells", "coverage", "coverage-steps300", "lora16", "neftune5",
+                                     "steps300", "subfix", "subrand"]
+    assert {"steps300", "lr1e-4", "epochs12"} <= set(model_size.SCREENS) and small_n.TEST_TIME["subfix-redo"][1] in small_n.IDEAS
+    assert gpu.GPU_RECIPE == ["--config", "configs/overlays/gpu.yaml"]
+    # a screen's runs and report rows stay named by the idea or screen, whatever its config holds
+    assert small_n.folder("coverage", 50, 0, 200) == runs.root() / "small_n" / "coverage-n50-s0-t200"
+    assert runner.folder("subrow", 200, 0, "recipes/steps300").name == "smollm2-subrow-n200-s0-steps300"
+    names = {r["idea"] for r in json.loads((ROOT / "reports/small_n.json").read_text())["records"]}
+    assert names <= set(small_n.IDEAS) | set(small_n.TEST_TIME)
+    screens = {s["screen"] for s in json.loads((ROOT / "reports/model_size.json").read_text())["screens"]}
+    assert screens <= set(model_size.SCREENS)
+
+
 def test_runner_folders_keep_the_names_of_the_committed_runs():
     committed = [r["run_dir"] for r in json.loads(Path("reports/demos.json").read_text())["records"]]
     assert [str(runner.folder(*point)) for point in demos.plan("subrow")] == committed
@@ -352,6 +425,8 @@ def test_runner_record_times_a_resumed_fit_whole_or_says_it_cannot(resumed, befo
         record["fit_seconds_before_resume"] = before
     (tmp_path / "run.json").write_text(json.dumps(record))
     got = runner.record(tmp_path)
+    assert got == report.row(tmp_path) | {"paper_val": None}  # the row `longdiv report` makes, and the paper test's
+    assert {k: got[k] for k in model_size.timing(tmp_path)} == model_size.timing(tmp_path)
     assert got["precision"] == "bf16"  # what training ran in, not the trainer's 32-true setting
     assert got.get("fit_seconds_partial", False) is partial
     assert got["train_tokens_per_second"] == (None if partial else 8.0)  # 2 batches of 4 x 100 tokens in 100 s
@@ -433,7 +508,9 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
         if args[0] == "test":
             record |= {"checkpoint": {"use": "evaluated"}}
             del record["fit_seconds"]
-        if "--trainer.check_val_every_n_epoch=8" in args:  # a fit that probes: its learning curve
+        every = [yaml.safe_load((ROOT / c).read_text()).get("trainer", {}).get("check_val_every_n_epoch") for c in
+                 configs(args)]
+        if 8 in every:  # a fit that probes: its learning curve
             record["history"] = [{"epoch": e, "step": 7 * (e + 1), "train_loss": 0.1,
                                   **({"val/remainder_acc": e / 100} if (e + 1) % 8 == 0 else {})} for e in range(16)]
         (root / "run.json").write_text(json.dumps(record))
@@ -443,27 +520,30 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
     small_n.main(["--ideas", "coverage", "--num_test", "500"])
     small_n.main(["--ideas", "coverage", "--num_test", "500"])  # both tested: nothing runs again
     fit, test = calls
-    assert fit[0] == "fit" and "--data.demo_choice=coverage" in fit and "--data.num_test=200" in fit
+    assert fit[0] == "fit" and configs(fit)[-1] == "configs/ideas/coverage.yaml" and "--data.num_test=200" in fit
     screened = "runs/small_n/coverage-n50-s0-t200"
     assert test[:2] == ["test", f"--ckpt_path={screened}/checkpoints/last.ckpt"] and "--data.num_test=500" in test
     records = json.loads(Path("reports/small_n.json").read_text())["records"]
     assert [(r["num_test"], r["n_eval"], r["correct"], r["error_kinds"]["subtraction"]) for r in records] == [
         (200, 200, 50, 100), (500, 500, 125, 250)]
+    assert records[0]["changes"] == ("N chosen to show every divisor and dividend length and each subtraction cell "
+                                     "case 4 times")  # the idea's config says what it changes
     promoted = records[1]
     assert promoted["fit_seconds"] == 1000.0 and promoted["fit_dir"] == screened and promoted["eval_seconds"] == 50
+    assert promoted["trained"] == screened and promoted["optimizer_steps"] == 150
     assert promoted["run_dir"] == "runs/small_n/coverage-n50-s0-t500"
 
     calls.clear()  # a test-time idea fits its idea first, then tests that checkpoint with its own arguments
     small_n.main(["--ideas", "subfix-redo"])
     small_n.main(["--ideas", "subfix-redo"])
     fit, test = calls
-    assert fit[0] == "fit" and "--data.format=subfix" in fit and "--model.redo_temperature=0.7" not in fit
+    assert fit[0] == "fit" and configs(fit)[-1] == "configs/ideas/subfix.yaml" and "--model.redo_temperature=0.7" not in fit
     assert test[:2] == ["test", "--ckpt_path=runs/small_n/subfix-n50-s0-t200/checkpoints/last.ckpt"]
     assert "--model.redo_temperature=0.7" in test and option(test, "trainer.default_root_dir").endswith(
         "subfix-redo-n50-s0-t200")
     redo = json.loads(Path("reports/small_n.json").read_text())["records"][-1]
     assert redo["idea"] == "subfix-redo" and redo["fit_dir"] == "runs/small_n/subfix-n50-s0-t200"
-    assert redo["arguments"] == ["--data.format=subfix", "--model.redo_temperature=0.7"]
+    assert redo["arguments"] == ["--config", "configs/ideas/subfix.yaml", "--model.redo_temperature=0.7"]
 
     small_n.main(["--ideas", "steps300"])  # an idea that probes during the fit reports accuracy against steps
     steps = json.loads(Path("reports/small_n.json").read_text())["records"][-1]
@@ -556,6 +636,11 @@ def test_update_report_keeps_earlier_records_replaces_by_key_and_writes_whole(tm
 
     def fails(src, dst):
         raise OSError("disk full")
+
+    # another list of the same report, merged on its own; the report's other fields stay
+    runner.update_report(path, [{"run_dir": "x", "v": 1}], lambda r: r["run_dir"], under="diagnosis", note="n")
+    assert json.loads(path.read_text()) == {"question": "q", "records": records, "diagnosis": [{"run_dir": "x", "v": 1}],
+                                            "note": "n"}
 
     monkeypatch.setattr(runner.os, "replace", fails)
     with pytest.raises(OSError):

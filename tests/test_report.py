@@ -24,7 +24,9 @@ def fake_run(folder, model, fmt, num_demos, seed, correct, n, parse_failures, er
         "stage": "test", "format": fmt, "num_demos": num_demos, "data_seed": 0, "data_hash": "abc", "model": model,
         "accuracy": correct / n, "correct": correct, "n_eval": n, "wilson_low": low, "wilson_high": high,
         "parse_failures": parse_failures, "metrics": {f"test/err_{k}": float(v) for k, v in errors.items()},
-        "config": {"seed_everything": seed, "data": {"eval_split": "interpolate", "test_file": None}},
+        "config": {"seed_everything": seed, "data": {"eval_split": "interpolate", "test_file": None, "batch_size": 8,
+                                                     "num_demos": num_demos},
+                   "trainer": {"max_steps": 150, "max_epochs": -1, "accumulate_grad_batches": 1, "precision": "32-true"}},
         "run_dir": str(folder),
     }
     (folder / "run.json").write_text(json.dumps(record))
