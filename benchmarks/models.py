@@ -22,8 +22,7 @@ import lightning as L
 import torch
 
 from benchmarks.speed import PAPER_TRAIN, StepTimer
-from longdiv import hardware
-from longdiv.data.datamodule import DivisionData
+from longdiv import hardware, identity
 from longdiv.models.decode import decode
 from longdiv.models.module import DivisionLM
 
@@ -31,11 +30,11 @@ OUT = Path("reports/models_speed.json")
 
 
 def measure(model: str, restrict: bool, micro_steps: int, warmup: int, problems: int) -> dict:
-    dm = DivisionData(format="subrow", num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=problems,
-                      tokenizer_name=model, batch_size=1, eval_batch_size=problems)
-    dm.setup()
     torch.manual_seed(0)
     module = DivisionLM(model=model, format="subrow", restrict_vocab=restrict)
+    dm = identity.data_for(module, num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=problems,
+                           batch_size=1, eval_batch_size=problems)
+    dm.setup()
     timer = StepTimer(warmup)
     trainer = L.Trainer(max_epochs=1, limit_train_batches=micro_steps, accumulate_grad_batches=8, logger=False,
                         precision="32-true", enable_checkpointing=False, enable_progress_bar=False,

@@ -20,20 +20,19 @@ import lightning as L
 import torch
 
 from benchmarks.speed import PAPER_TRAIN, StepTimer
-from longdiv import hardware
+from longdiv import hardware, identity
 from longdiv.callbacks.records import peak_rss_gb
-from longdiv.data.datamodule import DivisionData
 from longdiv.models.module import DivisionLM
 
 OUT = Path("reports/speed/paper_w.json")
 
 
 def measure(fmt: str, context: int, restrict: bool, micro_batch: int, micro_steps: int, warmup: int) -> dict:
-    dm = DivisionData(format=fmt, num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=1,
-                      tokenizer_name="smollm2", batch_size=micro_batch, context=context)
-    dm.setup()
     torch.manual_seed(0)
     module = DivisionLM(model="smollm2", format=fmt, restrict_vocab=restrict)
+    dm = identity.data_for(module, num_demos=200, train_file=PAPER_TRAIN, num_val=1, num_test=1,
+                           batch_size=micro_batch, context=context)
+    dm.setup()
     timer = StepTimer(warmup)
     trainer = L.Trainer(max_epochs=1, limit_train_batches=warmup + micro_steps, accumulate_grad_batches=8 // micro_batch,
                         logger=False, precision="32-true", enable_checkpointing=False, enable_progress_bar=False,

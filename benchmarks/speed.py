@@ -29,7 +29,7 @@ import lightning as L
 import torch
 
 from benchmarks import gemm_peak
-from longdiv import hardware
+from longdiv import hardware, identity
 from longdiv.callbacks.records import peak_rss_gb
 from longdiv.data.datamodule import DivisionData, collate_train
 from longdiv.models.decode import decode as our_decode
@@ -56,7 +56,7 @@ def decode(fmt: str, ckpt: str, baseline_every: int, eval_batch_size: int, peaks
            bf16: bool = False) -> dict:
     """`bf16`: both loops run on the bf16 copy of the weights that `--model.precision bf16` evaluates with."""
     dm = data(fmt, eval_batch_size=eval_batch_size)
-    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False)
+    module = identity.load(ckpt)[0].to(device)
     tok = module.tokenizer
     # The copy a test run decodes on under `--model.precision bf16`, or the fp32 weights.
     model = (copy.deepcopy(module.model).to(torch.bfloat16) if bf16 else module.model).eval()
@@ -117,7 +117,7 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
     from transformers import CompileConfig
 
     dm = data(fmt, num_test=num_test, eval_batch_size=eval_batch_size)
-    module = DivisionLM.load_from_checkpoint(ckpt, map_location=device, weights_only=False)
+    module = identity.load(ckpt)[0].to(device)
     model = copy.deepcopy(module.model).to(torch.bfloat16 if bf16 else torch.float32).eval()
     tok = module.tokenizer
     batches = [(b["input_ids"].to(device), b["attention_mask"].to(device), b["max_new_tokens"])
@@ -241,7 +241,7 @@ def trainer_tokens_per_second(dm, micro_steps: int, warmup: int, precision: str,
     """Real tokens/s of `Trainer.fit` (`train_bf16`: on the module's bf16 copy, `--model.precision bf16`; else
     fp32 weights under the trainer's `precision`), and the model's parameter count."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format=dm.hparams.format, precision="bf16" if train_bf16 else "fp32")
+    module = DivisionLM(model="smollm2", format=dm.format.name, precision="bf16" if train_bf16 else "fp32")
     timer = StepTimer(warmup, device)
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else device, max_epochs=1, limit_train_batches=micro_steps,
@@ -258,7 +258,7 @@ def bare_tokens_per_second(dm, micro_steps: int, warmup: int, accumulate: int, b
     """The same batches, model, AdamW and loss in a plain loop: fp32, or under bf16 autocast as Lightning's
     bf16-mixed does it."""
     torch.manual_seed(0)
-    module = DivisionLM(model="smollm2", format=dm.hparams.format)
+    module = DivisionLM(model="smollm2", format=dm.format.name)
     model = module.model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     loader = dm.train_dataloader()

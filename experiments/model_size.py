@@ -126,17 +126,14 @@ def diagnose(folder: Path, problems: int) -> dict:
     """Teacher-forced greedy choices of a run's checkpoint on its first training and test traces (see the module)."""
     import yaml
 
-    from longdiv import checkpoints, hardware
-    from longdiv.data.datamodule import DivisionData
+    from longdiv import hardware, identity
     from longdiv.models.decode import forced
-    from longdiv.models.module import DivisionLM
 
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    module = DivisionLM(**config["model"])
-    module.load_state_dict(checkpoints.weights(folder / "checkpoints" / "last.ckpt"))
+    module, _ = identity.load(folder / "checkpoints" / "last.ckpt")
     model, tokenizer, vocab = module.model.eval(), module.tokenizer, module.output_vocab
-    data = DivisionData(**config["data"] | {"num_test": problems, "max_length": module.window,
-                                            "tokenizer_name": config["model"]["tokenizer"] or config["model"]["model"]})
+    data = identity.data_for(module, **{k: v for k, v in config["data"].items() if k not in identity.LINKED["data"]}
+                             | {"num_test": problems})
     data.setup()
     out = {"run_dir": str(folder), "model": config["model"]["model"], "num_demos": config["data"]["num_demos"],
            "device": f"cpu: {hardware.machine('cpu').model}", "dtype": "float32", "problems": problems}

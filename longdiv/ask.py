@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from longdiv import errors
+from longdiv import errors, identity
 from longdiv.data.problems import Problem, parse_question, read_questions
-from longdiv.export import SETTINGS, load_checkpoint, trained_context
+from longdiv.export import SETTINGS
 
 
 def load(path: Path, format: str | None = None, weights_only: bool = True):
@@ -39,8 +39,8 @@ def load(path: Path, format: str | None = None, weights_only: bool = True):
     from longdiv.models.module import DivisionLM
 
     if not path.is_dir():
-        module = load_checkpoint(path, weights_only, votes=1, **({"format": format} if format else {})).eval()
-        return module, trained_context(path, weights_only)
+        module, found = identity.load(path, weights_only, votes=1, **({"format": format} if format else {}))
+        return module.eval(), found["saved"]["data"].get("context")
     settings = path / SETTINGS
     if (path / "checkpoints" / "last.ckpt").is_file() and not settings.is_file():  # a run folder, not an export
         return load(path / "checkpoints" / "last.ckpt", format, weights_only)
@@ -66,11 +66,7 @@ def answer(module, problems: list[Problem], context: int | None = None) -> list[
     """The record of each problem (as `predict` writes them), in the order given: the data module renders and
     batches the prompts (in `context`, by default the model's window), and the module's `predict_step` decodes and
     scores them."""
-    from longdiv.data.datamodule import DivisionData
-
-    hp = module.hparams
-    data = DivisionData(format=hp.format, tokenizer_name=hp.tokenizer or hp.model, max_length=module.window,
-                        context=context)
+    data = identity.data_for(module, context=context)
     data.predict_on(problems)
     records = [r for i, batch in enumerate(data.predict_dataloader()) for r in module.predict_step(batch, i)]
     return sorted(records, key=lambda r: r["index"])

@@ -18,14 +18,12 @@ from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.utilities import rank_zero_warn
 
-from longdiv import checkpoints, errors, runs
+from longdiv import errors, identity, runs
 from longdiv.callbacks.checkpoint import AtomicCheckpointIO, LastCheckpoint, RandomState
 from longdiv.callbacks.progress import LogProgress
 from longdiv.callbacks.records import RunRecord
 from longdiv.callbacks.samples import SampleTable
-from longdiv.checkpoints import plain, setting
 from longdiv.data.datamodule import NO_QUESTIONS, DivisionData
 from longdiv.models.module import DivisionLM
 
@@ -34,23 +32,6 @@ RUN_DIR_ENV = "LONGDIV_RUN_DIR"
 # The shared recipe, loaded as defaults under every --config. Found next to the package, not in the working folder.
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# Settings a resumed fit may change: they decide how it evaluates or computes, not what it trains.
-RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "data.eval_batch_size"}
-# The data settings that choose the training demonstrations: an evaluated checkpoint's own are used and recorded
-# (data_seed also seeds generated evaluation problems, so it stays as given).
-DRAW = ("num_demos", "train_file", "train_split", "demo_choice", "long_demos", "long_digits", "self_traces")
-# Settings outside the model and data that shape training: a resumed fit must keep them. The length of training
-# may grow only where the learning rate does not depend on it (model.schedule constant): extending a run.
-TRAINING = ("seed_everything", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val",
-            "trainer.gradient_clip_algorithm", "trainer.precision")
-LENGTH = ("trainer.max_epochs", "trainer.max_steps")
-# The settings that give weights their shape: a fit started from a checkpoint's weights (--init_from) takes these
-# (a LoRA checkpoint's weights hold its adapters: a fit from them trains those adapters on).
-ARCHITECTURE = ("model", "tokenizer", "config_overrides", "lora_rank")
-def tokenizer_name(model: str, tokenizer: str | None) -> str:
-    return tokenizer or model
-
-
 def wandb_offline() -> bool:
     """W&B syncs where it can without asking: with a key in `WANDB_API_KEY`, with the key `wandb login` saved in
     netrc for W&B's server (`WANDB_BASE_URL`, else W&B's default), and in a run that `wandb agent` started (it sets
@@ -86,7 +67,7 @@ class LongDivCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser):
         parser.link_arguments("data.format", "model.format")
-        parser.link_arguments(("model.model", "model.tokenizer"), "data.tokenizer_name", compute_fn=tokenizer_name)
+        parser.link_arguments(("model.model", "model.tokenizer"), "data.tokenizer_name", compute_fn=identity.tokenizer_name)
         # The model's window, read off the loaded model (config_overrides may change it): data.context defaults to it.
         parser.link_arguments("model.window", "data.max_length", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the model when fit ends.")
@@ -138,8 +119,7 @@ class LongDivCLI(LightningCLI):
         if cfg.trainer.default_root_dir is None:
             run_dir = None if launcher else os.environ.get(RUN_DIR_ENV)
             if run_dir is None:
-                evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
-                n = self.checkpoint["num_demos"] if evaluated else cfg.data.num_demos  # the weights' N
+                n = identity.trained(self.checkpoint, num_demos=cfg.data.num_demos)["num_demos"]  # the weights' N
                 self.created = runs.new_folder(cfg.runs_dir or runs.root(), self.subcommand, cfg.model.model,
                                                cfg.data.format, n)
                 LongDivCLI.made = self.created
@@ -156,112 +136,37 @@ class LongDivCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         cfg = self.config[self.subcommand]
-        callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        given = self.config_init[self.subcommand].get("trainer") or {}
+        callbacks = given.get("callbacks") or []
         callbacks = [*callbacks, RunRecord(config=self.config_dict(), checkpoint=self.checkpoint),
                      SampleTable(cfg.num_samples),
                      LogProgress(every_n_steps=cfg.trainer.log_every_n_steps or 50), WorkStarted()]
         if cfg.trainer.enable_checkpointing is not False:
             callbacks += [LastCheckpoint(Path(cfg.trainer.default_root_dir) / "checkpoints",
                                          cfg.checkpoint_every_n_steps), RandomState()]
-        plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        plugins = given.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins = [*plugins, AtomicCheckpointIO()]
         return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, **kwargs)
 
     def parse_arguments(self, parser, args):
-        self.argv = args  # kept to parse again over a checkpoint's settings
         super().parse_arguments(parser, args)
-
-    def _parse_ckpt_path(self):
-        """Reads the settings saved in --ckpt_path (or --init_from) under what the user gave: the command line and
-        the --config files passed win, the checkpoint's values fill the rest, the defaults come last. A resumed fit
-        must be the same experiment, and an evaluation must use the checkpoint's format unless asked otherwise."""
         sub = self.config.get("subcommand")
         if not sub:
             return
-        cfg = self.config[sub]
-        if cfg.init_from and (sub != "fit" or cfg.ckpt_path):
-            raise ValueError(f"init_from {cfg.init_from}: it starts a new fit from a checkpoint's weights; pass it "
-                             "to fit without --ckpt_path (--ckpt_path alone resumes a fit or evaluates a checkpoint)")
-        path = cfg.init_from or cfg.get("ckpt_path")
-        if path and Path(path).is_dir():
-            inside = Path(path) / "checkpoints" / "last.ckpt"
-            fix = (f"pass its checkpoint, {inside}" if inside.is_file() else "pass a checkpoint file "
-                   "(runs/<run>/checkpoints/last.ckpt); an exported folder answers `python -m longdiv ask`")
-            raise ValueError(f"{'init_from' if cfg.init_from else 'ckpt_path'} {path} is a folder; {fix}")
-        if not path or not Path(path).is_file():
-            return
-        with errors.reading_checkpoint(path, "--init_from" if cfg.init_from else "--ckpt_path"):
-            ckpt = checkpoints.read(path, weights_only=cfg.get("weights_only") is not False)
-        saved, identity = ckpt["saved"], ckpt["identity"] or {}
-        if cfg.init_from:  # a new experiment: only the shape of the weights comes from the checkpoint
-            saved = {"model": {k: v for k, v in saved["model"].items() if k in ARCHITECTURE}, "data": {}}
-        gone = [f"{group}.{key}" for group, values in saved.items() for key in values if key not in cfg[group]]
-        if gone:  # written by an older longdiv
-            rank_zero_warn(f"{path} holds settings that are no longer options, ignored: {', '.join(gone)}")
-            saved = {group: {k: v for k, v in values.items() if k in cfg[group]} for group, values in saved.items()}
-        under = Namespace()
-        for group, values in saved.items():
-            for key, value in values.items():
-                under[f"{sub}.{group}.{key}"] = value
-        if isinstance(self.argv, dict | Namespace):
-            self.config = self.parser.parse_object(self.argv, namespace=under)
-        else:
-            self.config = self.parser.parse_args(self.argv, namespace=under)
-        cfg = self.config[sub]
-        checkpoints.check_shapes(path, plain(cfg.model), ckpt["shapes"])
-        if sub != "fit" and not cfg.init_from and "train_keys" in identity:
-            # Evaluated weights were trained on the checkpoint's demonstrations, whatever a config here draws.
-            for key in DRAW:
-                if key in saved["data"]:
-                    cfg.data[key] = saved["data"][key]
-        changed = {f"{group}.{key}": {"checkpoint": value, "used": plain(cfg[group][key])}
-                   for group, values in saved.items() for key, value in values.items()
-                   if plain(cfg[group][key]) != value}
-        fmt = identity.get("format", saved["data"].get("format"))
-        if cfg.init_from:
-            use = "initialized"
-            if changed:
-                raise ValueError(f"init_from {path}: {self._differences(changed)}, and a run started from its weights "
-                                 "keeps their model, tokenizer and config_overrides; drop those options")
-        elif sub == "fit":
-            use = "resumed"
-            trained = ckpt["config"] or {}  # the config of the run that saved it (none before longdiv kept it)
-            for key in (*TRAINING, *LENGTH) if trained else ():
-                if setting(cfg, key) != setting(trained, key):
-                    changed[key] = {"checkpoint": setting(trained, key), "used": setting(cfg, key)}
-            if cfg.model.schedule == "constant":  # the learning rate does not depend on the run's length
-                changed |= {k.replace("trainer.", "extended: trainer."): changed.pop(k) for k in LENGTH if k in changed}
-            differ = {k: v for k, v in changed.items() if k not in RESUME_MAY_CHANGE and not k.startswith("extended")}
-            if differ:
-                raise ValueError(f"fit --ckpt_path {path} resumes its run, but {self._differences(differ)}; drop "
-                                 f"those options to resume, or start a new run from its weights with --init_from "
-                                 f"{path} instead of --ckpt_path")
-        else:
-            use = "evaluated"
-            if "data.format" in changed:
-                if not cfg.allow_format_change:
-                    raise ValueError(f"ckpt_path {path} was trained on format {fmt}, not {cfg.data.format}; drop "
-                                     "--data.format to evaluate it on its own format, or add --allow_format_change "
-                                     "true to evaluate it in another on purpose")
-                rank_zero_warn(f"EVALUATING IN ANOTHER FORMAT: {path} was trained on format {fmt} and is evaluated "
-                               f"on {cfg.data.format} (--allow_format_change); the run record says so")
-        self.checkpoint = {"path": str(path), "use": use, "model": saved["model"].get("model"), "format": fmt,
-                           "num_demos": identity.get("num_demos", saved["data"].get("num_demos")),
-                           "data_seed": identity.get("data_seed", saved["data"].get("data_seed")),
-                           "data_hash": identity.get("data_hash"), "changed": changed,
-                           "seed": (ckpt["config"] or {}).get("seed_everything")}  # its training seed, once kept
-        if "train_keys" in identity:
-            self._trained_on = identity["train_keys"]
-        elif use != "resumed":
-            rank_zero_warn(f"{path} does not list its training problems (written before longdiv saved them); "
-                           "evaluation removes only the problems this run's data settings draw for training")
 
-    @staticmethod
-    def _differences(changed: dict) -> str:
-        return ", ".join(f"{key} is {v['used']!r} here and {v['checkpoint']!r} in the checkpoint"
-                         for key, v in changed.items())
+        def parse(under: Namespace) -> Namespace:  # the user's input again, over a checkpoint's settings
+            if isinstance(args, dict | Namespace):
+                return parser.parse_object(args, namespace=under)
+            return parser.parse_args(args, namespace=under)
+
+        self.config, self.checkpoint, self._trained_on = identity.from_checkpoint(sub, self.config, parse)
+
+    def _parse_ckpt_path(self):
+        """Off: LightningCLI's own reading of --ckpt_path puts the checkpoint's model settings over the ones typed
+        (and none of its data settings); `parse_arguments` reads it instead (identity.from_checkpoint). Lightning
+        2.6 has no public hook for this (its pull request 21408 proposes one)."""
 
     def after_instantiate_classes(self):
         if self.checkpoint is None:
@@ -270,11 +175,11 @@ class LongDivCLI(LightningCLI):
         evaluated = self.checkpoint["use"] == "evaluated" and bool(self._trained_on)
         self.datamodule.hold_out(self._trained_on, draw=not evaluated)
         if self.checkpoint["use"] == "initialized":
-            self.model.load_state_dict(checkpoints.weights(self.checkpoint["path"]))
+            self.model.load_state_dict(identity.weights(self.checkpoint["path"]))
 
     def config_dict(self) -> dict:
         """The resolved config of this run as plain data, for the run record."""
-        return json.loads(self._parser(self.subcommand).dump(self.config[self.subcommand], format="json"))
+        return json.loads(self.parser.dump(self.config, format="json"))[self.subcommand]
 
     def after_fit(self):
         if self.config.fit.test_after_fit and not self.trainer.fast_dev_run:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 from pathlib import Path
 
-from longdiv import checkpoints, errors, runs
+from longdiv import errors, identity, runs
 from longdiv.data import formats
 from longdiv.data.problems import Problem
 
@@ -108,35 +107,11 @@ def check_out(out: Path, overwrite: bool, ckpt_path: Path | None = None) -> None
                                 "--overwrite replaces only an earlier export; choose another --out")
 
 
-def load_checkpoint(ckpt_path: Path, weights_only: bool = True, **hparams):
-    """The DivisionLM of `ckpt_path` on the CPU, with `hparams` replacing saved settings (`ask` uses it too)."""
-    from longdiv.models.module import DivisionLM
-
-    try:
-        with errors.reading_checkpoint(ckpt_path):
-            found = checkpoints.read(str(ckpt_path), weights_only)
-            checkpoints.check_shapes(str(ckpt_path), found["saved"]["model"] | hparams, found["shapes"])
-            return DivisionLM.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=weights_only,
-                                                   **hparams)
-    except (pickle.UnpicklingError, checkpoints.RunsCode) as err:
-        reason = err.reason if isinstance(err, checkpoints.RunsCode) else str(err).splitlines()[0]
-        raise errors.UsageError(
-            "checkpoint", f"--ckpt_path {ckpt_path}", f"holds objects beyond tensors and plain data ({reason})",
-            "if you trust the file, pass --unsafe_load to unpickle it fully",
-        ) from None
-
-
-def trained_context(ckpt_path: Path, weights_only: bool = True) -> int | None:
-    """The context a checkpoint was trained in (`data.context`), None where it was the model's own window."""
-    with errors.reading_checkpoint(ckpt_path):
-        return checkpoints.read(str(ckpt_path), weights_only)["saved"]["data"].get("context")
-
-
 def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: bool = False) -> Path:
     """Writes the model, tokenizer, model card and settings of `ckpt_path` into `out`, through a temporary folder
     beside it that replaces `out` once it is complete."""
     check_out(out, overwrite, ckpt_path)
-    module = load_checkpoint(ckpt_path, weights_only)
+    module, found = identity.load(ckpt_path, weights_only)
     if module.hparams.get("lora_rank"):
         from longdiv.models import lora
 
@@ -151,8 +126,8 @@ def export(ckpt_path: Path, out: Path, weights_only: bool = True, overwrite: boo
         module.model.save_pretrained(tmp)  # safetensors
         module.tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(dict(module.hparams), run_record(ckpt_path)))
-        settings = {"format": module.hparams.format, "base_model": module.hparams.model,
-                    "context": trained_context(ckpt_path, weights_only)}
+        settings = {"format": module.format.name, "base_model": module.hparams.model,
+                    "context": found["saved"]["data"].get("context")}
         (tmp / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
         if target.is_dir() and any(target.iterdir()):
             target.rename(old)  # a folder can only be renamed over an empty one

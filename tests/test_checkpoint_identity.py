@@ -214,3 +214,22 @@ def test_an_evaluated_checkpoint_brings_its_own_training_problems_not_the_config
     assert record["train_windows"] is None and record["config"]["data"]["num_demos"] == 8
     assert "data.num_demos" not in record["checkpoint"]["changed"]
     assert "num_demos: 8" in (run / "config.yaml").read_text()
+
+
+def test_the_format_is_stored_once_and_lightning_loads_it(fitted):
+    ckpt = torch.load(fitted, weights_only=True, map_location="cpu")
+    assert ckpt["hyper_parameters"]["format"] == "direct"  # with the model's settings ...
+    assert "format" not in ckpt["datamodule_hyper_parameters"]  # ... and nowhere else
+    assert "format" not in ckpt["DivisionData"]["identity"]
+    run = next(state for key, state in ckpt["callbacks"].items() if key.startswith("RunRecord"))
+    assert "model" not in run["config"] and "data" not in run["config"] and "seed_everything" in run["config"]
+    from longdiv import identity
+    from longdiv.models.module import DivisionLM
+
+    found = identity.read(fitted)
+    assert found["saved"]["data"]["format"] == "direct" and found["identity"]["format"] == "direct"
+    # Lightning's own loader and longdiv's give the format trained on (not DivisionLM's default, subrow)
+    assert DivisionLM.load_from_checkpoint(fitted, map_location="cpu", weights_only=True).format.name == "direct"
+    module, _ = identity.load(fitted)
+    assert module.format.name == "direct"
+    assert torch.equal(module.state_dict()["model.lm_head.weight"], ckpt["state_dict"]["model.lm_head.weight"])

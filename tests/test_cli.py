@@ -16,7 +16,7 @@ from longdiv.data.problems import Problem
 ALL_CONFIGS = sorted(str(p) for p in Path("configs").rglob("*.yaml"))
 # Model configs sit at the top of configs/; overlays and recipes are composed after one, never run alone.
 CONFIGS = [c for c in ALL_CONFIGS if Path(c).parent == Path("configs")]
-COMPOSED_AFTER = {"overlays": "configs/neo125m.yaml", "recipes": "configs/smollm2.yaml"}
+COMPOSED_AFTER = {"overlays": "configs/neo125m.yaml", "recipes": "configs/smollm2.yaml", "ideas": "configs/smollm2.yaml"}
 # Each config's own model, swapped for a random-init one of the same class at toy width so no hub is needed.
 TINY_NEO = '{"hidden_size": 32, "num_layers": 2, "num_heads": 2, "attention_types": [[["global", "local"], 1]]}'
 TINY = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning as L
 
-from longdiv import hardware, runs
+from longdiv import hardware, identity, runs
 from longdiv.stats import wilson
 
 PACKAGES = ("torch", "lightning", "transformers", "torchmetrics", "jsonargparse", "wandb", "mathematics-dataset")
@@ -94,7 +94,12 @@ class RunRecord(L.Callback):
         self._update_segment()
         return {"fit_seconds": self._fit_seconds(), "history": self.history, "epoch_loss": list(self._loss),
                 "segments": self.segments, "fit_peak_rss_gb": self._peak(),
-                "tokens": self._tokens, "config": self.config}
+                "tokens": self._tokens, "config": self.training_config()}
+
+    def training_config(self) -> dict:
+        """The run's settings outside the model and data (seed, trainer), which a resume compares with its own: the
+        checkpoint holds the model's and data's settings once, as Lightning's hyperparameters."""
+        return {k: v for k, v in self.config.items() if k not in ("model", "data")}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._fit_before = float(state_dict.get("fit_seconds", 0.0))
@@ -221,16 +226,17 @@ class RunRecord(L.Callback):
         data = trainer.datamodule
         machine = pl_module.machine or hardware.machine(trainer.strategy.root_device)
         lengths = [len(e) for e in data.demos]
+        evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
         self.record |= {
             "stage": stage,
-            "format": data.hparams.format,
-            "num_demos": len(data.demos),
+            "format": data.format.name,
+            # the weights' N and data hash: an evaluated checkpoint's, not those of the data settings used here
+            **identity.trained(self.checkpoint, num_demos=len(data.demos), data_hash=data.hash),
             "context": data.context,
             "train_windows": len(data.train_examples),  # num_demos when every demonstration fits the context
             "self_traces": len(data.self_examples),  # the model's own right traces trained on (self-training)
             "data_seed": data.hparams.data_seed,
             "order_seed": data.order_seed(),
-            "data_hash": data.hash,
             "removed_overlap": data.removed_overlap,
             "n_val": len(data.eval_examples.get("val", [])),
             "n_test": len(data.eval_examples.get("test", [])),
@@ -249,11 +255,9 @@ class RunRecord(L.Callback):
         }
         if self.checkpoint is not None:
             self.record["checkpoint"] = self.checkpoint
-            if self.checkpoint["use"] == "evaluated":  # the weights' data, not that of the data settings used here
-                self.record["num_demos"] = self.checkpoint["num_demos"]
-                self.record["data_hash"] = self.checkpoint["data_hash"]
-                self.record["eval_hash"] = data.hash  # the evaluation problems' (with no training draw here)
-                if not data.demos:
-                    self.record |= {"train_windows": None, "mean_tokens": None, "max_tokens": None}
+        if evaluated:
+            self.record["eval_hash"] = data.hash  # the evaluation problems' (with no training draw here)
+            if not data.demos:
+                self.record |= {"train_windows": None, "mean_tokens": None, "max_tokens": None}
         if trainer.is_global_zero:
             runs.write(self._folder(trainer), self.record)

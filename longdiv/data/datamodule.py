@@ -248,7 +248,7 @@ class DivisionData(L.LightningDataModule):
             eval_batch_size: Problems generated together in evaluation.
         """
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["format"])  # a checkpoint keeps it once, with the model's settings
         self.format = get_format(format)
         problems = []
         if num_demos < 1:
@@ -377,7 +377,7 @@ class DivisionData(L.LightningDataModule):
         per character."""
         spans = self.format.untrained(problem)
         if spans and tokens != chars:
-            raise ValueError(f"format {self.hparams.format} leaves spans unlearned and needs one token per character")
+            raise ValueError(f"format {self.format.name} leaves spans unlearned and needs one token per character")
         return tuple(i for start, end in spans for i in range(start, end))
 
     def _char_ids(self, text: str) -> list[int]:
@@ -387,7 +387,7 @@ class DivisionData(L.LightningDataModule):
             if char not in self._char_vocab:
                 token = self.tokenizer(char, add_special_tokens=False)["input_ids"]
                 if len(token) != 1:
-                    raise ValueError(f"the tokenizer has no single token for {char!r}; format {self.hparams.format} "
+                    raise ValueError(f"the tokenizer has no single token for {char!r}; format {self.format.name} "
                                      "needs one token per character")
                 self._char_vocab[char] = token[0]
             ids.append(self._char_vocab[char])
@@ -418,7 +418,7 @@ class DivisionData(L.LightningDataModule):
         longest = max(examples, key=lambda e: len(e.prompt_ids), default=None)
         if self.context and longest and len(longest.prompt_ids) > self.context - 2:
             raise ValueError(
-                f"a {self.hparams.format} prompt is {len(longest.prompt_ids)} tokens ({longest.problem.question!r}) "
+                f"a {self.format.name} prompt is {len(longest.prompt_ids)} tokens ({longest.problem.question!r}) "
                 f"but the context is {self.context}, which leaves no room for its completion; raise --data.context "
                 "(up to the model's window) or choose a format with shorter prompts"
             )
@@ -464,7 +464,7 @@ class DivisionData(L.LightningDataModule):
         self.hash = data_hash(self.train_examples, evals)
         # What the weights trained from this data have seen, saved in every checkpoint: testing one later removes
         # these problems whatever it evaluates on, and resuming one checks that the data is the same.
-        self.identity = {"format": hp.format, "num_demos": len(train), "data_seed": hp.data_seed,
+        self.identity = {"num_demos": len(train), "data_seed": hp.data_seed,
                          "data_hash": self.hash, "train_keys": [list(key) for key in sorted(trained)]}
         rank_zero_info(f"data hash {self.hash}, {len(train)} demos, removed {self.removed_overlap} overlapping")
         if self.trainer is not None:

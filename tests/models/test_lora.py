@@ -4,9 +4,10 @@ import lightning as L
 import torch
 from transformers import AutoModelForCausalLM
 
+from longdiv import identity
 from longdiv.cli import main
 from longdiv.data.datamodule import DivisionData, collate_train
-from longdiv.export import export, load_checkpoint
+from longdiv.export import export
 from longdiv.models.module import DivisionLM, completion_loss
 
 
@@ -51,7 +52,7 @@ def test_a_lora_fit_saves_its_adapters_and_exports_merged_weights(tmp_path):
     adapters = {k: v for k, v in weights.items() if "lora_B" in k}
     assert adapters and any(v.abs().sum() > 0 for v in adapters.values())  # B moved away from zero
 
-    module = load_checkpoint(ckpt)
+    module, _ = identity.load(ckpt)
     module.eval()
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     with torch.no_grad():
