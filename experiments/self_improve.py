@@ -19,8 +19,8 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
 3. `traces.jsonl`: the traces kept so far, the previous round's and those of this round that pass the filter.
    `vote`: at least `--agree` of the k traces (by default all k) claim the same remainder, and the first trace that
    claims it is kept; it uses no arithmetic outside the model. `check`: the quotient q and remainder r the trace
-   claims satisfy q * d + r = n and 0 <= r < d, an outcome check a user can compute (`quotient` reads q; formats
-   that write no quotient refuse it). `verify`: the format's own step checker finds no wrong step.
+   claims satisfy q * d + r = n and 0 <= r < d, an outcome check a user can compute (the format's `quotient` reads q;
+   formats that write no quotient refuse it). `verify`: the format's own step checker finds no wrong step.
 4. `fit/`: the current checkpoint's weights fine-tuned (`--init_from`, a new optimizer, `--steps` optimizer steps)
    on the N demonstrations it was trained on and every kept trace (`--data.self_traces`), then tested on the first
    `--num_test` interpolate problems; its checkpoint is the next round's. Fine-tuning the current model, not a fit
@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -53,8 +52,6 @@ from pathlib import Path
 from experiments import length, runner
 from longdiv import errors, runs
 from longdiv.data.formats import get_format
-from longdiv.data.formats.recchia import RecchiaFormat
-from longdiv.data.formats.sub import Sub, struck
 from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
 
 RUNS = runs.root() / "self_improve"
@@ -67,48 +64,9 @@ DRAW = ("num_demos", "data_seed", "train_file", "train_split", "demo_choice", "l
 # What makes a run: a run folder made with other values is another run.
 IDENTITY = ("base", "num_demos", "format", "filter", "votes", "agree", "temperature", "schedule", "per_round",
             "start_digits", "step", "max_digits", "seed", "steps", "num_test", "config")
-WRITE_RE = re.compile(r"write ((?:\d+,\d+:\d+ \S(?: |$))+)")
-CELL_RE = re.compile(r"(\d+),(\d+):\d+ (\S)")
 
 
 # Filters ------------------------------------------------------------------------------------------------------
-def quotient(fmt, text: str) -> int | None:
-    """The quotient a trace claims, or None where it claims none. A `sub*` trace: each bring-down line starts a
-    quotient digit, the count of subtraction lines after it less the one that went negative (add-back lines and
-    struck-out lines aside). A `recchia-*` trace with writes: the digits on the grid's row 1, left of the scratch
-    area's `+`, after every write. A ValueError for a format whose traces show no quotient."""
-    if isinstance(fmt, Sub):
-        digits, count = [], None
-        for line in (struck(text) if fmt.slips else text).splitlines():
-            head = line[:1]
-            if head.islower():
-                if count is not None:
-                    digits.append(count - 1)
-                count = 0
-            elif head == "-" and count is not None:
-                count += 1
-            elif head in ("R", "="):
-                break
-        if count is None:
-            return None
-        digits.append(count - 1)
-        return int("".join(map(str, digits))) if all(0 <= d <= 9 for d in digits) else None
-    if isinstance(fmt, RecchiaFormat) and "write" in fmt.keep:
-        grid = {}
-        for action in WRITE_RE.finditer(text):
-            for x, y, char in CELL_RE.findall(action[1]):
-                grid[int(x), int(y)] = char
-        row = sorted((x, char) for (x, y), char in grid.items() if y == 1)
-        digits = []
-        for x, char in row:
-            if not char.isdigit() or (digits and x != digits[-1][0] + 1):
-                break
-            digits.append((x, char))
-        return int("".join(char for _, char in digits)) if digits else None
-    raise ValueError(f"filter check: format {fmt.name} writes no quotient, only the remainder; use --filter vote or "
-                     "verify, or a base checkpoint trained on a format with steps (sub*, recchia-w, -l+, -ln+)")
-
-
 def keeps(name: str, fmt, record: dict, agree: int = 0) -> bool:
     """Whether filter `name` keeps the trace of a test record (`predictions.jsonl`: question, dividend, divisor, the
     `generated` trace, its `parsed` remainder and, with votes, every sample's `votes`). `vote` keeps a claimed
@@ -121,7 +79,7 @@ def keeps(name: str, fmt, record: dict, agree: int = 0) -> bool:
                              "or more")
         return record["parsed"] is not None and votes.count(record["parsed"]) >= (agree or len(votes))
     if name == "check":
-        q, r = quotient(fmt, record["generated"]), fmt.parse(record["generated"])
+        q, r = fmt.quotient(record["generated"]), fmt.parse(record["generated"])
         return q is not None and r is not None and 0 <= r < problem.divisor and q * problem.divisor + r == problem.dividend
     if name == "verify":
         return fmt.verify(problem, record["generated"]).ok
@@ -299,8 +257,10 @@ def run(plan: dict, extra: list[str]) -> list[dict]:
     base = base_record(plan["base"])
     plan |= {"num_demos": base["num_demos"], "format": base["format"]}
     fmt = get_format(plan["format"])
-    if plan["filter"] == "check":
-        quotient(fmt, fmt.render(Problem.from_numbers(93, 59))[1])  # refuses a format that shows none
+    if plan["filter"] == "check" and fmt.quotient(fmt.render(Problem.from_numbers(93, 59))[1]) is None:
+        raise ValueError(f"filter check: format {fmt.name} writes no quotient, only the remainder; use --filter "
+                         "vote or verify, or a base checkpoint trained on a format with steps (sub*, recchia-w, "
+                         "-l+, -ln+)")
     held = {p.key for p in length.benchmark_problems()}
     check_window(plan, base, held)
     claim(RUNS / plan["name"], {key: plan[key] for key in IDENTITY})

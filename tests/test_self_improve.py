@@ -11,7 +11,7 @@ from test_report import fake_run
 
 from experiments import length, self_improve
 from longdiv.cli import main as cli_main
-from longdiv.data.formats import format_names, get_format
+from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,26 +50,6 @@ def wrong_step(problem: Problem = PROBLEM) -> str:
 
 
 # Quotients and filters ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", format_names())
-def test_the_quotient_read_from_a_right_trace_is_the_true_one_or_the_format_writes_none(name):
-    fmt = get_format(name)
-    problems = [PROBLEM, Problem.from_numbers(5, 7), Problem.from_numbers(10_000_003, 1),
-                Problem.from_numbers(90_817_263_544, 3_019)]
-    if name in ("direct", "recchia-bare"):
-        with pytest.raises(ValueError, match=f"filter check: format {name} writes no quotient"):
-            self_improve.quotient(fmt, fmt.render(PROBLEM)[1])
-        return
-    assert [self_improve.quotient(fmt, fmt.render(p)[1]) for p in problems] == [p.dividend // p.divisor
-                                                                                 for p in problems]
-
-
-def test_a_sub_trace_with_a_subtraction_too_many_claims_another_quotient_or_none():
-    lines = right_trace().splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith("-"))
-    assert self_improve.quotient(SUBROW, "\n".join(lines[:at] + [lines[at]] + lines[at:])) != 158
-    assert self_improve.quotient(SUBROW, "R94-53.00.\n") is None  # no bring-down: no quotient claimed
-
-
 def test_each_filter_keeps_or_drops_hand_made_traces():
     r = PROBLEM.remainder
     right, wrong, flawed = right_trace(), wrong_answer(), wrong_step()

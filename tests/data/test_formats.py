@@ -349,3 +349,22 @@ def test_subfix_strikes_about_a_fifth_of_the_step_lines_and_checks_what_is_left(
     slipped = right[:3] + [right[3][:2] + str((int(right[3][2]) + 1) % 10) + right[3][3:]] + right[4:]
     assert fix.verify(problem, "\n".join(slipped)).kind == "subtraction"  # a slip left standing is an error
     assert fix.verify(problem, "\n".join(right[:4] + ["!"] + right[3:])) == Verdict()  # one struck needlessly
+
+
+@pytest.mark.parametrize("name", format_names())
+def test_the_quotient_read_from_a_right_trace_is_the_true_one_or_the_format_writes_none(name):
+    fmt = get_format(name)
+    problems = [Problem.from_numbers(9371, 59), Problem.from_numbers(5, 7), Problem.from_numbers(10_000_003, 1),
+                Problem.from_numbers(90_817_263_544, 3_019)]
+    if name in ("direct", "recchia-bare"):
+        assert [fmt.quotient(fmt.render(p)[1]) for p in problems] == [None] * len(problems)
+        return
+    assert [fmt.quotient(fmt.render(p)[1]) for p in problems] == [p.dividend // p.divisor for p in problems]
+
+
+def test_a_sub_trace_with_a_subtraction_too_many_claims_another_quotient_or_none():
+    subrow = get_format("subrow")
+    lines = subrow.render(Problem.from_numbers(9371, 59))[1].splitlines()  # 158 rem 49
+    at = next(i for i, line in enumerate(lines) if line.startswith("-"))
+    assert subrow.quotient("\n".join(lines[:at] + [lines[at]] + lines[at:])) != 158
+    assert subrow.quotient("R94-53.00.\n") is None  # no bring-down: no quotient claimed

@@ -6,6 +6,8 @@ completion and returns the remainder it claims, or None when it claims none; acc
 `verify(problem, completion)` says where and why a trace went wrong, for error analysis. `char_layout` says whether
 the format's digits are found by fixed distances in characters, so that it needs one token per character.
 `strike` and `untrained` serve formats whose traces hold practice slips the model strikes out (`subfix`).
+`quotient(text)` reads the quotient a trace claims (None where it claims none, always for a format whose traces
+show none), for an outcome check a user can compute: q * divisor + remainder = dividend.
 `alphabet` is every character a completion of the format can hold, or None when that is not a small fixed set; a
 model can then compute its output layer for those characters' tokens alone (`--model.restrict_vocab`). A format
 whose completions are words (`recchia-*`) gives a `lexicon` instead: a text whose tokens, under any tokenizer that
@@ -35,6 +37,8 @@ class Format(Protocol):
     def parse(self, text: str) -> int | None: ...
 
     def verify(self, problem: Problem, completion: str) -> Verdict: ...
+
+    def quotient(self, text: str) -> int | None: ...
 
     def untrained(self, problem: Problem) -> list[tuple[int, int]]:
         """The (start, end) character spans of the completion that are read but not learned; [] for most."""

@@ -81,6 +81,8 @@ DIGITS = "0123456789"
 WORDS = ("write look clear { } final remainder is compare digits digit larger smaller equal , + - = _ carry the "
          "borrow a one more bring down erase leading zeros read answer " + BRACKET).split()
 ANSWER_RE = re.compile(r"\{ final remainder is ((?:[0-9] ){1,200})\}")
+WRITE_RE = re.compile(r"write ((?:\d+,\d+:\d+ \S(?: |$))+)")
+CELL_RE = re.compile(r"(\d+),(\d+):\d+ (\S)")
 
 Cell = tuple[int, int, str]
 
@@ -346,6 +348,22 @@ class RecchiaFormat:
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return answer_verdict(problem, self.parse(completion))
+
+    def quotient(self, text: str) -> int | None:
+        """The digits on the grid's row 1 from its first one on, left of the scratch area, after every write (`bare`
+        writes none: None)."""
+        if "write" not in self.keep:
+            return None
+        grid = {}
+        for action in WRITE_RE.finditer(text):
+            for x, y, char in CELL_RE.findall(action[1]):
+                grid[int(x), int(y)] = char
+        digits: list[tuple[int, str]] = []
+        for x, char in sorted((x, char) for (x, y), char in grid.items() if y == 1):
+            if not char.isdigit() or (digits and x != digits[-1][0] + 1):
+                break
+            digits.append((x, char))
+        return int("".join(char for _, char in digits)) if digits else None
 
 
 for _variant in VARIANTS:

@@ -353,6 +353,25 @@ class Sub:
         match = ANSWER_RE.search(text)
         return int(match[1][::-1]) if match else None
 
+    def quotient(self, text: str) -> int | None:
+        """Each bring-down line (a lower-case label) starts a quotient digit: the count of subtraction lines after
+        it, less the one that went below zero (add-back and struck-out lines aside)."""
+        digits, count = [], None
+        for line in (struck(text) if self.slips else text).splitlines():
+            head = line[:1]
+            if head.islower():
+                if count is not None:
+                    digits.append(count - 1)
+                count = 0
+            elif head == "-" and count is not None:
+                count += 1
+            elif head in ("R", "="):
+                break
+        if count is None:
+            return None
+        digits.append(count - 1)
+        return int("".join(map(str, digits))) if all(0 <= d <= 9 for d in digits) else None
+
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """The first line of `completion` that differs from the expected trace, and its kind (see `STEP_ERRORS`);
         a trace that stops early is malformed at the first missing line. Never raises on any text."""
