@@ -2,16 +2,18 @@
 `python -m experiments.<name>` and writes its report under reports/:
 
 - `main`: the main job (`make main`), reports/main.json;
-- `formats`, `demos`, `recipe`, `precision`: points of the main recipe (formats at N=200, demonstration counts,
-  recipe and precision variants) run through `runner`, each tested on generated problems and on the paper's
-  validation problems; `votes`: a point's checkpoint tested with votes over sampled traces;
+- `formats`, `demos`, `recipe`: points of the main recipe (formats at N=200, demonstration counts, recipe variants)
+  run through `runner`, each tested on generated problems and on the paper's validation problems;
+- `model_size`: the model-size axis (SmolLM2, Gemma 3 270M) and its screens;
 - `ablation`: the grid of configs/sweeps/demos.yaml through `python -m longdiv sweep`, then `python -m longdiv report`;
 - `length`, `small_n`: ideas screened against dividends longer than any demonstration and at small N, and the
   length benchmark; `self_improve`: rounds of a checkpoint trained on its own filtered traces;
 - `paper`: the paper's grid format trained until its probe stops improving (the learning curve);
 - `gpu`: what a lent GPU machine runs in its time budget, and the collection of what it brings back;
-- `copy_errors`, `recchia_errors`, `recchia_lengths`, `slips`, `cell_probe`: analyses of run folders, of
-  demonstration lengths and of the pretrained model.
+
+`runner` is their library: run a point (fit, then test on the paper's file), its report row (longdiv.report's one
+schema), and the atomic report merge. The answered one-off analyses were retired; their reports stay, and
+docs/usage.md names the commit that holds their code.
 
 Only `ablation` is a grid, and it already is a sweep config with a thin script that runs two slices of it and the
 report. The other runs stay scripts because a sweep cannot express them: each point is a fit followed by a second
