@@ -224,9 +224,20 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
     }
 
 
+def start(record: dict) -> tuple:
+    """A run is its folder and the start of its first process: the same folder begun again on another machine (a new
+    machine has none of the old one's checkpoints) is another run."""
+    first = (record.get("segments") or [{}])[0]
+    return record["run_dir"], first.get("device"), first.get("started")
+
+
 def save(new: list[dict]) -> None:
-    """Adds `new` records to reports/paper.json (each replacing an earlier one of its run) and plots them all."""
-    done = runner.update_report(OUT, new, lambda r: r["run_dir"], command="python -m experiments.paper")
+    """Adds `new` records to reports/paper.json (each replacing an earlier one of its run) and plots them all. An
+    earlier start of the same run folder stays, marked as given up when it was still in progress."""
+    starts, folders = {start(r) for r in new}, {r["run_dir"] for r in new}
+    given_up = [r | {"stopped": "begun again on another machine"} for r in runner.read_report(OUT).get("records", [])
+                if r["run_dir"] in folders and start(r) not in starts and r["stopped"] == "in progress"]
+    done = runner.update_report(OUT, given_up + new, start, command="python -m experiments.paper")
     plot(done, OUT.with_suffix(".png"))
 
 

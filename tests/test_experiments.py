@@ -647,3 +647,23 @@ def test_update_report_keeps_earlier_records_replaces_by_key_and_writes_whole(tm
         runner.update_report(path, [{"name": "c"}], lambda r: r["name"])
     assert json.loads(path.read_text())["records"] == records  # the report as it was, and nothing beside it
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_the_paper_curve_begun_again_on_another_machine_keeps_the_earlier_start(tmp_path, monkeypatch):
+    from experiments import paper
+
+    monkeypatch.setattr(paper, "OUT", tmp_path / "paper.json")
+
+    def curve(device: str, started: str, steps: int, stopped: str = "in progress") -> dict:
+        return {"run_dir": "/runs/paper/recchia-w-n200-s0-c2048", "format": "recchia-w", "context": 2048, "seed": 0,
+                "probe": "val/trace_exact", "stopped": stopped, "history": [{"step": steps, "train_loss": 0.1}],
+                "segments": [{"device": device, "started": started, "from_step": 0, "to_step": steps}]}
+
+    paper.save([curve("cpu: AMD EPYC", "2026-12-06T19:57:00+0000", 90)])
+    paper.save([curve("cpu: AMD EPYC", "2026-12-06T19:57:00+0000", 100)])  # the same run, further on
+    paper.save([curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 5)])  # the same folder on a new machine
+    paper.save([curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 45)])
+    records = json.loads((tmp_path / "paper.json").read_text())["records"]
+    assert [(r["segments"][0]["device"], r["history"][-1]["step"], r["stopped"]) for r in records] == [
+        ("cpu: AMD EPYC", 100, "begun again on another machine"), ("cpu: Intel Xeon", 45, "in progress")]
+    assert (tmp_path / "paper.png").is_file()
