@@ -43,7 +43,6 @@ import matplotlib.pyplot as plt
 from experiments import runner
 from longdiv import runs
 from longdiv.data.formats import get_format
-from longdiv.data.formats.sub import labels
 from longdiv.data.problems import Problem, generate, with_dividend_digits
 from longdiv.stats import accuracy
 
@@ -75,24 +74,28 @@ IDEAS = {
 }
 
 
+def heads(generated: str) -> list[str]:
+    """The labels of a `sub`-family trace's bring-down lines: the letters that lead them (not `-`, `+` or `R`)."""
+    return [line[0] for line in generated.splitlines() if line and line[0].isalpha() and line[0] != "R"]
+
+
 def brought_down(generated: str) -> int:
-    """Bring-down lines in a `sub`-family trace: lines led by a dividend digit's label (not `-`, `+` or `R`)."""
-    return sum(1 for line in generated.splitlines() if line and line[0].isalpha() and line[0] != "R")
+    return len(heads(generated))
 
 
-def labels_in_order(row: dict, order: str) -> int:
-    """How many bring-down lines, from the first, carry the labels of the dividend's digits in turn: where a trace
-    first brought down a digit out of turn (skipped, repeated or went back), or all of them."""
-    want = labels(Problem.from_numbers(row["dividend"], row["divisor"]), order)
-    heads = [line[0] for line in row["generated"].splitlines() if line and line[0].isalpha() and line[0] != "R"]
-    return next((i for i, (got, label) in enumerate(zip(heads, want)) if got != label), min(len(heads), len(want)))
+def labels_in_order(row: dict, fmt: str) -> int:
+    """How many bring-down lines, from the first, carry the labels that format `fmt`'s own trace of the problem
+    gives the dividend's digits, in turn: where a trace first brought down a digit out of turn (skipped, repeated or
+    went back), or all of them."""
+    want = heads(get_format(fmt).render(Problem.from_numbers(row["dividend"], row["divisor"]))[1])
+    got = heads(row["generated"])
+    return next((i for i, (head, label) in enumerate(zip(got, want)) if head != label), min(len(got), len(want)))
 
 
 def summarize(rows: list[dict], fmt: str = "subrow") -> dict:
     digits = len(str(rows[0]["dividend"]))
     stops = Counter(brought_down(row["generated"]) - digits for row in rows)
-    order = getattr(get_format(fmt), "order", "fixed")
-    in_order = [labels_in_order(row, order) for row in rows]
+    in_order = [labels_in_order(row, fmt) for row in rows]
     return {
         "digits": digits,
         **accuracy(sum(row["correct"] for row in rows), len(rows)),

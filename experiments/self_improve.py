@@ -162,7 +162,7 @@ def claim(folder: Path, plan: dict) -> None:
         differ(folder, json.loads(manifest.read_text()), plan)
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(manifest, plan)
+        runner.write_report(manifest, plan)
 
 
 def differ(folder: Path, made: dict, plan: dict) -> None:
@@ -170,12 +170,6 @@ def differ(folder: Path, made: dict, plan: dict) -> None:
     if changed:
         raise ValueError(f"{folder}: made by another run ({'; '.join(changed)}); pass that run's options to resume "
                          "it, or another --name for a new run")
-
-
-def write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -247,7 +241,7 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
               "decode_accuracy": decode["accuracy"], **runner.record(fit),
               "self_traces": runs.tested(fit).get("self_traces"), "checkpoint": str(fit / "checkpoints" / "last.ckpt"),
               "plan": plan}
-    write_json(done, record)
+    runner.write_report(done, record)
     return record
 
 

@@ -440,14 +440,14 @@ def test_length_counts_the_bring_downs_in_the_labels_order_before_one_comes_out_
     right = get_format("subdown").render(problem)[1]
     row = {"dividend": problem.dividend, "divisor": 13, "generated": right, "correct": True, "parsed": 0,
            "error_kind": None}
-    assert length.labels_in_order(row, "countdown") == 20
+    assert length.labels_in_order(row, "subdown") == 20
     lines = right.splitlines()
     downs = [i for i, line in enumerate(lines) if line[0].isalpha() and line[0] != "R"]
     assert lines[downs[6]][0] == "n"  # t s r q p o, then n
     skipped = lines[: downs[6]] + ["i" + lines[downs[6]][1:]] + lines[downs[6] + 1 :]  # the model's skip to i
-    assert length.labels_in_order(row | {"generated": "\n".join(skipped)}, "countdown") == 6
-    assert length.labels_in_order(row | {"generated": "\n".join(lines[: downs[3]])}, "countdown") == 3  # stopped
-    assert length.labels_in_order(row, "fixed") == 0  # subrow's labels start at p, not t
+    assert length.labels_in_order(row | {"generated": "\n".join(skipped)}, "subdown") == 6
+    assert length.labels_in_order(row | {"generated": "\n".join(lines[: downs[3]])}, "subdown") == 3  # stopped
+    assert length.labels_in_order(row, "subrow") == 0  # subrow's labels start at p, not t
     summary = length.summarize([row, row | {"generated": "\n".join(skipped)}], "subdown")
     assert summary["mean_labels_in_order"] == 13 and summary["all_labels_in_order"] == 0.5
 
