@@ -50,7 +50,7 @@ from collections import Counter
 from pathlib import Path
 
 from experiments import length, runner
-from longdiv import errors, runs
+from longdiv import errors, identity, runs
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
 
@@ -128,9 +128,9 @@ def check_window(plan: dict, base: dict, held: set[tuple[int, int]]) -> int:
 
     last = plan["rounds"] if plan["schedule"] == "length" else None
     problems = [p for k in ([last] if last else range(1, plan["rounds"] + 1)) for p in draw(plan, k, held)]
-    config = base["config"]
-    tokenizer = config["data"].get("tokenizer_name") or config["model"].get("tokenizer") or config["model"]["model"]
-    data = DivisionData(format=plan["format"], tokenizer_name=tokenizer)
+    model = base["config"]["model"]
+    data = DivisionData(format=plan["format"], tokenizer_name=identity.tokenizer_name(model["model"],
+                                                                                     model.get("tokenizer")))
     data.predict_on(problems)
     longest = max(data.eval_examples["predict"], key=len)
     window = base.get("context")
