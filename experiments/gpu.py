@@ -22,6 +22,11 @@ Steps run in the order given while the budget lasts (none starts after `--budget
 - `curve:VARIANT[:EPOCHS]`, experiments.paper for the paper's `recchia-VARIANT` in the GPU recipe: trained at the
   2,048 window until its forced probe on the paper's 100 validation problems is flat or EPOCHS (12) are done, then
   tested on the first `--formats_test` interpolate problems; `--collect` adds its record to reports/paper.json.
+- `improve:SCHEDULE:FILTER`, experiments.self_improve in the GPU recipe (issue 42), from its base, fitted first:
+  `same` from N=50 with the `coverage` idea (experiments.small_n's best screen), `length` from the best N=200 recipe
+  (`subrow@epochs12`) with the length benchmark after every round; each round tested on the first `--formats_test`
+  interpolate problems; `--collect` adds its rounds to reports/self_improve.json and the benchmark's rows to
+  reports/length.json.
 Extra arguments (`--trainer.precision=32-true`) apply to every step.
 `--speed` runs benchmarks.speed on the GPU (gemm, train, bf16, decode) after the first grid point.
 After every step DIR/runs.tgz holds each finished run's run.json and predictions, and DIR/speed_gpu.json the speed
@@ -39,7 +44,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from experiments import runner
+from experiments import runner, small_n
 from longdiv import runs
 
 SWEEP = "configs/sweeps/demos.yaml"
@@ -47,18 +52,28 @@ RUNS = runs.root() / "gpu"
 RECIPE_RUNS = runs.root() / "gpu_recipes"
 GPU_RECIPE = ["--config", runner.configs("overlays")["gpu"]]
 PAPER_RUNS = runs.root() / "paper"
-# Most wanted first: the paper's W format trained until it stops improving (too slow for a CPU), then second seeds.
-STEPS = ["curve:w", "subrow:200:1", "subrow:50:1", "subrow:800:1", "subrow:100:1"]
+IMPROVE_RUNS = runs.root() / "self_improve"
+# What each step leaves in reports/ that --collect merges into the committed reports.
+REPORTS = {"curve": ["paper.json"], "improve": ["self_improve.json", "length.json"]}
+# Most wanted first: the paper's W format trained until it stops improving (too slow for a CPU), then
+# self-improvement's rounds (many fits), then second seeds.
+STEPS = ["curve:w", "improve:same:vote", "improve:length:vote", "subrow:200:1", "subrow:50:1", "subrow:800:1",
+         "subrow:100:1"]
 
 
 def pack(out: Path) -> None:
     """Every finished run's records into out/runs.tgz (checkpoints stay behind)."""
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
         for record in sorted([*RUNS.glob("*/run.json"), *runner.RUNS.rglob("run.json"),
-                             *RECIPE_RUNS.rglob("run.json"), *PAPER_RUNS.rglob("run.json")]):
+                             *RECIPE_RUNS.rglob("run.json"), *PAPER_RUNS.rglob("run.json"),
+                             *IMPROVE_RUNS.rglob("run.json")]):
             for name in ("run.json", "predictions.jsonl", "config.yaml", "recipe.json", "history.json"):
                 if (record.parent / name).is_file():
                     tar.add(record.parent / name)
+        # self_improve's rounds: each one's problems, kept traces and record, and the run's manifest
+        for path in sorted([*IMPROVE_RUNS.glob("*/manifest.json"), *IMPROVE_RUNS.glob("*/round-*/*")]):
+            if path.is_file():
+                tar.add(path)
 
 
 def _call(args: list[str]) -> int:
@@ -115,6 +130,22 @@ def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int
         ["-m", "longdiv", *test, *extra])
 
 
+def improve_point(schedule: str, filter: str, num_test: int, extra: list[str]) -> int:
+    """experiments.self_improve from its base (fitted first unless its checkpoint is here), in the GPU recipe."""
+    recipe = [*GPU_RECIPE, f"--data.eval_batch_size={num_test}", *extra]
+    if schedule == "same":
+        base = small_n.folder("coverage", 50, 0, num_test)
+        code = _call(["-m", "experiments.small_n", "--ideas", "coverage", "--num_demos", "50", "--num_test",
+                      str(num_test), "--", *recipe])
+    else:
+        base = recipe_folder("subrow", "epochs12", 200, 0)
+        code = recipe_point("subrow", "epochs12", 200, 0, num_test, extra)
+    return code or _call(["-m", "experiments.self_improve", "--base", str(base / "checkpoints" / "last.ckpt"),
+                          "--name", f"gpu-{schedule}-{filter}", "--schedule", schedule, "--filter", filter,
+                          "--num_test", str(num_test), *(["--benchmark"] if schedule == "length" else []),
+                          "--", *recipe])
+
+
 def speed(out: Path, fmt: str, ckpt: Path) -> int:
     sections = ["gemm", "train", "bf16"] + (["decode", "--ckpt", str(ckpt)] if ckpt.is_file() else [])
     return _call(["-m", "benchmarks.speed", "--device", "cuda", "--format", fmt, "--micro_batch", "8", "--accumulate",
@@ -127,6 +158,13 @@ def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
     `paper` (FORMAT:paper), `formats` (FORMAT) or `curve` (curve:VARIANT[:EPOCHS]: format recchia-VARIANT, N the
     epochs)."""
     fmt, *rest = step.split(":")
+    if fmt == "improve":
+        from experiments import self_improve
+
+        if len(rest) != 2 or rest[0] not in self_improve.SCHEDULES or rest[1] not in self_improve.FILTERS:
+            raise ValueError(f"step {step!r}: expected improve:SCHEDULE:FILTER, SCHEDULE one of "
+                             f"{', '.join(self_improve.SCHEDULES)} and FILTER one of {', '.join(self_improve.FILTERS)}")
+        return "improve", rest[0], rest[1], 50 if rest[0] == "same" else 200, 0
     if fmt == "curve":
         return "curve", f"recchia-{rest[0]}", None, (int(rest[1]) if len(rest) > 1 else 12), 0
     if "@" in fmt:
@@ -154,14 +192,17 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
             code = recipe_point(fmt, recipe, num_demos, seed, num_test, extra)
         elif kind == "curve":
             code = curve_point(fmt.removeprefix("recchia-"), num_demos, num_test, extra)
-            if Path("reports/paper.json").is_file():
-                (out / "paper.json").write_text(Path("reports/paper.json").read_text())
+        elif kind == "improve":
+            code = improve_point(fmt, recipe, num_test, extra)
         elif kind == "grid":
             keep = [] if first_grid_point and run_speed else ["--trainer.enable_checkpointing=false"]
             code = grid_point(fmt, num_demos, seed, keep + extra)
         else:
             code = formats_point(fmt, kind == "paper", num_test, extra)
         log["steps"].append({"step": step, "returncode": code, "seconds": round(time.perf_counter() - began, 1)})
+        for name in REPORTS.get(kind, []):
+            if Path("reports", name).is_file():
+                (out / name).write_text(Path("reports", name).read_text())
         pack(out)
         if kind == "grid" and first_grid_point and run_speed:
             point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}
@@ -194,6 +235,15 @@ def collect(folder: Path) -> None:
         from experiments import paper
 
         paper.save(json.loads((folder / "paper.json").read_text())["records"])
+    if (folder / "self_improve.json").is_file():
+        from experiments import self_improve
+
+        runner.update_report(self_improve.OUT, runner.read_report(folder / "self_improve.json")["records"],
+                             lambda r: (r["run"], r["round"]), question=self_improve.QUESTION)
+    if (folder / "length.json").is_file():
+        from experiments import length
+
+        length.save(runner.read_report(folder / "length.json")["records"])
     if (folder / "speed_gpu.json").is_file():
         speed = Path("reports/speed.json")
         runner.write_report(speed, runner.read_report(speed) | {"gpu": json.loads((folder / "speed_gpu.json").read_text())})

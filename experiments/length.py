@@ -190,6 +190,13 @@ def tested(ckpt: str, name: str, test_args: list[str], extra: list[str]) -> tupl
     return runs.tested(folder), by_length
 
 
+def save(new: list[dict], out: Path = OUT) -> None:
+    """Adds `new` rows to the report at `out` (replacing the earlier rows of their names) and plots them all."""
+    records = runner.update_report(out, new, lambda r: r["name"],
+                                   question="accuracy on dividends longer than any training dividend")
+    plot(records, out.with_suffix(".png"))
+
+
 def benchmark(ckpt: str, name: str, filter: str | None = None, rounds: int = 0, extra: list[str] = (),
               out: Path = OUT, per_length: int = BENCHMARK_SIZE) -> list[dict]:
     """Tests `ckpt` on the length benchmark under `name` and writes its rows into `out`; returns them."""
@@ -201,9 +208,7 @@ def benchmark(ckpt: str, name: str, filter: str | None = None, rounds: int = 0, 
              "interpolate_first_200": interpolate(Path(ckpt)), "format": record["format"],
              "eval_seconds": record["eval_seconds"], "device": record.get("device"), "run_dir": str(RUNS / name)}
             for d in sorted(by_length)]
-    records = runner.update_report(out, mine, lambda r: r["name"],
-                                   question="accuracy on dividends longer than any training dividend")
-    plot(records, out.with_suffix(".png"))
+    save(mine, out)
     return mine
 
 
@@ -243,9 +248,7 @@ def main(argv: list[str] | None = None) -> None:
              "interpolate_first_200": interpolate(Path(args.ckpt)),
              "format": record["format"], "eval_seconds": record["eval_seconds"], "device": record.get("device"),
              "run_dir": str(folder)} for d in sorted(by_length)]
-    records = runner.update_report(args.out, mine, lambda r: r["name"],
-                                   question="accuracy on dividends longer than any training dividend")
-    plot(records, args.out.with_suffix(".png"))
+    save(mine, args.out)
     for r in mine:
         print(f"{r['digits']:>3} digits: {r['accuracy']:.1%} ({r['correct']}/{r['n_eval']}) "
               f"[{r['wilson_low']:.1%}, {r['wilson_high']:.1%}], stopped right {r['stopped_right']:.0%}, "

@@ -56,6 +56,7 @@ from longdiv.data.problems import Problem, generate, read_file, with_dividend_di
 
 RUNS = runs.root() / "self_improve"
 OUT = Path("reports/self_improve.json")
+QUESTION = "self-improvement: a checkpoint trained on its own filtered traces, by round"
 FILTERS = ("vote", "check", "verify")
 SCHEDULES = ("same", "length")
 SEED_OFFSET = 424_242  # the rounds' draws: streams of their own, apart from any demonstration or test draw
@@ -262,8 +263,7 @@ def run(plan: dict, extra: list[str]) -> list[dict]:
     for k in range(plan["rounds"] + 1):
         record = baseline(plan, base, extra) if k == 0 else one_round(plan, base, k, fmt, held, extra)
         records.append({key: value for key, value in record.items() if key != "plan"})
-        runner.update_report(OUT, records[-1:], lambda r: (r["run"], r["round"]),
-                             question="self-improvement: a checkpoint trained on its own filtered traces, by round")
+        runner.update_report(OUT, records[-1:], lambda r: (r["run"], r["round"]), question=QUESTION)
         if plan["benchmark"]:
             length.benchmark(record["checkpoint"], f"self_improve/{plan['name']}/round-{k}",
                              plan["filter"] if k else None, k, extra)

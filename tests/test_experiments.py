@@ -667,3 +667,45 @@ def test_the_paper_curve_begun_again_on_another_machine_keeps_the_earlier_start(
     assert [(r["segments"][0]["device"], r["history"][-1]["step"], r["stopped"]) for r in records] == [
         ("cpu: AMD EPYC", 100, "begun again on another machine"), ("cpu: Intel Xeon", 45, "in progress")]
     assert (tmp_path / "paper.png").is_file()
+
+
+def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    round_record = {"run": "gpu-same-vote", "round": 1, "filter": "vote", "num_demos": 50, "kept_total": 300}
+    row = {"name": "self_improve/gpu-length-check/round-1", "dividend_digits": 12, "digits": 12, "accuracy": 0.5,
+           "wilson_low": 0.4, "wilson_high": 0.6, "n": 200, "filter": "check", "rounds": 1}
+
+    def fake_call(args):  # what the experiments leave: a round's records and the reports
+        calls.append(args)
+        if args[1] == "experiments.self_improve":
+            folder = Path("runs/self_improve/gpu-same-vote/round-1/fit")
+            folder.mkdir(parents=True)
+            (folder / "run.json").write_text("{}")
+            (folder.parent / "round.json").write_text(json.dumps(round_record))
+            Path("reports").mkdir(exist_ok=True)
+            Path("reports/self_improve.json").write_text(json.dumps({"records": [round_record]}))
+            Path("reports/length.json").write_text(json.dumps({"records": [row]}))
+        return 0
+
+    monkeypatch.setattr(gpu, "_call", fake_call)
+    assert gpu.parse_step("improve:same:vote") == ("improve", "same", "vote", 50, 0)
+    assert gpu.parse_step("improve:length:check")[:3] == ("improve", "length", "check")
+    with pytest.raises(ValueError, match="expected improve:SCHEDULE:FILTER"):
+        gpu.parse_step("improve:same:majority")
+    gpu.on_gpu(tmp_path / "out", ["improve:same:vote"], budget=100, run_speed=False, num_test=10, extra=["--x=1"])
+    base, rounds = calls
+    assert base[:4] == ["-m", "experiments.small_n", "--ideas", "coverage"] and base[-1] == "--x=1"
+    assert rounds[rounds.index("--base") + 1].endswith("small_n/coverage-n50-s0-t10/checkpoints/last.ckpt")
+    assert rounds[rounds.index("--filter") + 1] == "vote" and "--benchmark" not in rounds
+    assert configs(rounds) == ["configs/overlays/gpu.yaml"] and rounds[-2:] == ["--data.eval_batch_size=10", "--x=1"]
+    with tarfile.open(tmp_path / "out" / "runs.tgz") as tar:
+        assert "runs/self_improve/gpu-same-vote/round-1/round.json" in tar.getnames()
+    shutil.rmtree("runs")
+    earlier = {**round_record, "run": "cpu-same-check"}
+    Path("reports/self_improve.json").write_text(json.dumps({"records": [earlier]}))
+    Path("reports/length.json").write_text(json.dumps({"records": []}))
+    gpu.collect(tmp_path / "out")
+    assert json.loads(Path("reports/self_improve.json").read_text())["records"] == [earlier, round_record]
+    assert json.loads(Path("reports/length.json").read_text())["records"] == [row]
+    assert Path("runs/self_improve/gpu-same-vote/round-1/round.json").is_file()
