@@ -22,12 +22,15 @@ Long runs: the run folder is under `$LONGDIV_RUNS/paper/` (default runs/paper/),
 checkpoint is saved every `--checkpoint_every` optimizer steps, so a stopped process loses at most those. Run the
 same command again and it resumes from the newest checkpoint; a finished run is extended by a larger
 `--max_epochs`. The record lists each process that trained it (`segments`: machine, steps, seconds) and, for every
-probe and the test, the first wrong action of each trace by kind (see `kind`).
+probe and the test, the first wrong action of each trace by kind (see `kind`), and for each probe what teacher
+forcing says of every action past the first error (`forced_actions`: the actions of each kind greedy decoding
+would write right after a right prefix, and the traces it would write whole if the copy of the problem were given).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import re
 import sys
@@ -134,14 +137,35 @@ def probed_errors(fmt, rows: list[dict]) -> dict[str, int]:
     return dict(kinds.most_common())
 
 
+def forced_actions(fmt, rows: list[dict]) -> dict:
+    """What teacher forcing says beyond the first error (validations/*.jsonl rows with `wrong_chars`): for each kind,
+    the reference actions whose every token is greedy decoding's choice when all before it are right, as [right,
+    of]; and the traces with no wrong token after the copy (`right_after_copy`): those greedy decoding would write
+    whole if the copy of the problem onto the grid, and its end, were given."""
+    right, total, after_copy = Counter(), Counter(), 0
+    for row in rows:
+        spans = list(ACTION.finditer(reference(fmt, row)))
+        ends, names = [m.end() for m in spans], [m[0] for m in spans]
+        # a wrong token right after an action (the space that starts the next one) is that action not ending
+        bad = {min(bisect.bisect_left(ends, at), len(spans) - 1) for at in row["wrong_chars"]}
+        for i in range(len(spans)):
+            name = kind(names, i)
+            total[name] += 1
+            right[name] += i not in bad
+        after_copy += not bad - {0}
+    return {"actions": {k: [right[k], total[k]] for k, _ in total.most_common()}, "right_after_copy": after_copy}
+
+
 def probe_errors(path: Path, fmt) -> list[dict]:
-    """The forced probes' first wrong actions by kind, one entry per probe of the run in `path`."""
+    """The forced probes' first wrong actions by kind, one entry per probe of the run in `path`, with what teacher
+    forcing says of every action where the probe kept every wrong token (`forced_actions`)."""
     out = []
     for file in sorted((path / "validations").glob("step-*.jsonl")):
         rows = [json.loads(line) for line in file.read_text().splitlines()]
         if rows and "first_wrong_char" in rows[0]:
             out.append({"step": int(file.stem.removeprefix("step-")), "n": len(rows),
-                        "first_wrong": probed_errors(fmt, rows)})
+                        "first_wrong": probed_errors(fmt, rows),
+                        **(forced_actions(fmt, rows) if "wrong_chars" in rows[0] else {})})
     return out
 
 

@@ -5,6 +5,7 @@ import csv
 import json
 import shutil
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,16 @@ def test_recchia_first_error_finds_the_corrupted_action():
                 starts[step] + 2: "comparison", len(completion) - 3: "answer"}
     for at, expected in wrong_at.items():
         assert paper.probed_errors(fmt, [row | {"first_wrong_char": at}]) == {expected: 1}
+    # teacher forcing reads on past the first error: every action with a wrong token, by kind
+    counts = Counter(paper.kind(reference, i) for i in range(len(reference)))
+    clean = paper.forced_actions(fmt, [row | {"wrong_chars": []}])
+    assert clean == {"actions": {k: [n, n] for k, n in counts.most_common()}, "right_after_copy": 1}
+    copy_end, in_addition = len(reference[0]), starts[addition] + len(reference[addition]) - 1
+    found = paper.forced_actions(fmt, [row | {"wrong_chars": [copy_end]}, row | {"wrong_chars": [3, copy_end,
+                                                                                                  in_addition]}])
+    assert found["actions"]["copy"] == [0, 2] and found["right_after_copy"] == 1
+    assert found["actions"]["addition"] == [2 * counts["addition"] - 1, 2 * counts["addition"]]
+    assert found["actions"]["grid"] == [2 * counts["grid"]] * 2
     _, narrated = get_format("recchia-ln+").render(problem)
     assert " ".join(paper.actions(narrated)) == narrated  # looks and notes are actions too
 

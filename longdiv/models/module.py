@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import os
+from functools import partial
 
 import lightning as L
 import torch
@@ -369,16 +371,31 @@ class DivisionLM(L.LightningModule):
                 found = forced(self.decoding_model, example.prompt_ids, example.completion_ids, context, vocab,
                                example.untrained)
                 problem, wrong = example.problem, found.first < len(example.completion_ids)
-                # where in the completion's text greedy decoding would first go wrong, for error analyses
-                before = example.completion_ids[: found.first]
-                at = len(self.tokenizer.decode(before, clean_up_tokenization_spaces=False)) if wrong else None
+                # where in the completion's text each token starts that greedy decoding would get wrong if all
+                # before it were right (the first is where decoding goes wrong), for error analyses by action
+                skip = set(example.untrained)
+                missed = [i for i in (~found.hits).nonzero().flatten().tolist() if i not in skip] if wrong else []
+                wrong_chars = self._char_starts(example.completion_ids, missed)
                 self.records.append({"index": index, "question": problem.question, "dividend": problem.dividend,
                                      "divisor": problem.divisor, "exact": found.exact, "tokens": found.tokens,
-                                     "right": found.right, "first_wrong_char": at,
-                                     "instead": None if at is None else self.tokenizer.decode([found.instead])})
+                                     "right": found.right, "first_wrong_char": wrong_chars[0] if wrong else None,
+                                     "instead": self.tokenizer.decode([found.instead]) if wrong else None,
+                                     "wrong_chars": wrong_chars})
                 metrics["trace_exact"].update(float(found.exact))
                 metrics["trace_right"].update(found.right / found.tokens)
                 metrics["loss"].update(found.loss / found.tokens, weight=found.tokens)
+
+    def _char_starts(self, ids: list[int], at: list[int]) -> list[int]:
+        """Where tokens `at` (indices into `ids`) start in the text of `ids`: from each token's own text where
+        those add up to the whole text (byte-level BPE, characters), else from the text before each one."""
+        if not at:
+            return []
+        decode = partial(self.tokenizer.decode, clean_up_tokenization_spaces=False)
+        lengths = [len(decode([t])) for t in ids]
+        if sum(lengths) == len(decode(ids)):
+            starts = [0, *itertools.accumulate(lengths)]
+            return [starts[i] for i in at]
+        return [len(decode(ids[:i])) for i in at]
 
     def on_validation_epoch_end(self):
         self._end_eval("val")

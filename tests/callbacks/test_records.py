@@ -94,3 +94,7 @@ def test_each_validation_of_a_fit_keeps_its_problems_records(tmp_path, probe):
             assert r["exact"] or 0 <= r["first_wrong_char"] <= len(completion)
             # what greedy decoding writes there is not what the reference goes on with
             assert r["exact"] or not completion[r["first_wrong_char"]:].startswith(r["instead"]) or r["instead"] == ""
+            # every token greedy decoding would get wrong after a right prefix, the first of them first
+            assert r["wrong_chars"] == sorted(set(r["wrong_chars"])) and len(r["wrong_chars"]) >= (not r["exact"])
+            assert r["wrong_chars"][:1] == ([] if r["exact"] else [r["first_wrong_char"]])
+            assert r["tokens"] - r["right"] >= 1 if r["wrong_chars"] else r["exact"]

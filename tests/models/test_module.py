@@ -481,3 +481,18 @@ def test_forced_validation_reads_each_reference_once_and_logs_its_loss_and_how_f
 def test_an_unknown_validation_probe_is_refused():
     with pytest.raises(ValueError, match="model.val_probe 'teacher' is unknown; choose one of decode, forced"):
         DivisionLM(model="tiny", val_probe="teacher")
+
+
+@pytest.mark.parametrize("name", ["smollm2", "tiny", "gemma3-270m"])
+def test_the_forced_probe_places_each_wrong_token_where_its_text_starts(name):
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+    from longdiv.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(name)
+    for fmt in ("recchia-w", "subrow"):
+        text = get_format(fmt).render(Problem.from_numbers(537086, 17))[1]
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        at = [0, 1, len(ids) // 2, len(ids) - 1]
+        starts = DivisionLM._char_starts(SimpleNamespace(tokenizer=tokenizer), ids, at)
+        assert starts == [len(tokenizer.decode(ids[:i], clean_up_tokenization_spaces=False)) for i in at]
