@@ -29,13 +29,12 @@ import lightning as L
 import torch
 
 from benchmarks import gemm_peak
+from experiments.runner import PAPER_TRAIN
 from longdiv import hardware, identity
 from longdiv.callbacks.records import peak_rss_gb
 from longdiv.data.datamodule import DivisionData, collate_train
 from longdiv.models.decode import decode as our_decode
 from longdiv.models.module import DivisionLM, completion_loss
-
-PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
 
 
 def data(fmt: str, num_test: int = 200, batch_size: int = 2, eval_batch_size: int = 50) -> DivisionData:
