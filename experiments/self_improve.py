@@ -27,7 +27,8 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
    from the pretrained one, is the paper's loop: each round costs the same, however many traces have been kept, and
    what a round learned is where the next one starts (the demonstrations and the earlier rounds' traces stay in
    the data, so the model does not forget them).
-5. `round.json`: the round's record: N, the traces kept (this round and in all), the filter, and label noise, which
+5. `round.json`: the round's record: N, the traces kept (this round and in all), the filter, whether its
+   interpolate accuracy fell below the base's 95% interval on the same problems (`below_base`), and label noise, which
    the filter never sees: kept traces whose remainder is wrong (the truth from the problem), with the first wrong
    step the format's verifier finds in each, and kept traces whose remainder is right but a step is wrong.
 
@@ -262,7 +263,10 @@ def run(plan: dict, extra: list[str]) -> list[dict]:
     records = []
     for k in range(plan["rounds"] + 1):
         record = baseline(plan, base, extra) if k == 0 else one_round(plan, base, k, fmt, held, extra)
-        records.append({key: value for key, value in record.items() if key != "plan"})
+        record = {key: value for key, value in record.items() if key != "plan"}
+        if k:  # the interpolate figure a round must keep: not below the base's interval on the same problems
+            record["below_base"] = record["accuracy"] < records[0]["wilson_low"]
+        records.append(record)
         runner.update_report(OUT, records[-1:], lambda r: (r["run"], r["round"]), question=QUESTION)
         if plan["benchmark"]:
             length.benchmark(record["checkpoint"], f"self_improve/{plan['name']}/round-{k}",
