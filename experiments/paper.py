@@ -15,8 +15,11 @@ validations/): `forced` (the default) reads each reference trace in one pass per
 whose whole trace greedy decoding would write (`val/trace_exact`, `--model.val_probe forced`: minutes where decoding
 100 traces of 2,000 tokens takes a quarter of an hour on a CPU), and where the others would first go wrong;
 `decode` writes and scores the traces (`val/remainder_acc`). Training stops when the probe has not reached a new
-best for `--patience` probes in a row, or at `--max_epochs`; then the last checkpoint is tested on the first
-`--num_test` of the 500 interpolate problems (0: not tested, the probe's curve only).
+best for `--patience` probes in a row, or at `--max_epochs`. After each probe that is the best so far (the most
+traces right whole, then the largest share of each trace right before its first error) the checkpoint is kept as
+`checkpoints/best.ckpt` (a second name for the file, no copy); at the end the best checkpoint is tested by decoding
+on the first `--num_test` of the 500 interpolate problems and on the paper's 100 validation problems (0: not
+tested, the probe's curve only).
 
 Long runs: the run folder is under `$LONGDIV_RUNS/paper/` (default runs/paper/), so it can outlive a work tree; a
 checkpoint is saved every `--checkpoint_every` optimizer steps, so a stopped process loses at most those. Run the
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -43,7 +47,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from experiments import runner
-from longdiv import runs
+from longdiv import identity, runs
 from longdiv.data.formats import get_format
 from longdiv.data.formats.recchia import SCRATCH_X, VARIANTS
 from longdiv.data.problems import Problem
@@ -188,11 +192,36 @@ def flat(curve: list[dict], patience: int) -> bool:
     return len(seen) > patience and max(seen[-patience:]) <= max(seen[:-patience])
 
 
+def best_probe(curve: list[dict]) -> int | None:
+    """The index in `curve` of the best probe: the most traces right (`val/trace_exact`, or the decoded accuracy),
+    then the largest share of each trace right before its first error; the earliest of equals."""
+    probed = [i for i, entry in enumerate(curve) if any(key in entry for key in PROBES.values())]
+    score = [tuple(curve[i].get(key, -1.0) for key in (*PROBES.values(), "val/trace_right")) for i in probed]
+    return probed[score.index(max(score))] if probed else None
+
+
+def keep_best(path: Path) -> None:
+    """Makes `checkpoints/best.ckpt` the checkpoint of the curve's best probe when that is its last one: a hard link
+    to `last.ckpt` as it is after that epoch (the next save replaces `last.ckpt` by a new file, not in place)."""
+    curve, ckpt = history(path), path / "checkpoints" / "last.ckpt"
+    if not curve or best_probe(curve) != len(curve) - 1 or not ckpt.is_file():
+        return
+    if identity.read(ckpt)["step"] != curve[-1]["step"]:  # a chunk stopped inside the epoch after its probe
+        return
+    tmp = ckpt.with_name(".best.ckpt.tmp")
+    tmp.unlink(missing_ok=True)
+    os.link(ckpt, tmp)
+    os.replace(tmp, ckpt.with_name("best.ckpt"))
+    (path / "checkpoints" / "best.json").write_text(json.dumps({"epoch": len(curve), **curve[-1]}, indent=1) + "\n")
+
+
 def train(variant: str, seed: int, context: int, probe: str, probe_every: int, patience: int, max_epochs: int,
           checkpoint_every: int, extra: list[str]) -> Path:
-    """Fits `probe_every` epochs at a time until the probe is flat or `max_epochs` are done; returns the folder."""
+    """Fits `probe_every` epochs at a time until the probe is flat or `max_epochs` are done, keeping the best
+    checkpoint after each; returns the folder."""
     path = folder(variant, seed, context, probe)
     while True:
+        keep_best(path)
         curve = history(path)
         done = len(curve)  # epochs finished (a checkpoint may hold part of the next one)
         if done >= max_epochs or flat(curve, patience):
@@ -209,19 +238,24 @@ def train(variant: str, seed: int, context: int, probe: str, probe_every: int, p
 
 
 def test(path: Path, num_test: int, extra: list[str]) -> Path | None:
-    """The last checkpoint on the first `num_test` interpolate problems, once per trained length (none for 0)."""
+    """The best checkpoint (the last where none was kept) decoded on the first `num_test` interpolate problems, then
+    on the paper's 100 validation problems (`paper_val/` inside), once per trained length; none for 0."""
     if num_test == 0:
         return None
+    best = path / "checkpoints" / "best.ckpt"
+    ckpt = best if best.is_file() else path / "checkpoints" / "last.ckpt"
     tested = path / f"test-e{len(history(path))}-t{num_test}"
-    if runs.tested(tested) is None:
-        runner.cli(["test", f"--ckpt_path={path / 'checkpoints' / 'last.ckpt'}", f"--data.num_test={num_test}",
-                    f"--trainer.default_root_dir={tested}", *extra])
+    for folder_, problems in ((tested, f"--data.num_test={num_test}"), (tested / "paper_val",
+                                                                         f"--data.test_file={runner.PAPER_VAL}")):
+        if runs.tested(folder_) is None:
+            runner.cli(["test", f"--ckpt_path={ckpt}", problems, f"--trainer.default_root_dir={folder_}", *extra])
     return tested
 
 
 def record(variant: str, probe: str, path: Path, tested: Path | None, patience: int, max_epochs: int) -> dict:
     fit, curve, fmt = runs.read(path), history(path), get_format(f"recchia-{variant}")
     test = runs.tested(tested) if tested else {"metrics": {}, "eval_seconds": None, "git_commit": fit.get("git_commit")}
+    paper = runs.tested(tested / "paper_val") if tested else None
     keep = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures")
     return {
         "variant": variant, "format": f"recchia-{variant}", "context": fit["context"],
@@ -233,6 +267,10 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         "history": curve,
         "best_probe": max(probes(curve), default=None),
         "interpolate": {k: test[k] for k in keep} if tested else None,
+        "paper_val": {k: paper[k] for k in keep} if paper else None,
+        "tested_checkpoint": test["checkpoint"]["path"] if tested else None,
+        "best": json.loads((path / "checkpoints" / "best.json").read_text())
+        if (path / "checkpoints" / "best.json").is_file() else None,
         "error_kinds": {k.removeprefix("test/err_"): int(v) for k, v in test["metrics"].items() if "err_" in k},
         "probe_first_wrong": probe_errors(path, fmt),
         "test_first_wrong": decoded_errors(fmt, [json.loads(line) for line in

@@ -62,7 +62,8 @@ def setting(config: dict | Namespace | None, key: str) -> Any:
 # Reading ---------------------------------------------------------------------------------------------------------
 def read(path: str | Path, weights_only: bool = True) -> dict:
     """A checkpoint's saved settings (`saved`: model and data, the format under both), data `identity`, the `config`
-    of the run that wrote it (None before longdiv kept it), its model's `weights` and their `shapes`, read
+    of the run that wrote it (None before longdiv kept it), its optimizer `step`, its model's `weights` and their
+    `shapes`, read
     memory-mapped: the tensors are read from disk only when used."""
     try:
         ckpt = torch.load(path, weights_only=weights_only, map_location="cpu", mmap=True)
@@ -84,7 +85,8 @@ def read(path: str | Path, weights_only: bool = True) -> dict:
     identity = (ckpt.get(IDENTITY_KEY) or {}).get("identity")
     if identity is not None:
         identity = {k: v for k, v in identity.items() if k != "format"} | {"format": saved["data"]["format"]}
-    return {"saved": saved, "identity": identity, "config": record.get("config"), "weights": state,
+    return {"saved": saved, "identity": identity, "config": record.get("config"), "step": ckpt.get("global_step"),
+            "weights": state,
             "shapes": {k.removeprefix("model."): tuple(v.shape) for k, v in state.items() if k.startswith("model.")}}
 
 

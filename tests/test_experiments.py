@@ -720,3 +720,45 @@ def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(
     assert json.loads(Path("reports/self_improve.json").read_text())["records"] == [earlier, round_record]
     assert json.loads(Path("reports/length.json").read_text())["records"] == [row]
     assert Path("runs/self_improve/gpu-same-vote/round-1/round.json").is_file()
+
+
+def test_the_paper_curve_keeps_its_best_checkpoint_and_tests_it_on_both_sets(tmp_path, monkeypatch):
+    import torch
+
+    from experiments import paper
+
+    curve = [{"epoch": 0, "step": 45, "val/trace_exact": 0.0, "val/trace_right": 0.09},
+             {"epoch": 1, "step": 90, "val/trace_exact": 0.0, "val/trace_right": 0.093},
+             {"epoch": 2, "step": 135, "val/trace_exact": 0.0, "val/trace_right": 0.08}]
+    assert [paper.best_probe(curve[:k]) for k in (1, 2, 3)] == [0, 1, 1]  # exact ties: the larger share right
+    assert paper.best_probe(curve + [{"step": 180, "val/trace_exact": 0.01, "val/trace_right": 0.05}]) == 3
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    last, best = run / "checkpoints" / "last.ckpt", run / "checkpoints" / "best.ckpt"
+
+    def epoch(k: int, saved_step: int) -> None:  # the chunk of epoch k ends: its history, then last.ckpt anew
+        (run / "history.json").write_text(json.dumps(curve[: k + 1]))
+        tmp = last.with_name("tmp")
+        torch.save({"global_step": saved_step, "state_dict": {}}, tmp)
+        tmp.replace(last)  # as the atomic checkpoint does: a new file under the name
+        paper.keep_best(run)
+
+    epoch(0, 45)
+    assert torch.load(best, weights_only=True)["global_step"] == 45
+    epoch(1, 90)
+    assert torch.load(best, weights_only=True)["global_step"] == 90
+    epoch(2, 135)  # worse: the best stays, though last.ckpt is new
+    assert torch.load(best, weights_only=True)["global_step"] == 90
+    assert json.loads((run / "checkpoints" / "best.json").read_text())["step"] == 90
+    curve.append({"epoch": 3, "step": 180, "val/trace_exact": 0.01, "val/trace_right": 0.1})
+    epoch(3, 185)  # a chunk killed after its probe, its checkpoint from the next epoch: not the probed weights
+    assert torch.load(best, weights_only=True)["global_step"] == 90
+
+    calls = []
+    monkeypatch.setattr(paper.runner, "cli", lambda args: calls.append(args))
+    tested = paper.test(run, 500, ["--x=1"])
+    assert [c[1] for c in calls] == [f"--ckpt_path={best}"] * 2
+    assert calls[0][2] == "--data.num_test=500" and calls[1][2] == f"--data.test_file={paper.runner.PAPER_VAL}"
+    assert [c[3] for c in calls] == [f"--trainer.default_root_dir={tested}",
+                                     f"--trainer.default_root_dir={tested / 'paper_val'}"]
+    assert paper.test(run, 0, []) is None
