@@ -268,7 +268,7 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         "best_probe": max(probes(curve), default=None),
         "interpolate": {k: test[k] for k in keep} if tested else None,
         "paper_val": {k: paper[k] for k in keep} if paper else None,
-        "tested_checkpoint": test["checkpoint"]["path"] if tested else None,
+        "tested_checkpoint": (test.get("checkpoint") or {}).get("path"),
         "best": json.loads((path / "checkpoints" / "best.json").read_text())
         if (path / "checkpoints" / "best.json").is_file() else None,
         "error_kinds": {k.removeprefix("test/err_"): int(v) for k, v in test["metrics"].items() if "err_" in k},

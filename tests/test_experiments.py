@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from test_cli import covers, print_config
 from test_report import fake_run
@@ -581,7 +582,9 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
                 probe = {"val/trace_exact": probe_by_epoch[epoch]} if (epoch + 1) % every == 0 else {}
                 curve.append({"epoch": epoch, "step": 25 * (epoch + 1), "train_loss": 1 / (epoch + 1), **probe})
             (root / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (root / "checkpoints" / "last.ckpt").write_text("weights")
+            tmp = root / "checkpoints" / "tmp"  # a new file under the name, as the atomic checkpoint writes it
+            torch.save({"global_step": curve[-1]["step"], "state_dict": {}}, tmp)
+            tmp.replace(root / "checkpoints" / "last.ckpt")
             (root / "history.json").write_text(json.dumps(curve))
             record = {"stage": "fit", "context": 2048, "config": {"seed_everything": 0}, "mean_tokens": 2041.4,
                       "max_tokens": 5427, "train_windows": 290, "fit_seconds": 60.0 * len(curve),
@@ -590,7 +593,8 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
         else:
             record = fake_run(root, "smollm2", "recchia-w", 200, 0, correct=9, n=100, parse_failures=3,
                               errors={"malformed": 80})
-            (root / "run.json").write_text(json.dumps(record | {"eval_seconds": 600.0, "git_commit": "abc"}))
+            (root / "run.json").write_text(json.dumps(record | {"eval_seconds": 600.0, "git_commit": "abc",
+                                                                "checkpoint": {"path": option(args, "ckpt_path")}}))
             rows = []  # 9 whole traces, then 91 that stop three actions early
             for i in range(100):
                 problem = Problem.from_numbers(1000 + i, 7 + i)
@@ -610,10 +614,17 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     assert recipe["model"] == {"schedule": "constant", "restrict_vocab": True}
     assert all("--checkpoint_every_n_steps=5" in c for c in fits)
     assert all("--model.val_probe=forced" in c for c in fits)
-    (test,) = [c for c in calls if c[0] == "test"]
+    test, paper_test = [c for c in calls if c[0] == "test"]
     assert option(test, "trainer.default_root_dir") == "runs/paper/recchia-w-n200-s0-c2048/test-e8-t100"
+    assert option(paper_test, "trainer.default_root_dir") == "runs/paper/recchia-w-n200-s0-c2048/test-e8-t100/paper_val"
+    # the best probe's checkpoint (epoch 4's 0.30; epoch 8's equal one came later), not the last
+    best = "runs/paper/recchia-w-n200-s0-c2048/checkpoints/best.ckpt"
+    assert option(test, "ckpt_path") == option(paper_test, "ckpt_path") == best
+    assert torch.load(best, weights_only=True)["global_step"] == 100
     (record,) = json.loads(paper.OUT.read_text())["records"]
     assert (record["epochs"], record["stopped"], record["best_probe"]) == (8, "probe flat", 0.30)
+    assert record["best"]["step"] == 100 and record["tested_checkpoint"] == best
+    assert record["paper_val"]["correct"] == 9 and record["paper_val"]["n_eval"] == 100
     assert record["interpolate"]["correct"] == 9 and record["error_kinds"] == {"malformed": 80}
     assert record["test_first_wrong"] == {"unfinished": 91, "right trace": 9}
     assert paper.OUT.with_suffix(".png").is_file()
