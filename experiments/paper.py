@@ -304,10 +304,20 @@ def save(new: list[dict]) -> None:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Training loss and the probe against optimizer steps, and the probe against training tokens seen."""
-    fig, (loss_ax, step_ax, token_ax) = plt.subplots(1, 3, figsize=(15, 4))
+    """Training loss and the probe against optimizer steps, the probe against training tokens seen, and the share of
+    each kind of action greedy decoding gets right after a right prefix."""
+    fig, (loss_ax, step_ax, token_ax, action_ax) = plt.subplots(1, 4, figsize=(20, 4))
     for r in records:
-        label = f"{r['format']} (window {r['context']}, seed {r['seed']}): {r['probe']}"
+        first = (r.get("segments") or [{}])[0]  # which start of the run: its first machine and day
+        machine = re.sub(r"\(R\)|Processor|cpu: |cuda: ", "", first.get("device", "")).split()
+        begun = f", {' '.join(machine[:2])} {first['started'][5:10]}" if machine else ""
+        label = f"{r['format']}{begun}: {r['probe'].removeprefix('val/')}"
+        for kind_, _ in Counter(k for probe in r.get("probe_first_wrong") or [] for k in probe.get("actions", {})
+                                ).most_common():
+            probed = [probe for probe in r["probe_first_wrong"] if kind_ in probe.get("actions", {})]
+            action_ax.plot([probe["step"] for probe in probed],
+                           [probe["actions"][kind_][0] / probe["actions"][kind_][1] for probe in probed], marker="o",
+                           label=f"{kind_}{begun}")
         curve = [e for e in r["history"] if "step" in e]
         loss_ax.plot([e["step"] for e in curve], [e["train_loss"] for e in curve], marker=".", label=label)
         probed = [e for e in curve if r["probe"] in e]
@@ -319,13 +329,16 @@ def plot(records: list[dict], path: Path) -> None:
         for ax, x in ((step_ax, "step"), (token_ax, "tokens")):
             scale = 1e6 if x == "tokens" else 1
             ax.plot([e[x] / scale for e in partial if x in e], [e["val/trace_right"] for e in partial if x in e],
-                    linestyle="--", marker=".", label=f"{r['format']}: share of each trace right before its first error")
+                    linestyle="--", marker=".", label=f"{r['format']}{begun}: share right before the first error")
     loss_ax.set(xlabel="optimizer step", ylabel="training loss (mean per token)", yscale="log")
     loss_ax.legend(fontsize=7)
     for ax, xlabel in ((step_ax, "optimizer step"), (token_ax, "training tokens seen (millions)")):
         ax.set(xlabel=xlabel, ylabel="probe on the paper's 100 validation problems", ylim=(0, 1))
-        ax.axhline(0.8, color="gray", linestyle=":", label="the paper's GPT-Neo-125M (>80% answers)")
+        ax.axhline(0.8, color="gray", linestyle=":", label="the paper's GPT-Neo-125M (>80%)")
     step_ax.legend(fontsize=7)
+    action_ax.set(xlabel="optimizer step", ylabel="actions right under teacher forcing", ylim=(0, 1),
+                  title="each action after a right prefix, by kind")
+    action_ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
