@@ -15,7 +15,8 @@ validations/): `forced` (the default) reads each reference trace in one pass per
 whose whole trace greedy decoding would write (`val/trace_exact`, `--model.val_probe forced`: minutes where decoding
 100 traces of 2,000 tokens takes a quarter of an hour on a CPU), and where the others would first go wrong;
 `decode` writes and scores the traces (`val/remainder_acc`). Training stops when the probe has not reached a new
-best for `--patience` probes in a row, or at `--max_epochs`. After each probe that is the best so far (the most
+best for `--patience` probes in a row and (forced probe) the validation loss has not fallen 1% below its best in
+them either, or at `--max_epochs`. After each probe that is the best so far (the most
 traces right whole, then the largest share of each trace right before its first error) the checkpoint is kept as
 `checkpoints/best.ckpt` (a second name for the file, no copy); at the end the best checkpoint is tested by decoding
 on the first `--num_test` of the 500 interpolate problems and on the paper's 100 validation problems (0: not
@@ -186,10 +187,19 @@ def probes(curve: list[dict]) -> list[float]:
     return [entry[key] for entry in curve for key in PROBES.values() if key in entry]
 
 
+LEARNING = 0.01  # a validation loss this share below its best so far: the model is still learning the traces
+
+
 def flat(curve: list[dict], patience: int) -> bool:
-    """True when the last `patience` probes have not beaten the best probe before them."""
+    """True when the last `patience` probes have not beaten the best probe before them, and (with the forced probe,
+    which measures it) have not lowered the validation loss per token by `LEARNING` of its best before them: while
+    no more traces come out whole, the model may still be learning their tokens, and a curve stuck at none is not
+    flat until that stops too."""
     seen = probes(curve)
-    return len(seen) > patience and max(seen[-patience:]) <= max(seen[:-patience])
+    if len(seen) <= patience or max(seen[-patience:]) > max(seen[:-patience]):
+        return False
+    losses = [entry["val/loss"] for entry in curve if "val/loss" in entry]
+    return len(losses) <= patience or min(losses[-patience:]) > (1 - LEARNING) * min(losses[:-patience])
 
 
 def best_probe(curve: list[dict]) -> int | None:
@@ -262,6 +272,9 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         "seed": fit["config"]["seed_everything"], "probe": PROBES[probe],
         "epochs": len(curve), "steps": curve[-1]["step"] if curve else 0,
         "tokens_seen": curve[-1].get("tokens") if curve else 0,
+        "stop_rule": f"{patience} probes in a row without a new best {PROBES[probe]}"
+        + (f" or a validation loss {LEARNING:.0%} below its best" if probe == "forced" else "")
+        + f", or {max_epochs} epochs",
         "stopped": "probe flat" if flat(curve, patience) else "max_epochs" if len(curve) >= max_epochs
         else "in progress",
         "history": curve,

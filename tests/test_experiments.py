@@ -773,3 +773,19 @@ def test_the_paper_curve_keeps_its_best_checkpoint_and_tests_it_on_both_sets(tmp
     assert [c[3] for c in calls] == [f"--trainer.default_root_dir={tested}",
                                      f"--trainer.default_root_dir={tested / 'paper_val'}"]
     assert paper.test(run, 0, []) is None
+
+
+def test_the_paper_curve_is_flat_only_when_the_probe_and_the_validation_loss_both_stop():
+    from experiments import paper
+
+    def curve(losses: list[float], exact: list[float] | None = None) -> list[dict]:
+        exact = exact or [0.0] * len(losses)
+        return [{"epoch": i, "val/trace_exact": e, "val/loss": loss} for i, (e, loss) in enumerate(zip(exact, losses))]
+
+    falling = [0.080, 0.070, 0.062, 0.055, 0.050]  # no trace exact yet, but the model still learns the tokens
+    assert not paper.flat(curve(falling), patience=4)
+    assert paper.flat(curve([0.080, 0.0799, 0.0795, 0.0800, 0.0793]), patience=4)  # under 1% below the best before
+    assert not paper.flat(curve([0.080] * 4), patience=4)  # too few probes to say
+    assert not paper.flat(curve([0.08] * 5, [0.0, 0.0, 0.0, 0.0, 0.01]), patience=4)  # a new best probe
+    # a decoded probe has no validation loss: the probe alone decides
+    assert paper.flat([{"val/remainder_acc": a} for a in (0.2, 0.1, 0.2, 0.1, 0.2)], patience=4)
