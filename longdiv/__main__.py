@@ -13,10 +13,12 @@ commands:
 Every command runs inside one error boundary: bad input (longdiv/errors.py says what counts) comes out as one line
 on stderr, `error: <what> (<file or option>): <problem>; <fix>`, with exit status 2. `--debug`, anywhere before a
 `--`, shows the traceback instead (still with status 2); bugs always show theirs (status 1). Without a command it
-prints this list.
+prints this list. A fit stopped by Ctrl-C or SIGTERM writes its record and prints how to resume it (status 1 and
+143).
 """
 
 import importlib
+import signal
 import sys
 import traceback
 
@@ -34,9 +36,14 @@ def run(argv: list[str]) -> int:
         return 2
     if argv and argv[0] in TOOLS:
         return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from longdiv.cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    except SIGTERMException:  # Lightning stops a run on SIGTERM with status 0, as if it had finished
+        return 128 + signal.SIGTERM
     return 0
 
 

@@ -211,7 +211,8 @@ def test_nan_loss_stops_and_leaves_the_last_good_checkpoint(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_ctrl_c_records_the_run_and_says_how_to_resume_it(tmp_path):
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 1), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_ctrl_c_or_sigterm_records_the_run_and_says_how_to_resume_it(tmp_path, stop, status):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     runs_dir = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "longdiv", *RUN, "--checkpoint_every_n_steps=3",
@@ -221,8 +222,9 @@ def test_ctrl_c_records_the_run_and_says_how_to_resume_it(tmp_path):
     while not list(runs_dir.glob("*/checkpoints/last.ckpt")):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.002)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == status  # not 0: a script that runs it sees that the fit did not finish
     (run,) = runs_dir.iterdir()
     record = json.loads((run / "run.json").read_text())
     assert record["stage"] == "interrupted" and record["segments"][0]["from_step"] == 0

@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from longdiv import hardware, identity, runs
 from longdiv.stats import wilson
@@ -179,9 +180,11 @@ class RunRecord(L.Callback):
         self._write(trainer, pl_module, "fit")
 
     def on_exception(self, trainer, pl_module, exception):
-        """A fit stopped by Ctrl-C records what it did and says how to resume: from the last checkpoint, which holds
-        everything up to its step (what came after it is lost work)."""
-        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != "fit" or self._segment is None:
+        """A fit stopped by Ctrl-C or SIGTERM (a preemptible machine's notice, `kill`) records what it did and says
+        how to resume: from the last checkpoint, which holds everything up to its step (what came after it is lost
+        work)."""
+        stopped = isinstance(exception, KeyboardInterrupt | SIGTERMException)
+        if not stopped or trainer.state.fn != "fit" or self._segment is None:
             return
         self._update_segment()
         self.record |= {"segments": self.segments, "history": self.history, "fit_peak_rss_gb": self._peak(),
