@@ -18,3 +18,14 @@ def test_every_report_the_docs_name_exists():
                 if not list(ROOT.glob(path.rstrip("/"))):
                     missing.append(f"{doc.name}:{number}: {path}")
     assert missing == []
+
+
+def test_every_test_the_guarantees_name_exists():
+    """docs/guarantees.md backs each promise with tests, `tests/file.py::name` or `::name` for the file named last."""
+    text = (ROOT / "docs" / "guarantees.md").read_text()
+    missing, file = [], None
+    for path, name in re.findall(r"`(tests/[\w/]+\.py)?::(\w+)", text):
+        file = path or file
+        if file is None or not re.search(rf"^def {name}\(", (ROOT / file).read_text(), re.MULTILINE):
+            missing.append(f"{file}::{name}")
+    assert len(re.findall(r"::\w+", text)) > 10 and missing == []
