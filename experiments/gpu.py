@@ -238,8 +238,9 @@ def collect(folder: Path) -> None:
     if (folder / "self_improve.json").is_file():
         from experiments import self_improve
 
-        runner.update_report(self_improve.OUT, runner.read_report(folder / "self_improve.json")["records"],
-                             lambda r: (r["run"], r["round"]), question=self_improve.QUESTION)
+        done = runner.update_report(self_improve.OUT, runner.read_report(folder / "self_improve.json")["records"],
+                                    lambda r: (r["run"], r["round"]), question=self_improve.QUESTION)
+        self_improve.plot(done, self_improve.OUT.with_suffix(".png"))
     if (folder / "length.json").is_file():
         from experiments import length
 

@@ -267,11 +267,33 @@ def run(plan: dict, extra: list[str]) -> list[dict]:
         if k:  # the interpolate figure a round must keep: not below the base's interval on the same problems
             record["below_base"] = record["accuracy"] < records[0]["wilson_low"]
         records.append(record)
-        runner.update_report(OUT, records[-1:], lambda r: (r["run"], r["round"]), question=QUESTION)
+        done = runner.update_report(OUT, records[-1:], lambda r: (r["run"], r["round"]), question=QUESTION)
+        plot(done, OUT.with_suffix(".png"))
         if plan["benchmark"]:
             length.benchmark(record["checkpoint"], f"self_improve/{plan['name']}/round-{k}",
                              plan["filter"] if k else None, k, extra)
     return records
+
+
+def plot(records: list[dict], path: Path) -> None:
+    """Interpolate accuracy (95% Wilson) against rounds, one line per run, named by its N, filter and schedule;
+    accuracy by dividend length per round is experiments.length's plot of the benchmark's rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for run_name in dict.fromkeys(r["run"] for r in records):
+        mine = sorted((r for r in records if r["run"] == run_name), key=lambda r: r["round"])
+        ys = [r["accuracy"] for r in mine]
+        err = [[y - r["wilson_low"] for y, r in zip(ys, mine)], [r["wilson_high"] - y for y, r in zip(ys, mine)]]
+        ax.errorbar([r["round"] for r in mine], ys, yerr=err, marker="o", capsize=3,
+                    label=f"{run_name}: N={mine[0]['num_demos']}, {mine[0]['filter']}, {mine[0]['schedule']}")
+    ax.set(xlabel="round (0: the base checkpoint)", ylabel="interpolate accuracy (95% Wilson)", ylim=(0, 1))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

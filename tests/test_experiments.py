@@ -694,7 +694,8 @@ def test_the_paper_curve_begun_again_on_another_machine_keeps_the_earlier_start(
 def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     calls = []
-    round_record = {"run": "gpu-same-vote", "round": 1, "filter": "vote", "num_demos": 50, "kept_total": 300}
+    round_record = {"run": "gpu-same-vote", "round": 1, "filter": "vote", "schedule": "same", "num_demos": 50,
+                    "kept_total": 300, "accuracy": 0.4, "wilson_low": 0.35, "wilson_high": 0.45}
     row = {"name": "self_improve/gpu-length-check/round-1", "dividend_digits": 12, "digits": 12, "accuracy": 0.5,
            "wilson_low": 0.4, "wilson_high": 0.6, "n": 200, "filter": "check", "rounds": 1}
 
@@ -729,6 +730,7 @@ def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(
     Path("reports/length.json").write_text(json.dumps({"records": []}))
     gpu.collect(tmp_path / "out")
     assert json.loads(Path("reports/self_improve.json").read_text())["records"] == [earlier, round_record]
+    assert Path("reports/self_improve.png").is_file()
     assert json.loads(Path("reports/length.json").read_text())["records"] == [row]
     assert Path("runs/self_improve/gpu-same-vote/round-1/round.json").is_file()
 

@@ -266,6 +266,7 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
                                          "their_first_wrong_steps": {"subtraction": 1}}
     report = json.loads(self_improve.OUT.read_text())["records"]
     assert [(r["run"], r["round"]) for r in report] == [("tiny", 0), ("tiny", 1), ("tiny", 2)]
+    assert self_improve.OUT.with_suffix(".png").is_file()  # accuracy against rounds
     # each round against the base's interval on the same problems (a tiny model's figures vary: both ways are read)
     assert all(r["below_base"] == (r["accuracy"] < records[0]["wilson_low"]) for r in records[1:])
     assert "below_base" not in records[0] and records[1]["n_eval"] == records[0]["n_eval"]
