@@ -233,3 +233,21 @@ def test_the_format_is_stored_once_and_lightning_loads_it(fitted):
     module, _ = identity.load(fitted)
     assert module.format.name == "direct"
     assert torch.equal(module.state_dict()["model.lm_head.weight"], ckpt["state_dict"]["model.lm_head.weight"])
+
+
+def test_a_checkpoint_from_before_the_format_was_stored_once_is_read_the_same(fitted, tmp_path):
+    from longdiv import identity
+
+    old = torch.load(fitted, weights_only=True, map_location="cpu")
+    old["datamodule_hyper_parameters"]["format"] = "direct"  # as earlier longdiv wrote it: three times
+    old["DivisionData"]["identity"]["format"] = "direct"
+    run_state = next(key for key in old["callbacks"] if key.startswith("RunRecord"))
+    old["callbacks"][run_state]["config"] |= {"model": {"model": "tiny"}, "data": {"format": "direct"}}
+    path = tmp_path / "old.ckpt"
+    torch.save(old, path)
+    found = identity.read(path)
+    assert found["saved"]["data"]["format"] == "direct" and "format" not in found["saved"]["model"]
+    assert identity.load(path)[0].format.name == "direct"
+    run = main(["test", *EVAL, "--ckpt_path", str(path), f"--runs_dir={tmp_path / 'runs'}"])
+    record = record_of(run)
+    assert record["format"] == "direct" and record["checkpoint"]["changed"] == {}
