@@ -139,7 +139,7 @@ def improve_point(schedule: str, filter: str, num_test: int, extra: list[str]) -
                       str(num_test), "--", *recipe])
     else:
         base = recipe_folder("subrow", "epochs12", 200, 0)
-        code = recipe_point("subrow", "epochs12", 200, 0, num_test, extra)
+        code = 0 if runs.tested(base) else recipe_point("subrow", "epochs12", 200, 0, num_test, extra)
     return code or _call(["-m", "experiments.self_improve", "--base", str(base / "checkpoints" / "last.ckpt"),
                           "--name", f"gpu-{schedule}-{filter}", "--schedule", schedule, "--filter", filter,
                           "--num_test", str(num_test), *(["--benchmark"] if schedule == "length" else []),
@@ -181,6 +181,8 @@ def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
 def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test: int, extra: list[str]) -> None:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    sent = {name: runner.read_report(Path("reports", name)).get("records", []) for names in REPORTS.values()
+            for name in names}
     log = {"steps": []}
     first_grid_point = True
     for step, (kind, fmt, recipe, num_demos, seed) in zip(steps, [parse_step(step) for step in steps]):
@@ -201,8 +203,10 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
             code = formats_point(fmt, kind == "paper", num_test, extra)
         log["steps"].append({"step": step, "returncode": code, "seconds": round(time.perf_counter() - began, 1)})
         for name in REPORTS.get(kind, []):
-            if Path("reports", name).is_file():
-                (out / name).write_text(Path("reports", name).read_text())
+            # what this machine's steps added or changed, not the records it was sent with: collecting those
+            # would put back old copies of records that were updated here since
+            made = [r for r in runner.read_report(Path("reports", name)).get("records", []) if r not in sent[name]]
+            runner.write_report(out / name, {"records": made})
         pack(out)
         if kind == "grid" and first_grid_point and run_speed:
             point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}

@@ -222,7 +222,7 @@ def keep_best(path: Path) -> None:
     tmp.unlink(missing_ok=True)
     os.link(ckpt, tmp)
     os.replace(tmp, ckpt.with_name("best.ckpt"))
-    (path / "checkpoints" / "best.json").write_text(json.dumps({"epoch": len(curve), **curve[-1]}, indent=1) + "\n")
+    (path / "checkpoints" / "best.json").write_text(json.dumps({**curve[-1], "epochs": len(curve)}, indent=1) + "\n")
 
 
 def train(variant: str, seed: int, context: int, probe: str, probe_every: int, patience: int, max_epochs: int,
@@ -280,7 +280,8 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         "history": curve,
         "best_probe": max(probes(curve), default=None),
         "interpolate": {k: test[k] for k in keep} if tested else None,
-        "paper_val": {k: paper[k] for k in keep} if paper else None,
+        # the probe chose the tested checkpoint on these problems: not a held-out figure, unlike `interpolate`
+        "paper_val": {k: paper[k] for k in keep} | {"held_out": False} if paper else None,
         "tested_checkpoint": (test.get("checkpoint") or {}).get("path"),
         "best": json.loads((path / "checkpoints" / "best.json").read_text())
         if (path / "checkpoints" / "best.json").is_file() else None,

@@ -8,6 +8,7 @@ The CLI (resume, evaluate, `--init_from`), the run record, `ask`, `export`, expe
 
 from __future__ import annotations
 
+import inspect
 import math
 import pickle
 from collections.abc import Callable
@@ -30,6 +31,7 @@ RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "dat
 # The data settings that choose the training demonstrations: an evaluated checkpoint's own are used and recorded
 # (data_seed also seeds generated evaluation problems, so it stays as given).
 DRAW = ("num_demos", "train_file", "train_split", "demo_choice", "long_demos", "long_digits", "self_traces")
+FILES = ("train_file", "self_traces")
 # Settings outside the model and data that shape training: a resumed fit must keep them. The length of training
 # may grow only where the learning rate does not depend on it (model.schedule constant): extending a run.
 TRAINING = ("seed_everything", "trainer.accumulate_grad_batches", "trainer.gradient_clip_val",
@@ -78,13 +80,14 @@ def read(path: str | Path, weights_only: bool = True) -> dict:
         values = ckpt.get(key) or {}
         saved[group] = {k: v for k, v in values.items() if not k.startswith("_") and k not in LINKED[group]}
     # Checkpoints written before the format was stored once hold it with the data too; it is the same value.
-    saved["data"]["format"] = (saved["model"].pop("format", None)
-                               or (ckpt.get("datamodule_hyper_parameters") or {}).get("format"))
+    fmt = saved["model"].pop("format", None) or (ckpt.get("datamodule_hyper_parameters") or {}).get("format")
+    if fmt is not None:
+        saved["data"]["format"] = fmt
     record = next((state for key, state in (ckpt.get("callbacks") or {}).items() if key.startswith("RunRecord")), {})
     state = ckpt.get("state_dict") or {}
     identity = (ckpt.get(IDENTITY_KEY) or {}).get("identity")
     if identity is not None:
-        identity = {k: v for k, v in identity.items() if k != "format"} | {"format": saved["data"]["format"]}
+        identity = {k: v for k, v in identity.items() if k != "format"} | {"format": fmt}
     return {"saved": saved, "identity": identity, "config": record.get("config"), "step": ckpt.get("global_step"),
             "weights": state,
             "shapes": {k.removeprefix("model."): tuple(v.shape) for k, v in state.items() if k.startswith("model.")}}
@@ -122,7 +125,13 @@ def load(path: str | Path, weights_only: bool = True, **settings) -> tuple[Any, 
     try:
         with errors.reading_checkpoint(path):
             found = read(path, weights_only)
-            model = found["saved"]["model"] | {"format": found["saved"]["data"]["format"]} | settings
+            options = inspect.signature(DivisionLM).parameters
+            gone = sorted(set(found["saved"]["model"]) - set(options))
+            if gone:  # written by an older longdiv
+                rank_zero_warn(f"{path} holds settings that are no longer options, ignored: {', '.join(gone)}")
+            model = {k: v for k, v in found["saved"]["model"].items() if k in options}
+            model |= {"format": found["saved"]["data"]["format"]} if "format" in found["saved"]["data"] else {}
+            model |= settings
             check_shapes(path, model, found["shapes"])
             module = DivisionLM(**model)
             module.load_state_dict(found["weights"])
@@ -188,10 +197,17 @@ def from_checkpoint(sub: str, config: Namespace, parse: Callable[[Namespace], Na
     cfg = config[sub]
     check_shapes(path, plain(cfg.model), ckpt["shapes"])
     if sub != "fit" and not cfg.init_from and "train_keys" in identity:
-        # Evaluated weights were trained on the checkpoint's demonstrations, whatever a config here draws.
+        # Evaluated weights were trained on the checkpoint's demonstrations, whatever a config here draws. Their
+        # keys come with the checkpoint, so files it named (train_file, self_traces) are not read: one that is not
+        # on this machine is left out rather than refused.
         for key in DRAW:
             if key in saved["data"]:
-                cfg.data[key] = saved["data"][key]
+                value = saved["data"][key]
+                away = key in FILES and value is not None and not Path(value).is_file()
+                if away:
+                    rank_zero_warn(f"{path} was trained with data.{key} {value}, which is not here; its training "
+                                   "problems are held out all the same (the checkpoint lists them)")
+                cfg.data[key] = None if away else value
     changed = {f"{group}.{key}": {"checkpoint": value, "used": plain(cfg[group][key])}
                for group, values in saved.items() for key, value in values.items()
                if plain(cfg[group][key]) != value}

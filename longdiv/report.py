@@ -65,11 +65,16 @@ def row(folder: Path, record: runs.Record | None = None) -> dict:
     if evaluated and ckpt.get("format") not in (None, fmt):  # --allow_format_change: a row of its own, marked
         fmt = f"{fmt} (trained on {ckpt['format']})"
     fitted = record.get("fit_seconds") is not None
-    steps, micro_batches = optimizer_steps(config) if fitted else (None, None)
+    # an epoch's examples: the demonstrations cut into windows, and any self-labelled traces
+    examples = record.get("train_windows") or record["num_demos"]
+    steps, micro_batches = optimizer_steps(config, examples) if fitted else (None, None)
     # a fit resumed before records carried the time up to their checkpoint timed only its last part
     partial = fitted and ckpt.get("use") == "resumed" and "fit_seconds_before_resume" not in record
     tokens = record.get("mean_tokens")
-    speed = fitted and not partial and tokens is not None
+    # the tokens trained on, as counted (records from before they were counted: estimated from the demonstrations)
+    trained = (record.get("history") or [{}])[-1].get("tokens") or (
+        tokens * data["batch_size"] * micro_batches if fitted and tokens is not None else None)
+    speed = fitted and not partial and trained is not None
     metrics = record.get("metrics", {})
     return {
         "model": record["model"], "format": fmt, "test_set": test_set(data), "num_demos": record["num_demos"],
@@ -81,10 +86,9 @@ def row(folder: Path, record: runs.Record | None = None) -> dict:
         "mean_tokens": None if tokens is None else round(tokens, 1), "max_tokens": record.get("max_tokens"),
         "fit_seconds": record.get("fit_seconds"), **({"fit_seconds_partial": True} if partial else {}),
         "eval_seconds": record.get("eval_seconds"), "fit_peak_rss_gb": record.get("fit_peak_rss_gb"),
-        "train_tokens_per_second": round(tokens * data["batch_size"] * micro_batches / record["fit_seconds"], 1)
-        if speed else None,
+        "train_tokens_per_second": round(trained / record["fit_seconds"], 1) if speed else None,
         "optimizer_steps": steps,
-        "epochs": round(micro_batches * data["batch_size"] / record["num_demos"], 2) if fitted else None,
+        "epochs": round(micro_batches * data["batch_size"] / examples, 2) if fitted else None,
         # Records from before run.json named the device were all made on the first sessions' CPU.
         "device": record.get("device", "cpu (not recorded)"),
         # what training computed in (model.precision resolved); older records knew only the trainer's setting
@@ -114,11 +118,12 @@ def table_row(r: dict) -> dict:
             **{f"err_{kind}": r["error_kinds"][kind] for kind in KINDS}, "run_dir": r["run_dir"], "trained": r["trained"]}
 
 
-def optimizer_steps(config: dict) -> tuple[int, int]:
+def optimizer_steps(config: dict, examples: int | None = None) -> tuple[int, int]:
     """The optimizer steps and training micro-batches of a fit with this resolved config: `max_steps` when set,
-    else `max_epochs` whole epochs; an epoch's last step takes the micro-batches left over."""
+    else `max_epochs` whole epochs of `examples` (by default `num_demos`); an epoch's last step takes the
+    micro-batches left over."""
     trainer, data = config["trainer"], config["data"]
-    batches = math.ceil(data["num_demos"] / data["batch_size"])
+    batches = math.ceil((examples or data["num_demos"]) / data["batch_size"])
     per_epoch = math.ceil(batches / trainer["accumulate_grad_batches"])
     steps = trainer["max_steps"] if trainer["max_steps"] > 0 else per_epoch * trainer["max_epochs"]
     epochs, rest = divmod(steps, per_epoch)

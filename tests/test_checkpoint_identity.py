@@ -251,3 +251,28 @@ def test_a_checkpoint_from_before_the_format_was_stored_once_is_read_the_same(fi
     run = main(["test", *EVAL, "--ckpt_path", str(path), f"--runs_dir={tmp_path / 'runs'}"])
     record = record_of(run)
     assert record["format"] == "direct" and record["checkpoint"]["changed"] == {}
+
+
+def test_a_checkpoint_with_a_retired_setting_no_settings_or_a_file_not_here_is_still_read(fitted, tmp_path):
+    from longdiv import identity
+
+    ckpt = torch.load(fitted, weights_only=True, map_location="cpu")
+    retired = ckpt | {"hyper_parameters": ckpt["hyper_parameters"] | {"retired_setting": 1}}
+    torch.save(retired, tmp_path / "retired.ckpt")
+    with pytest.warns(UserWarning, match="no longer options, ignored: retired_setting"):
+        module, _ = identity.load(tmp_path / "retired.ckpt")
+    assert module.format.name == "direct"
+    bare = {k: v for k, v in ckpt.items() if k not in ("hyper_parameters", "datamodule_hyper_parameters")}
+    torch.save(bare, tmp_path / "bare.ckpt")  # no saved settings: the config's (tiny.yaml) are used
+    assert "format" not in identity.read(tmp_path / "bare.ckpt")["saved"]["data"]
+    run = main(["test", *EVAL, "--ckpt_path", str(tmp_path / "bare.ckpt"), f"--runs_dir={tmp_path / 'bare'}"])
+    assert record_of(run)["format"] == "subrow"
+    elsewhere = ckpt | {"datamodule_hyper_parameters": ckpt["datamodule_hyper_parameters"]
+                        | {"self_traces": str(tmp_path / "gone" / "traces.jsonl")}}
+    torch.save(elsewhere, tmp_path / "elsewhere.ckpt")  # trained on traces in a folder not on this machine
+    with pytest.warns(UserWarning, match="data.self_traces .* is not here"):
+        run = main(["test", *EVAL, "--ckpt_path", str(tmp_path / "elsewhere.ckpt"),
+                    f"--runs_dir={tmp_path / 'elsewhere'}"])
+    record = record_of(run)
+    assert record["format"] == "direct" and record["num_demos"] == 8
+    assert record["checkpoint"]["changed"]["data.self_traces"]["used"] is None

@@ -699,21 +699,32 @@ def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(
     row = {"name": "self_improve/gpu-length-check/round-1", "dividend_digits": 12, "digits": 12, "accuracy": 0.5,
            "wilson_low": 0.4, "wilson_high": 0.6, "n": 200, "filter": "check", "rounds": 1}
 
-    def fake_call(args):  # what the experiments leave: a round's records and the reports
+    sent = {**round_record, "run": "cpu-same-check", "accuracy": 0.3}  # a record the machine was sent with
+    Path("reports").mkdir()
+    Path("reports/self_improve.json").write_text(json.dumps({"records": [sent]}))
+
+    def fake_call(args):  # what the experiments leave: a round's records, merged into the reports
         calls.append(args)
         if args[1] == "experiments.self_improve":
             folder = Path("runs/self_improve/gpu-same-vote/round-1/fit")
             folder.mkdir(parents=True)
             (folder / "run.json").write_text("{}")
             (folder.parent / "round.json").write_text(json.dumps(round_record))
-            Path("reports").mkdir(exist_ok=True)
-            Path("reports/self_improve.json").write_text(json.dumps({"records": [round_record]}))
+            Path("reports/self_improve.json").write_text(json.dumps({"records": [sent, round_record]}))
             Path("reports/length.json").write_text(json.dumps({"records": [row]}))
         return 0
 
     monkeypatch.setattr(gpu, "_call", fake_call)
     assert gpu.parse_step("improve:same:vote") == ("improve", "same", "vote", 50, 0)
     assert gpu.parse_step("improve:length:check")[:3] == ("improve", "length", "check")
+    fitted = []
+    monkeypatch.setattr(gpu, "recipe_point", lambda *args: fitted.append(args) or 0)
+    monkeypatch.setattr(gpu.runs, "tested", lambda folder: {"stage": "test"})  # its base is fitted and tested
+    monkeypatch.setattr(gpu, "_call", lambda args: 0)
+    assert gpu.improve_point("length", "check", 10, []) == 0 and fitted == []
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gpu, "_call", fake_call)
     with pytest.raises(ValueError, match="expected improve:SCHEDULE:FILTER"):
         gpu.parse_step("improve:same:majority")
     gpu.on_gpu(tmp_path / "out", ["improve:same:vote"], budget=100, run_speed=False, num_test=10, extra=["--x=1"])
@@ -724,8 +735,9 @@ def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(
     assert configs(rounds) == ["configs/overlays/gpu.yaml"] and rounds[-2:] == ["--data.eval_batch_size=10", "--x=1"]
     with tarfile.open(tmp_path / "out" / "runs.tgz") as tar:
         assert "runs/self_improve/gpu-same-vote/round-1/round.json" in tar.getnames()
+    assert json.loads((tmp_path / "out" / "self_improve.json").read_text())["records"] == [round_record]
     shutil.rmtree("runs")
-    earlier = {**round_record, "run": "cpu-same-check"}
+    earlier = {**sent, "accuracy": 0.35}  # updated here while the GPU ran: collecting keeps it
     Path("reports/self_improve.json").write_text(json.dumps({"records": [earlier]}))
     Path("reports/length.json").write_text(json.dumps({"records": []}))
     gpu.collect(tmp_path / "out")
@@ -762,7 +774,8 @@ def test_the_paper_curve_keeps_its_best_checkpoint_and_tests_it_on_both_sets(tmp
     assert torch.load(best, weights_only=True)["global_step"] == 90
     epoch(2, 135)  # worse: the best stays, though last.ckpt is new
     assert torch.load(best, weights_only=True)["global_step"] == 90
-    assert json.loads((run / "checkpoints" / "best.json").read_text())["step"] == 90
+    best_json = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert (best_json["step"], best_json["epoch"], best_json["epochs"]) == (90, 1, 2)
     curve.append({"epoch": 3, "step": 180, "val/trace_exact": 0.01, "val/trace_right": 0.1})
     epoch(3, 185)  # a chunk killed after its probe, its checkpoint from the next epoch: not the probed weights
     assert torch.load(best, weights_only=True)["global_step"] == 90

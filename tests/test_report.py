@@ -216,3 +216,19 @@ def test_a_checkpoint_tested_in_another_format_is_marked_and_pooled_apart(tmp_pa
     assert rows[str(tmp_path / "runs" / "crossed")]["format"] == "sub (trained on subrow)"
     md = (tmp_path / "report" / "table.md").read_text().split("# Seeds pooled")[1]
     assert "| smollm2 | sub | interpolate | 50 | 1 | 20 | 10 |" in md
+
+
+def test_a_rows_epochs_and_speed_count_every_training_example_and_token(tmp_path):
+    from longdiv.report import row
+
+    record = fake_run(tmp_path / "run", "smollm2", "subrow", 50, 0, correct=10, n=20, parse_failures=0, errors={})
+    fit = {"fit_seconds": 100.0, "mean_tokens": 300.0, "train_windows": 500,  # 50 demonstrations and 450 own traces
+           "history": [{"epoch": 0, "step": 150, "tokens": 540_000}]}
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record | fit))
+    got = row(tmp_path / "run")
+    assert got["optimizer_steps"] == 150 and got["epochs"] == 2.4  # 150 steps of 8 over 500 examples, not 50
+    assert got["train_tokens_per_second"] == 5400.0  # the tokens counted, not the demonstrations' mean
+    del fit["history"], fit["train_windows"]  # a record from before both were kept: the estimate from the demos
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record | fit))
+    got = row(tmp_path / "run")
+    assert got["epochs"] == 24.0 and got["train_tokens_per_second"] == 300 * 8 * 150 / 100
