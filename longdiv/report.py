@@ -164,6 +164,7 @@ def kept_rows(table: Path, found: list[dict]) -> list[dict]:
             r = {"trained": r["run_dir"], **r, **{k: int(r[k]) for k in integers},  # older tables: no `trained`
                  **{k: float(r[k]) for k in ("accuracy", "wilson_low", "wilson_high", "parse_fail_rate")}}
             r["seed"] = None if r["seed"] in ("", "None") else int(r["seed"])
+            r["trained"] = _local(Path(r["trained"]))  # as `row` names it, so one checkpoint pools once
             kept.append(r)
     return kept
 

@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -232,3 +233,18 @@ def test_a_rows_epochs_and_speed_count_every_training_example_and_token(tmp_path
     (tmp_path / "run" / "run.json").write_text(json.dumps(record | fit))
     got = row(tmp_path / "run")
     assert got["epochs"] == 24.0 and got["train_tokens_per_second"] == 300 * 8 * 150 / 100
+
+
+def test_a_kept_rows_trained_folder_is_named_as_a_found_rows_is(tmp_path, monkeypatch):
+    from longdiv.report import kept_rows, row, table_row
+
+    monkeypatch.chdir(tmp_path)
+    fake_run(Path("runs/a"), "smollm2", "sub", 50, 0, 10, 20, 1, dict.fromkeys(KINDS, 0))
+    found = table_row(row(Path("runs/a")))
+    table = tmp_path / "table.csv"
+    with table.open("w", newline="") as f:  # an earlier table named the same checkpoint by its absolute path
+        writer = csv.DictWriter(f, fieldnames=list(found))
+        writer.writeheader()
+        writer.writerow(found | {"run_dir": "gone/a-test", "trained": str(tmp_path / "runs" / "a")})
+    (kept,) = kept_rows(table, [found])
+    assert kept["trained"] == found["trained"] == "runs/a"  # one checkpoint: pooled once
