@@ -17,7 +17,7 @@ whose whole trace greedy decoding would write (`val/trace_exact`, `--model.val_p
 `decode` writes and scores the traces (`val/remainder_acc`). Training stops when the probe has not reached a new
 best for `--patience` probes in a row and (forced probe) the validation loss has not fallen 1% below its best in
 them either, or at `--max_epochs`. After each probe that is the best so far (the most
-traces right whole, then the largest share of each trace right before its first error) the checkpoint is kept as
+traces right whole, then the lowest validation loss) the checkpoint is kept as
 `checkpoints/best.ckpt` (a second name for the file, no copy); at the end the best checkpoint is tested by decoding
 on the first `--num_test` of the 500 interpolate problems and on the paper's 100 validation problems (0: not
 tested, the probe's curve only).
@@ -204,9 +204,11 @@ def flat(curve: list[dict], patience: int) -> bool:
 
 def best_probe(curve: list[dict]) -> int | None:
     """The index in `curve` of the best probe: the most traces right (`val/trace_exact`, or the decoded accuracy),
-    then the largest share of each trace right before its first error; the earliest of equals."""
+    then the lowest validation loss per token (the forced probe's; the share of each trace right before its first
+    error would rank by where one early error falls, as long as one comes first in every trace); the earliest of
+    equals."""
     probed = [i for i, entry in enumerate(curve) if any(key in entry for key in PROBES.values())]
-    score = [tuple(curve[i].get(key, -1.0) for key in (*PROBES.values(), "val/trace_right")) for i in probed]
+    score = [(*(curve[i].get(key, -1.0) for key in PROBES.values()), -curve[i].get("val/loss", 0.0)) for i in probed]
     return probed[score.index(max(score))] if probed else None
 
 

@@ -752,11 +752,14 @@ def test_the_paper_curve_keeps_its_best_checkpoint_and_tests_it_on_both_sets(tmp
 
     from experiments import paper
 
-    curve = [{"epoch": 0, "step": 45, "val/trace_exact": 0.0, "val/trace_right": 0.09},
-             {"epoch": 1, "step": 90, "val/trace_exact": 0.0, "val/trace_right": 0.093},
-             {"epoch": 2, "step": 135, "val/trace_exact": 0.0, "val/trace_right": 0.08}]
-    assert [paper.best_probe(curve[:k]) for k in (1, 2, 3)] == [0, 1, 1]  # exact ties: the larger share right
-    assert paper.best_probe(curve + [{"step": 180, "val/trace_exact": 0.01, "val/trace_right": 0.05}]) == 3
+    curve = [{"epoch": 0, "step": 45, "val/trace_exact": 0.0, "val/trace_right": 0.09, "val/loss": 0.077},
+             {"epoch": 1, "step": 90, "val/trace_exact": 0.0, "val/trace_right": 0.104, "val/loss": 0.059},
+             {"epoch": 2, "step": 135, "val/trace_exact": 0.0, "val/trace_right": 0.098, "val/loss": 0.065}]
+    assert [paper.best_probe(curve[:k]) for k in (1, 2, 3)] == [0, 1, 1]  # exact ties: the lower validation loss
+    # W's epoch 3 on the Xeon: a lower loss and a smaller share right before the copy's error, which comes first
+    assert paper.best_probe(curve[:2] + [curve[2] | {"val/loss": 0.044}]) == 2
+    assert paper.best_probe(curve + [{"step": 180, "val/trace_exact": 0.01, "val/trace_right": 0.05,
+                                      "val/loss": 0.09}]) == 3
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     last, best = run / "checkpoints" / "last.ckpt", run / "checkpoints" / "best.ckpt"
@@ -776,7 +779,7 @@ def test_the_paper_curve_keeps_its_best_checkpoint_and_tests_it_on_both_sets(tmp
     assert torch.load(best, weights_only=True)["global_step"] == 90
     best_json = json.loads((run / "checkpoints" / "best.json").read_text())
     assert (best_json["step"], best_json["epoch"], best_json["epochs"]) == (90, 1, 2)
-    curve.append({"epoch": 3, "step": 180, "val/trace_exact": 0.01, "val/trace_right": 0.1})
+    curve.append({"epoch": 3, "step": 180, "val/trace_exact": 0.01, "val/trace_right": 0.1, "val/loss": 0.05})
     epoch(3, 185)  # a chunk killed after its probe, its checkpoint from the next epoch: not the probed weights
     assert torch.load(best, weights_only=True)["global_step"] == 90
 
