@@ -70,6 +70,7 @@ class Record(TypedDict, total=False):
     wilson_low: float
     wilson_high: float
     parse_failures: int
+    test_resumed: int  # problems read back from an interrupted test in the same folder (not decoded again)
 
 
 def is_tested(record: Record) -> bool:

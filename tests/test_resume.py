@@ -237,3 +237,45 @@ def test_ctrl_c_or_sigterm_records_the_run_and_says_how_to_resume_it(tmp_path, s
                    capture_output=True)
     assert json.loads((run / "run.json").read_text())["stage"] == "test"
     assert load(run / "checkpoints" / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
+
+
+def test_an_interrupted_test_goes_on_from_its_last_batch_and_gives_what_a_whole_one_gives(tmp_path, monkeypatch,
+                                                                                          one_thread):
+    fit = main([*RUN, "--trainer.max_epochs=1", "--test_after_fit=false", f"--runs_dir={tmp_path / 'fit'}"])
+    test = ["test", f"--ckpt_path={fit / 'checkpoints' / 'last.ckpt'}", "--data.num_test=10",
+            "--data.eval_batch_size=3", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+    main([*test, f"--trainer.default_root_dir={tmp_path / 'whole'}"])  # 4 batches: 3, 3, 3, 1 problems
+
+    decoded = []
+    score = longdiv.models.module.DivisionLM._score_batch
+
+    def crashing(self, batch):
+        if len(decoded) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the third batch
+        decoded.append(batch["index"].tolist())
+        return score(self, batch)
+
+    monkeypatch.setattr(longdiv.models.module.DivisionLM, "_score_batch", crashing)
+    cut = tmp_path / "cut"
+    with pytest.raises(SystemExit):
+        main([*test, f"--trainer.default_root_dir={cut}"])
+    (partial,) = cut.glob("predictions.partial-*.jsonl")
+    assert len(partial.read_text().splitlines()) == 1 + 2 and not (cut / "predictions.jsonl").exists()
+    with partial.open("a") as f:
+        f.write('{"seconds": 1.0, "records": [{"ind')  # a batch being written when the process was killed
+
+    # A test of other settings into that folder is refused; the same test goes on from the third batch.
+    with pytest.raises(ValueError, match="holds part of a test of other weights, problems or settings"):
+        main([*test, "--data.eval_batch_size=2", f"--trainer.default_root_dir={cut}"])
+    first = list(decoded)
+    monkeypatch.setattr(longdiv.models.module.DivisionLM, "_score_batch",
+                        lambda self, batch: decoded.append(batch["index"].tolist()) or score(self, batch))
+    main([*test, f"--trainer.default_root_dir={cut}"])
+    again = decoded[len(first):]
+    assert sorted(i for b in first + again for i in b) == list(range(10)) and len(again) == 2
+    assert (cut / "predictions.jsonl").read_text() == (tmp_path / "whole" / "predictions.jsonl").read_text()
+    record, whole = (json.loads((folder / "run.json").read_text()) for folder in (cut, tmp_path / "whole"))
+    assert record["test_resumed"] == 6 and record["n_eval"] == 10 and record["eval_seconds"] > 0
+    assert {k: v for k, v in record["metrics"].items() if k.startswith("test/")} == \
+        {k: v for k, v in whole["metrics"].items() if k.startswith("test/")}
+    assert not list(cut.glob("predictions.partial-*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -17,6 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from longdiv import hardware, identity, runs
 from longdiv.stats import wilson
 
+PARTIAL = "predictions.partial-{rank}.jsonl"  # a test's records so far, one line per batch, kept until it ends
 PACKAGES = ("torch", "lightning", "transformers", "torchmetrics", "jsonargparse", "wandb", "mathematics-dataset")
 
 
@@ -42,6 +44,14 @@ def versions() -> dict[str, str | None]:
 def peak_rss_gb() -> float:
     """The most resident memory this process has held so far (Linux reports kilobytes)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
+def _whole(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 class RunRecord(L.Callback):
@@ -78,6 +88,7 @@ class RunRecord(L.Callback):
         self._trainer = None
         self._loss = [0.0, 0]  # this epoch's training loss: sum over micro-batches, count
         self._tokens = 0  # training tokens (prompt and completion, no padding) this process's rank has trained on
+        self._partial = None  # this process's file of the test's records so far, open while it tests
 
     def _folder(self, trainer) -> Path:
         folder = Path(trainer.default_root_dir)
@@ -184,6 +195,13 @@ class RunRecord(L.Callback):
         how to resume: from the last checkpoint, which holds everything up to its step (what came after it is lost
         work)."""
         stopped = isinstance(exception, KeyboardInterrupt | SIGTERMException)
+        if trainer.state.fn == "test" and self._partial is not None:
+            self._partial.close()  # what it decoded stays: the same test run again into this folder goes on from it
+            if stopped and trainer.is_global_zero:
+                folder = self._folder(trainer)
+                print(f"test interrupted after {len(pl_module.records)} of {len(trainer.datamodule.eval_examples['test'])} "
+                      f"problems; continue it with: python -m longdiv test --config {folder / 'config.yaml'}",
+                      file=sys.stderr, flush=True)
         if not stopped or trainer.state.fn != "fit" or self._segment is None:
             return
         self._update_segment()
@@ -197,11 +215,58 @@ class RunRecord(L.Callback):
                   f"{folder / 'checkpoints' / 'last.ckpt'}", file=sys.stderr, flush=True)
 
     def on_test_start(self, trainer, pl_module):
+        """Reads back what an interrupted test of the same weights, problems and settings in this folder decoded
+        (its `predictions.partial-<rank>.jsonl` files), so that it is not decoded again, and starts this process's
+        own file: each batch's records are appended to it as the batch ends."""
         self._start = time.perf_counter()
+        folder, key = self._folder(trainer), self._test_key(trainer, pl_module)
+        done, self._earlier = {}, 0.0
+        for path in sorted(folder.glob(PARTIAL.format(rank="*"))):
+            lines = path.read_text().splitlines()
+            if lines and json.loads(lines[0]).get("key") != key:
+                raise ValueError(f"{path} holds part of a test of other weights, problems or settings than this "
+                                 f"one; delete it to test from the start, or test into another folder")
+            for line in lines[1:]:
+                try:
+                    batch = json.loads(line)
+                except json.JSONDecodeError:  # the batch being written when the process was killed
+                    continue
+                done |= {r["index"]: r for r in batch["records"]}
+                self._earlier += batch["seconds"]
+        pl_module.done, self._resumed = done, len(done)
+        own = folder / PARTIAL.format(rank=trainer.global_rank)
+        kept = [line for line in (own.read_text().splitlines()[1:] if own.is_file() else []) if _whole(line)]
+        own.write_text("".join(line + "\n" for line in [json.dumps({"key": key}), *kept]))
+        self._partial, self._batch_start = own.open("a"), time.perf_counter()
+
+    def _test_key(self, trainer, pl_module) -> dict:
+        """What a test's records depend on: the weights (an evaluated checkpoint's file and step, or this fit's
+        step), the problems, how they are shared out and batched, and the module's settings."""
+        evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
+        weights = ({k: self.checkpoint.get(k) for k in ("path", "step", "data_hash")} if evaluated
+                   else {"fit_step": trainer.global_step})
+        data = trainer.datamodule
+        key = {"weights": weights, "data_hash": data.hash, "eval_batch_size": data.hparams.eval_batch_size,
+               "world_size": trainer.world_size, "model": dict(pl_module.hparams), "decode": pl_module.compute}
+        return json.loads(json.dumps(key, default=str))
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._batch_start = time.perf_counter()
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        seconds = 0.0 if all(r["index"] in pl_module.done for r in outputs) else time.perf_counter() - self._batch_start
+        if seconds:
+            self._partial.write(json.dumps({"seconds": round(seconds, 3), "records": outputs}) + "\n")
+            self._partial.flush()
+            os.fsync(self._partial.fileno())
 
     def on_test_end(self, trainer, pl_module):
-        self.record["eval_seconds"] = round(time.perf_counter() - self._start, 1)
+        self._partial.close()
+        self.record["eval_seconds"] = round(time.perf_counter() - self._start + self._earlier, 1)
+        if self._resumed:
+            self.record["test_resumed"] = self._resumed  # problems an interrupted test had decoded, read back
         records = self._write_predictions(trainer, pl_module)
+        (self._folder(trainer) / PARTIAL.format(rank=trainer.global_rank)).unlink()
         correct = sum(r["correct"] for r in records)
         low, high = wilson(correct, len(records))
         self.record |= {
