@@ -4,6 +4,7 @@ shared runner's points."""
 import csv
 import json
 import shutil
+import subprocess
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -807,3 +808,20 @@ def test_the_paper_curve_is_flat_only_when_the_probe_and_the_validation_loss_bot
     assert not paper.flat(curve([0.08] * 5, [0.0, 0.0, 0.0, 0.0, 0.01]), patience=4)  # a new best probe
     # a decoded probe has no validation loss: the probe alone decides
     assert paper.flat([{"val/remainder_acc": a} for a in (0.2, 0.1, 0.2, 0.1, 0.2)], patience=4)
+
+
+def test_the_queue_runs_its_lines_in_order_stops_at_a_failure_and_skips_what_is_done_when_run_again(tmp_path):
+    out, flag = tmp_path / "out", tmp_path / "flag"
+    queue = tmp_path / "queue"
+    queue.write_text(f"# the W curve first\necho one >> {out}\n\n[ -e {flag} ] && echo two >> {out}\n"
+                     f"echo three >> {out}\n")
+    script = Path(__file__).parents[1] / "experiments" / "queue.sh"
+    first = subprocess.run(["bash", str(script), str(queue)], capture_output=True, text=True)
+    assert first.returncode == 1 and out.read_text() == "one\n"
+    assert "status 1 from: [ -e" in first.stdout
+    flag.touch()  # what failed can now go on: a second run starts from it
+    second = subprocess.run(["bash", str(script), str(queue)], capture_output=True, text=True)
+    assert second.returncode == 0 and out.read_text() == "one\ntwo\nthree\n", second.stdout
+    assert len((tmp_path / "queue.done").read_text().splitlines()) == 3
+    again = subprocess.run(["bash", str(script), str(queue)], capture_output=True, text=True)
+    assert again.returncode == 0 and out.read_text() == "one\ntwo\nthree\n" and "every line done" in again.stdout
