@@ -182,8 +182,7 @@ def tested(ckpt: str, name: str, test_args: list[str], extra: list[str]) -> tupl
     folder = RUNS / name
     if runs.tested(folder) is None:
         runner.cli(["test", f"--ckpt_path={ckpt}", *test_args, f"--trainer.default_root_dir={folder}", *extra])
-    with (folder / "predictions.jsonl").open() as f:
-        rows = [json.loads(line) for line in f]
+    rows = runs.read_jsonl(folder / "predictions.jsonl")
     by_length: dict[int, list[dict]] = {}
     for row in rows:
         by_length.setdefault(len(str(row["dividend"])), []).append(row)

@@ -166,7 +166,7 @@ def probe_errors(path: Path, fmt) -> list[dict]:
     forcing says of every action where the probe kept every wrong token (`forced_actions`)."""
     out = []
     for file in sorted((path / "validations").glob("step-*.jsonl")):
-        rows = [json.loads(line) for line in file.read_text().splitlines()]
+        rows = runs.read_jsonl(file)
         if rows and "first_wrong_char" in rows[0]:
             out.append({"step": int(file.stem.removeprefix("step-")), "n": len(rows),
                         "first_wrong": probed_errors(fmt, rows),
@@ -289,8 +289,7 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         if (path / "checkpoints" / "best.json").is_file() else None,
         "error_kinds": {k.removeprefix("test/err_"): int(v) for k, v in test["metrics"].items() if "err_" in k},
         "probe_first_wrong": probe_errors(path, fmt),
-        "test_first_wrong": decoded_errors(fmt, [json.loads(line) for line in
-                                                 (tested / "predictions.jsonl").read_text().splitlines()])
+        "test_first_wrong": decoded_errors(fmt, runs.read_jsonl(tested / "predictions.jsonl"))
         if tested and (tested / "predictions.jsonl").is_file() else None,
         "mean_tokens": round(fit["mean_tokens"], 1), "max_tokens": fit["max_tokens"],
         "train_windows": fit["train_windows"], "fit_seconds": fit.get("fit_seconds"),

@@ -174,10 +174,6 @@ def differ(folder: Path, made: dict, plan: dict) -> None:
                          "it, or another --name for a new run")
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
 def data_args(base: dict) -> list[str]:
     """The base's demonstration settings as CLI arguments, so a round's fit draws the same N demonstrations whatever
     the recipe's configs say (a resolved config leaves out what is None)."""
@@ -218,11 +214,11 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
     if runs.tested(decoded) is None:
         runner.cli(["test", f"--ckpt_path={current}", f"--data.test_file={problems}", f"--model.votes={plan['votes']}",
                     f"--model.temperature={plan['temperature']}", f"--trainer.default_root_dir={decoded}", *extra])
-    written = read_jsonl(decoded / "predictions.jsonl")
+    written = runs.read_jsonl(decoded / "predictions.jsonl")
     kept = [r | {"kept": True, "round": k} for r in written if keeps(plan["filter"], fmt, r, plan["agree"])]
     traces = path / "traces.jsonl"
     if not traces.is_file():
-        earlier = read_jsonl(before / "traces.jsonl") if k > 1 else []
+        earlier = runs.read_jsonl(before / "traces.jsonl") if k > 1 else []
         tmp = traces.with_name(f".{traces.name}.tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in earlier + kept))
         os.replace(tmp, traces)
@@ -239,7 +235,7 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
     record = {"run": plan["name"], "round": k, "filter": plan["filter"], "schedule": plan["schedule"],
               "digits": round_digits(plan, k) if plan["schedule"] == "length" else None,
               "num_demos": base["num_demos"], "drawn": len(read_file(problems)), "decoded": len(written),
-              "kept": len(kept), "kept_total": len(read_jsonl(traces)), "label_noise": label_noise(fmt, kept),
+              "kept": len(kept), "kept_total": len(runs.read_jsonl(traces)), "label_noise": label_noise(fmt, kept),
               "decode_accuracy": decode["accuracy"], **runner.record(fit),
               "self_traces": runs.tested(fit).get("self_traces"), "checkpoint": str(fit / "checkpoints" / "last.ckpt"),
               "plan": plan}

@@ -172,7 +172,7 @@ class LongDivCLI(LightningCLI):
         if self.checkpoint is None:
             return
         # The checkpoint's weights saw these problems: evaluation here leaves them out, whatever the data settings.
-        evaluated = self.checkpoint["use"] == "evaluated" and bool(self._trained_on)
+        evaluated = runs.evaluated(self.checkpoint) and bool(self._trained_on)
         self.datamodule.hold_out(self._trained_on, draw=not evaluated)
         if self.checkpoint["use"] == "initialized":
             self.model.load_state_dict(identity.weights(self.checkpoint["path"]))

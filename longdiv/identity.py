@@ -19,7 +19,7 @@ import torch
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_warn
 
-from longdiv import errors
+from longdiv import errors, runs
 
 # The format is stored once in a checkpoint, with the model's settings (so `DivisionLM.load_from_checkpoint` prompts
 # and parses in it); the data's settings come back through the model's: data.format is the CLI's source of the link.
@@ -148,7 +148,7 @@ def load(path: str | Path, weights_only: bool = True, **settings) -> tuple[Any, 
 def trained(checkpoint: dict | None, **own) -> dict:
     """The identity of the weights a run uses (`num_demos`, `data_hash`, ... as asked): an evaluated checkpoint's,
     which it was trained on whatever this run's data settings draw, otherwise the run's `own`."""
-    if checkpoint is not None and checkpoint["use"] == "evaluated":
+    if runs.evaluated(checkpoint):
         return {key: checkpoint[key] for key in own}
     return own
 

@@ -27,7 +27,6 @@ grows point by point:
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sys
 from collections import defaultdict
@@ -60,7 +59,7 @@ def row(folder: Path, record: runs.Record | None = None) -> dict:
     config = record.get("config", {})
     data, trainer = config.get("data", {}), config.get("trainer", {})
     ckpt = record.get("checkpoint") or {}
-    evaluated = ckpt.get("use") == "evaluated"
+    evaluated = runs.evaluated(ckpt)
     fmt = record["format"]
     if evaluated and ckpt.get("format") not in (None, fmt):  # --allow_format_change: a row of its own, marked
         fmt = f"{fmt} (trained on {ckpt['format']})"
@@ -292,8 +291,7 @@ def length_cells(rows: list[dict]) -> list[dict]:
         if not path.is_file():
             continue
         cells = defaultdict(lambda: [0, 0])
-        for line in path.read_text().splitlines():
-            p = json.loads(line)
+        for p in runs.read_jsonl(path):
             cell = cells[(len(str(p["dividend"])), len(str(p["divisor"])))]
             cell[0] += bool(p["correct"])
             cell[1] += 1

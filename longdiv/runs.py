@@ -73,6 +73,12 @@ class Record(TypedDict, total=False):
     test_resumed: int  # problems read back from an interrupted test in the same folder (not decoded again)
 
 
+def evaluated(checkpoint: dict | None) -> bool:
+    """Whether a run whose record's `checkpoint` is this (identity.from_checkpoint makes it) evaluates that checkpoint's
+    weights (test, validate or predict with --ckpt_path) rather than its own fit's."""
+    return (checkpoint or {}).get("use") == "evaluated"
+
+
 def is_tested(record: Record) -> bool:
     """Whether the record holds a test result."""
     return "accuracy" in record
@@ -98,6 +104,13 @@ def tested(folder: str | Path) -> Record | None:
     """The record in `folder` if its run got as far as its test, else None."""
     record = read(folder)
     return record if record is not None and is_tested(record) else None
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines file of a run folder (`predictions.jsonl`, `validations/step-*.jsonl`, a
+    self-training `traces.jsonl`), one per line; none when the file does not exist."""
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def find_tested(folders: Iterable[str | Path]) -> list[Path]:

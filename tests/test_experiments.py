@@ -816,12 +816,12 @@ def test_the_queue_runs_its_lines_in_order_stops_at_a_failure_and_skips_what_is_
     queue.write_text(f"# the W curve first\necho one >> {out}\n\n[ -e {flag} ] && echo two >> {out}\n"
                      f"echo three >> {out}\n")
     script = Path(__file__).parents[1] / "experiments" / "queue.sh"
-    first = subprocess.run(["bash", str(script), str(queue)], capture_output=True, text=True)
+    first = subprocess.run(["bash", str(script), str(queue)], check=False, capture_output=True, text=True)
     assert first.returncode == 1 and out.read_text() == "one\n"
     assert "status 1 from: [ -e" in first.stdout
     flag.touch()  # what failed can now go on: a second run starts from it
-    second = subprocess.run(["bash", str(script), str(queue)], capture_output=True, text=True)
+    second = subprocess.run(["bash", str(script), str(queue)], check=False, capture_output=True, text=True)
     assert second.returncode == 0 and out.read_text() == "one\ntwo\nthree\n", second.stdout
     assert len((tmp_path / "queue.done").read_text().splitlines()) == 3
-    again = subprocess.run(["bash", str(script), str(queue)], capture_output=True, text=True)
+    again = subprocess.run(["bash", str(script), str(queue)], check=False, capture_output=True, text=True)
     assert again.returncode == 0 and out.read_text() == "one\ntwo\nthree\n" and "every line done" in again.stdout

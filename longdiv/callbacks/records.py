@@ -242,8 +242,8 @@ class RunRecord(L.Callback):
     def _test_key(self, trainer, pl_module) -> dict:
         """What a test's records depend on: the weights (an evaluated checkpoint's file and step, or this fit's
         step), the problems, how they are shared out and batched, and the module's settings."""
-        evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
-        weights = ({k: self.checkpoint.get(k) for k in ("path", "step", "data_hash")} if evaluated
+        weights = ({k: self.checkpoint.get(k) for k in ("path", "step", "data_hash")}
+                   if runs.evaluated(self.checkpoint)
                    else {"fit_step": trainer.global_step})
         data = trainer.datamodule
         key = {"weights": weights, "data_hash": data.hash, "eval_batch_size": data.hparams.eval_batch_size,
@@ -294,7 +294,6 @@ class RunRecord(L.Callback):
         data = trainer.datamodule
         machine = pl_module.machine or hardware.machine(trainer.strategy.root_device)
         lengths = [len(e) for e in data.demos]
-        evaluated = self.checkpoint is not None and self.checkpoint["use"] == "evaluated"
         self.record |= {
             "stage": stage,
             "format": data.format.name,
@@ -323,7 +322,7 @@ class RunRecord(L.Callback):
         }
         if self.checkpoint is not None:
             self.record["checkpoint"] = self.checkpoint
-        if evaluated:
+        if runs.evaluated(self.checkpoint):
             self.record["eval_hash"] = data.hash  # the evaluation problems' (with no training draw here)
             if not data.demos:
                 self.record |= {"train_windows": None, "mean_tokens": None, "max_tokens": None}
