@@ -110,6 +110,33 @@ def kind(reference: list[str], at: int, generated: list[str] | None = None) -> s
     return "grid"
 
 
+def grid_steps(reference: list[str]) -> list[str | None]:
+    """The step of long division each `grid` action of a reference trace takes (None for other kinds), found by
+    replaying the writes onto the grid: `quotient` (a new quotient digit started at 0 on row 1), `multiple` (the
+    multiple of the divisor and its minus sign, written under the current number), `borrow` (a digit written over
+    one already on the grid: a borrow, or `_` erasing leading zeros), `difference` (a digit of the subtraction's
+    result) and `bring-down` (the next dividend digit, written on the result's row right of the multiple above).
+    Each but `multiple` and `quotient` needs a digit written far back in the trace: W has no looks to fetch it."""
+    grid: dict[tuple[int, int], str] = {}
+    steps: list[str | None] = []
+    for i, action in enumerate(reference):
+        found, step = cells(action), None
+        if i and kind(reference, i) == "grid":
+            if all(y == 1 for _, y, _ in found):
+                step = "quotient"
+            elif any(ch == "-" or y % 2 for _, y, ch in found):
+                step = "multiple"
+            elif any((x, y) in grid for x, y, _ in found):
+                step = "borrow"
+            elif all(x > max((c for c, r in grid if r == y - 1 and c < SCRATCH_X), default=x) for x, y, _ in found):
+                step = "bring-down"
+            else:
+                step = "difference"
+        grid |= {(x, y): ch for x, y, ch in found}
+        steps.append(step)
+    return steps
+
+
 def first_error(reference: list[str], generated: list[str]) -> tuple[str, int]:
     """The kind and index of the first generated action that differs from the reference."""
     at = next((i for i, (a, b) in enumerate(zip(reference, generated)) if a != b), min(len(reference), len(generated)))
@@ -145,20 +172,25 @@ def probed_errors(fmt, rows: list[dict]) -> dict[str, int]:
 def forced_actions(fmt, rows: list[dict]) -> dict:
     """What teacher forcing says beyond the first error (validations/*.jsonl rows with `wrong_chars`): for each kind,
     the reference actions whose every token is greedy decoding's choice when all before it are right, as [right,
-    of]; and the traces with no wrong token after the copy (`right_after_copy`): those greedy decoding would write
-    whole if the copy of the problem onto the grid, and its end, were given."""
+    of], and the same for the grid actions by step of the division (`grid_steps`); and the traces with no wrong token
+    after the copy (`right_after_copy`): those greedy decoding would write whole if the copy of the problem onto the
+    grid, and its end, were given."""
     right, total, after_copy = Counter(), Counter(), 0
     for row in rows:
         spans = list(ACTION.finditer(reference(fmt, row)))
         ends, names = [m.end() for m in spans], [m[0] for m in spans]
         # a wrong token right after an action (the space that starts the next one) is that action not ending
         bad = {min(bisect.bisect_left(ends, at), len(spans) - 1) for at in row["wrong_chars"]}
-        for i in range(len(spans)):
-            name = kind(names, i)
-            total[name] += 1
-            right[name] += i not in bad
+        for i, step in enumerate(grid_steps(names)):
+            for name in (kind(names, i), step and f"grid: {step}"):
+                if name:
+                    total[name] += 1
+                    right[name] += i not in bad
         after_copy += not bad - {0}
-    return {"actions": {k: [right[k], total[k]] for k, _ in total.most_common()}, "right_after_copy": after_copy}
+    counts = {k: [right[k], total[k]] for k, _ in total.most_common()}
+    return {"actions": {k: v for k, v in counts.items() if not k.startswith("grid: ")},
+            "grid_steps": {k.removeprefix("grid: "): v for k, v in counts.items() if k.startswith("grid: ")},
+            "right_after_copy": after_copy}
 
 
 def probe_errors(path: Path, fmt) -> list[dict]:
@@ -320,19 +352,20 @@ def save(new: list[dict]) -> None:
 
 def plot(records: list[dict], path: Path) -> None:
     """Training loss and the probe against optimizer steps, the probe against training tokens seen, and the share of
-    each kind of action greedy decoding gets right after a right prefix."""
-    fig, (loss_ax, step_ax, token_ax, action_ax) = plt.subplots(1, 4, figsize=(20, 4))
+    each kind of action, and of the grid's actions by step, that greedy decoding gets right after a right prefix."""
+    fig, (loss_ax, step_ax, token_ax, action_ax, grid_ax) = plt.subplots(1, 5, figsize=(25, 4))
     for r in records:
         first = (r.get("segments") or [{}])[0]  # which start of the run: its first machine and day
         machine = re.sub(r"\(R\)|Processor|cpu: |cuda: ", "", first.get("device", "")).split()
         begun = f", {' '.join(machine[:2])} {first['started'][5:10]}" if machine else ""
         label = f"{r['format']}{begun}: {r['probe'].removeprefix('val/')}"
-        for kind_, _ in Counter(k for probe in r.get("probe_first_wrong") or [] for k in probe.get("actions", {})
-                                ).most_common():
-            probed = [probe for probe in r["probe_first_wrong"] if kind_ in probe.get("actions", {})]
-            action_ax.plot([probe["step"] for probe in probed],
-                           [probe["actions"][kind_][0] / probe["actions"][kind_][1] for probe in probed], marker="o",
-                           label=f"{kind_}{begun}")
+        for ax, field in ((action_ax, "actions"), (grid_ax, "grid_steps")):
+            for kind_, _ in Counter(k for probe in r.get("probe_first_wrong") or [] for k in probe.get(field, {})
+                                    ).most_common():
+                probed = [probe for probe in r["probe_first_wrong"] if kind_ in probe.get(field, {})]
+                ax.plot([probe["step"] for probe in probed],
+                        [probe[field][kind_][0] / probe[field][kind_][1] for probe in probed], marker="o",
+                        label=f"{kind_}{begun}")
         curve = [e for e in r["history"] if "step" in e]
         loss_ax.plot([e["step"] for e in curve], [e["train_loss"] for e in curve], marker=".", label=label)
         probed = [e for e in curve if r["probe"] in e]
@@ -353,7 +386,10 @@ def plot(records: list[dict], path: Path) -> None:
     step_ax.legend(fontsize=7)
     action_ax.set(xlabel="optimizer step", ylabel="actions right under teacher forcing", ylim=(0, 1),
                   title="each action after a right prefix, by kind")
-    action_ax.legend(fontsize=7)
+    grid_ax.set(xlabel="optimizer step", ylabel="grid actions right under teacher forcing", ylim=(0, 1),
+                title="the grid's actions after a right prefix, by step")
+    for ax in (action_ax, grid_ax):
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

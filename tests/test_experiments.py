@@ -134,13 +134,21 @@ def test_recchia_first_error_finds_the_corrupted_action():
     # teacher forcing reads on past the first error: every action with a wrong token, by kind
     counts = Counter(paper.kind(reference, i) for i in range(len(reference)))
     clean = paper.forced_actions(fmt, [row | {"wrong_chars": []}])
-    assert clean == {"actions": {k: [n, n] for k, n in counts.most_common()}, "right_after_copy": 1}
+    steps = Counter(s for s in paper.grid_steps(reference) if s)
+    assert sum(steps.values()) == counts["grid"]
+    assert clean == {"actions": {k: [n, n] for k, n in counts.most_common()},
+                     "grid_steps": {k: [n, n] for k, n in steps.most_common()}, "right_after_copy": 1}
     copy_end, in_addition = len(reference[0]), starts[addition] + len(reference[addition]) - 1
     found = paper.forced_actions(fmt, [row | {"wrong_chars": [copy_end]}, row | {"wrong_chars": [3, copy_end,
                                                                                                   in_addition]}])
     assert found["actions"]["copy"] == [0, 2] and found["right_after_copy"] == 1
     assert found["actions"]["addition"] == [2 * counts["addition"] - 1, 2 * counts["addition"]]
     assert found["actions"]["grid"] == [2 * counts["grid"]] * 2
+    # each grid action by its step of the division: 10305 / 47 brings two digits down
+    grid = [s for s in paper.grid_steps(paper.actions(fmt.render(Problem.from_numbers(10305, 47))[1])) if s]
+    assert grid == ["quotient", "multiple", "multiple", "borrow", "borrow", *["difference"] * 3, "borrow",
+                    "bring-down", "quotient", "multiple", "multiple", "borrow", "difference", "difference", "bring-down",
+                    "quotient", "multiple", "multiple", *["difference"] * 3, "borrow"]
     _, narrated = get_format("recchia-ln+").render(problem)
     assert " ".join(paper.actions(narrated)) == narrated  # looks and notes are actions too
 
