@@ -55,10 +55,11 @@ PAPER_RUNS = runs.root() / "paper"
 IMPROVE_RUNS = runs.root() / "self_improve"
 # What each step leaves in reports/ that --collect merges into the committed reports.
 REPORTS = {"curve": ["paper.json"], "improve": ["self_improve.json", "length.json"]}
-# Most wanted first: the paper's W format trained until it stops improving (too slow for a CPU), then
-# self-improvement's rounds (many fits), then second seeds.
-STEPS = ["curve:w", "improve:same:vote", "improve:length:vote", "subrow:200:1", "subrow:50:1", "subrow:800:1",
-         "subrow:100:1"]
+# Most wanted first: the paper's W format trained until it stops improving (too slow for a CPU), then its LN+ (whose
+# looks read back the cells W's grid steps miss; 4.9x W's tokens), then self-improvement's rounds (many fits), then
+# second seeds.
+STEPS = ["curve:w", "curve:ln+", "improve:same:vote", "improve:length:vote", "subrow:200:1", "subrow:50:1",
+         "subrow:800:1", "subrow:100:1"]
 
 
 def pack(out: Path) -> None:
