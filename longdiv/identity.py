@@ -244,7 +244,7 @@ def from_checkpoint(sub: str, config: Namespace, parse: Callable[[Namespace], Na
                   "data_seed": identity.get("data_seed", saved["data"].get("data_seed")),
                   "data_hash": identity.get("data_hash"), "changed": changed,
                   "seed": (ckpt["config"] or {}).get("seed_everything"),  # its training seed, once kept
-                  "step": ckpt["step"]}
+                  "step": ckpt["step"]}  # its optimizer step: a test goes on only from one of the same weights
     if "train_keys" not in identity and use != "resumed":
         rank_zero_warn(f"{path} does not list its training problems (written before longdiv saved them); "
                        "evaluation removes only the problems this run's data settings draw for training")

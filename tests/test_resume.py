@@ -279,3 +279,28 @@ def test_an_interrupted_test_goes_on_from_its_last_batch_and_gives_what_a_whole_
     assert {k: v for k, v in record["metrics"].items() if k.startswith("test/")} == \
         {k: v for k, v in whole["metrics"].items() if k.startswith("test/")}
     assert not list(cut.glob("predictions.partial-*"))
+
+
+def test_a_fit_resumed_to_train_further_tests_afresh_where_its_earlier_test_was_cut(tmp_path, monkeypatch,
+                                                                                    one_thread):
+    score = longdiv.models.module.DivisionLM._score_batch
+    calls = []
+
+    def crashing(self, batch):
+        calls.append(self.trainer.testing)
+        if calls.count(True) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the test after the fit, in its second batch
+        return score(self, batch)
+
+    constant = [*RUN, "--model.schedule=constant", "--data.eval_batch_size=2", f"--runs_dir={tmp_path}"]
+    monkeypatch.setattr(longdiv.models.module.DivisionLM, "_score_batch", crashing)
+    with pytest.raises(SystemExit):
+        main([*constant, "--trainer.max_epochs=1"])
+    (run,) = tmp_path.iterdir()
+    assert list(run.glob("predictions.partial-*.jsonl"))
+    monkeypatch.setattr(longdiv.models.module.DivisionLM, "_score_batch", score)
+    # one epoch more: the cut test was of the weights before it, so this fit's test decodes everything
+    main([*constant, "--trainer.max_epochs=2", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    record = json.loads((run / "run.json").read_text())
+    assert record["stage"] == "test" and record["n_eval"] == 6 and "test_resumed" not in record
+    assert not list(run.glob("predictions.partial-*"))

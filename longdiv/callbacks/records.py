@@ -174,6 +174,9 @@ class RunRecord(L.Callback):
             for path in [folder / "predictions.jsonl", *folder.glob("samples-test-*.jsonl")]:
                 if path.is_file():
                     path.rename(path.with_name(f"{path.stem}-before-step{trainer.global_step}{path.suffix}"))
+            # part of an interrupted test of those weights: the test after this fit is of others, and starts afresh
+            for path in folder.glob(PARTIAL.format(rank="*")):
+                path.unlink()
 
     def _update_segment(self) -> None:
         if self._segment is not None:
