@@ -169,27 +169,48 @@ def probed_errors(fmt, rows: list[dict]) -> dict[str, int]:
     return dict(kinds.most_common())
 
 
+def cell_field(text: str, start: int, end: int, at: int) -> str:
+    """Which part of a cell of the action `text[start:end]` character `at` falls in: `column` or `row` (its
+    coordinates), `tag` (its in-word position), `value` (the character written), or `end` (the action not ending,
+    or a cell begun where none should be)."""
+    for cell in CELL.finditer(text, start, end):
+        for field, group in (("column", 1), ("row", 2), ("value", 3)):
+            if cell.start(group) <= at < cell.end(group):
+                return field
+        if cell.end(2) < at < cell.start(3):
+            return "tag"
+    return "end"
+
+
 def forced_actions(fmt, rows: list[dict]) -> dict:
     """What teacher forcing says beyond the first error (validations/*.jsonl rows with `wrong_chars`): for each kind,
     the reference actions whose every token is greedy decoding's choice when all before it are right, as [right,
-    of], and the same for the grid actions by step of the division (`grid_steps`); and the traces with no wrong token
-    after the copy (`right_after_copy`): those greedy decoding would write whole if the copy of the problem onto the
-    grid, and its end, were given."""
-    right, total, after_copy = Counter(), Counter(), 0
+    of], and the same for the grid actions by step of the division (`grid_steps`), with where in their cells the
+    wrong tokens fall (`grid_fields`: column, row, tag, value, end); and the traces with no wrong token after the copy
+    (`right_after_copy`): those greedy decoding would write whole if the copy of the problem onto the grid, and its
+    end, were given."""
+    right, total, after_copy, fields = Counter(), Counter(), 0, {}
     for row in rows:
-        spans = list(ACTION.finditer(reference(fmt, row)))
+        text = reference(fmt, row)
+        spans = list(ACTION.finditer(text))
         ends, names = [m.end() for m in spans], [m[0] for m in spans]
         # a wrong token right after an action (the space that starts the next one) is that action not ending
-        bad = {min(bisect.bisect_left(ends, at), len(spans) - 1) for at in row["wrong_chars"]}
-        for i, step in enumerate(grid_steps(names)):
+        wrong = [(min(bisect.bisect_left(ends, at), len(spans) - 1), at) for at in row["wrong_chars"]]
+        bad = {i for i, _ in wrong}
+        steps = grid_steps(names)
+        for i, step in enumerate(steps):
             for name in (kind(names, i), step and f"grid: {step}"):
                 if name:
                     total[name] += 1
                     right[name] += i not in bad
+        for i, at in wrong:
+            if steps[i]:
+                fields.setdefault(steps[i], Counter())[cell_field(text, spans[i].start(), spans[i].end(), at)] += 1
         after_copy += not bad - {0}
     counts = {k: [right[k], total[k]] for k, _ in total.most_common()}
     return {"actions": {k: v for k, v in counts.items() if not k.startswith("grid: ")},
             "grid_steps": {k.removeprefix("grid: "): v for k, v in counts.items() if k.startswith("grid: ")},
+            "grid_fields": {step: dict(found.most_common()) for step, found in fields.items()},
             "right_after_copy": after_copy}
 
 

@@ -137,7 +137,7 @@ def test_recchia_first_error_finds_the_corrupted_action():
     steps = Counter(s for s in paper.grid_steps(reference) if s)
     assert sum(steps.values()) == counts["grid"]
     assert clean == {"actions": {k: [n, n] for k, n in counts.most_common()},
-                     "grid_steps": {k: [n, n] for k, n in steps.most_common()}, "right_after_copy": 1}
+                     "grid_steps": {k: [n, n] for k, n in steps.most_common()}, "grid_fields": {}, "right_after_copy": 1}
     copy_end, in_addition = len(reference[0]), starts[addition] + len(reference[addition]) - 1
     found = paper.forced_actions(fmt, [row | {"wrong_chars": [copy_end]}, row | {"wrong_chars": [3, copy_end,
                                                                                                   in_addition]}])
@@ -149,6 +149,16 @@ def test_recchia_first_error_finds_the_corrupted_action():
     assert grid == ["quotient", "multiple", "multiple", "borrow", "borrow", *["difference"] * 3, "borrow",
                     "bring-down", "quotient", "multiple", "multiple", "borrow", "difference", "difference", "bring-down",
                     "quotient", "multiple", "multiple", *["difference"] * 3, "borrow"]
+    # where in its cells each wrong token falls: the digit of the first bring-down, the column of the first multiple
+    long = {"dividend": 10305, "divisor": 47, "question": "What is the remainder when 10305 is divided by 47?"}
+    text = paper.reference(fmt, long)
+    written = paper.actions(text)
+    bring, multiple = written.index("write 06,04:201 0"), written.index("write 04,03:201 9 05,03:202 4")
+    at_value = text.index(written[bring]) + len(written[bring]) - 1
+    at_column = text.index(written[multiple]) + len("write ")
+    found = paper.forced_actions(fmt, [long | {"wrong_chars": [at_value, at_column]}])
+    assert found["grid_fields"] == {"bring-down": {"value": 1}, "multiple": {"column": 1}}
+    assert found["grid_steps"]["bring-down"] == [1, 2] and found["grid_steps"]["multiple"] == [5, 6]
     _, narrated = get_format("recchia-ln+").render(problem)
     assert " ".join(paper.actions(narrated)) == narrated  # looks and notes are actions too
 
