@@ -149,6 +149,9 @@ def test_recchia_first_error_finds_the_corrupted_action():
     assert grid == ["quotient", "multiple", "multiple", "borrow", "borrow", *["difference"] * 3, "borrow",
                     "bring-down", "quotient", "multiple", "multiple", "borrow", "difference", "difference", "bring-down",
                     "quotient", "multiple", "multiple", *["difference"] * 3, "borrow"]
+    for variant in ("recchia-l+", "recchia-ln+"):  # their looks and notes read the same writes: the same steps
+        looked = paper.actions(get_format(variant).render(Problem.from_numbers(10305, 47))[1])
+        assert [s for s in paper.grid_steps(looked) if s] == grid
     # where in its cells each wrong token falls: the digit of the first bring-down, the column of the first multiple
     long = {"dividend": 10305, "divisor": 47, "question": "What is the remainder when 10305 is divided by 47?"}
     text = paper.reference(fmt, long)
