@@ -46,14 +46,6 @@ def peak_rss_gb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
-def _whole(line: str) -> bool:
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return True
-
-
 class RunRecord(L.Callback):
     """Times fit and test, writes `predictions.jsonl` after test and predict, `run.json` after fit and test, and
     each validation's records during fit to `validations/step-<optimizer step>.jsonl`.
@@ -223,7 +215,8 @@ class RunRecord(L.Callback):
         own file: each batch's records are appended to it as the batch ends."""
         self._start = time.perf_counter()
         folder, key = self._folder(trainer), self._test_key(trainer, pl_module)
-        done, self._earlier = {}, 0.0
+        own = folder / PARTIAL.format(rank=trainer.global_rank)
+        done, kept, self._earlier = {}, [], 0.0
         for path in sorted(folder.glob(PARTIAL.format(rank="*"))):
             lines = path.read_text().splitlines()
             if lines and json.loads(lines[0]).get("key") != key:
@@ -236,9 +229,9 @@ class RunRecord(L.Callback):
                     continue
                 done |= {r["index"]: r for r in batch["records"]}
                 self._earlier += batch["seconds"]
+                if path == own:
+                    kept.append(line)
         pl_module.done, self._resumed = done, len(done)
-        own = folder / PARTIAL.format(rank=trainer.global_rank)
-        kept = [line for line in (own.read_text().splitlines()[1:] if own.is_file() else []) if _whole(line)]
         own.write_text("".join(line + "\n" for line in [json.dumps({"key": key}), *kept]))
         self._partial, self._batch_start = own.open("a"), time.perf_counter()
 
@@ -257,9 +250,9 @@ class RunRecord(L.Callback):
         self._batch_start = time.perf_counter()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        seconds = 0.0 if all(r["index"] in pl_module.done for r in outputs) else time.perf_counter() - self._batch_start
-        if seconds:
-            self._partial.write(json.dumps({"seconds": round(seconds, 3), "records": outputs}) + "\n")
+        if not pl_module.restored(batch["index"].tolist()):
+            seconds = round(time.perf_counter() - self._batch_start, 3)
+            self._partial.write(json.dumps({"seconds": seconds, "records": outputs}) + "\n")
             self._partial.flush()
             os.fsync(self._partial.fileno())
 

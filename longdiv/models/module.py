@@ -331,9 +331,13 @@ class DivisionLM(L.LightningModule):
         self.records += records
         return records
 
+    def restored(self, indices: list[int]) -> bool:
+        """Whether a test batch of these problems was decoded by an interrupted test (`done`), so is not again."""
+        return all(i in self.done for i in indices)
+
     def _eval_step(self, batch, stage: str) -> list[dict]:
         metrics, indices = self.stage_metrics[stage], batch["index"].tolist()
-        if stage == "test" and all(i in self.done for i in indices):
+        if stage == "test" and self.restored(indices):
             # Batches are made the same way every time, so the batch is what the interrupted test decoded.
             records = [self.done[i] for i in indices]
             self.records += records
