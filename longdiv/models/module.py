@@ -28,7 +28,7 @@ PROBES = ("decode", "forced")
 
 def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0,
                     generator: torch.Generator | None = None, vocab: torch.Tensor | None = None,
-                    offsets: torch.Tensor | None = None) -> torch.Tensor:
+                    offsets: torch.Tensor | None = None, backbone=None) -> torch.Tensor:
     """Mean next-token cross-entropy over completion tokens only.
 
     The backbone runs on every position, but the vocabulary projection (49K columns for SmolLM2) runs only where a
@@ -36,7 +36,7 @@ def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0
     every label), it runs for those tokens alone: a softmax over the tokens a format can write. With `noise`
     (NEFTune's alpha, Jain et al. 2023), the input embeddings get uniform noise of scale
     noise / sqrt(length * width), drawn from `generator`. With `offsets` (one per row), row i's positions run from
-    offsets[i] rather than 0.
+    offsets[i] rather than 0. With `backbone` (the model's `base_model` compiled), the hidden states come from it.
     """
     embeds = model.get_input_embeddings()(input_ids)
     if noise:
@@ -46,7 +46,11 @@ def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0
     positions = None
     if offsets is not None:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device) + offsets.to(input_ids.device)[:, None]
-    hidden = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask,
+    if backbone is not None and bool(attention_mask.all()):
+        # Without padding no mask is needed; the library drops an all-true one itself when eager, but a compiled
+        # graph keeps it and attends on a slower path than the causal kernel (docs/speed.md, "The paper's format").
+        attention_mask = None
+    hidden = (model.base_model if backbone is None else backbone)(inputs_embeds=embeds, attention_mask=attention_mask,
                               position_ids=positions).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
@@ -98,6 +102,7 @@ class DivisionLM(L.LightningModule):
         position_offset: int = 0,
         redo_temperature: float = 0.0,
         val_probe: str = "decode",
+        compile: bool = False,
     ):
         """A causal LM fine-tuned on division demonstrations.
 
@@ -149,6 +154,10 @@ class DivisionLM(L.LightningModule):
                 choice at every token (so what greedy decoding writes, up to rounding, and a lower bound on its
                 remainder accuracy); `val/trace_right`, the mean share of a trace before its first token that is
                 not; `val/loss`, the mean cross-entropy a token.
+            compile: Run training's forward and backward passes through `torch.compile` (the backbone, with dynamic
+                sequence lengths), which fuses the elementwise work between the matrix products (norms, rotary
+                positions, activations, residual adds); on a CPU that work is most of a step. Compiling costs
+                minutes at a fit's first step (again when it resumes); evaluation stays eager. Not with FSDP.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -178,6 +187,7 @@ class DivisionLM(L.LightningModule):
         self.machine: hardware.Machine | None = None
         self._bf16: dict[str, torch.nn.Module] = {}  # the bf16 copy while an evaluation decodes in bf16
         self._train_copy: dict[str, torch.nn.Module] = {}  # training's bf16 copy (not in checkpoints)
+        self._compiled: dict[str, torch.nn.Module] = {}  # with `compile`: training's compiled backbone
         self._micro = 0  # micro-batches since the last optimizer step
         self.output_vocab: torch.Tensor | None = None  # with restrict_vocab: the token ids the output layer computes
         if restrict_vocab:
@@ -205,6 +215,8 @@ class DivisionLM(L.LightningModule):
             raise ValueError(f"model.precision bf16 trains on a bf16 copy, which needs --trainer.precision 32-true "
                              f"on one device, not {precision} on {devices}; use model.precision auto to train as "
                              "the trainer says")
+        if stage == "fit" and self.hparams.compile and isinstance(trainer.strategy, FSDPStrategy):
+            raise ValueError("model.compile does not train under FSDP; use compile false, or DDP")
         self.compute = {
             "train": "bf16" if wanted == "bf16" and copy_ok else own,
             "decode": "bf16" if wanted == "bf16" and not isinstance(trainer.strategy, FSDPStrategy) else own,
@@ -220,6 +232,14 @@ class DivisionLM(L.LightningModule):
         if "model" not in self._train_copy:
             self._train_copy["model"] = copy.deepcopy(self.model).to(torch.bfloat16).train()
         return self._train_copy["model"]
+
+    def trained_backbone(self) -> torch.nn.Module | None:
+        """With `compile`: the trained model's backbone under `torch.compile` (sharing its weights), else None."""
+        if not self.hparams.compile:
+            return None
+        if "backbone" not in self._compiled:
+            self._compiled["backbone"] = torch.compile(self.trained_model().base_model, dynamic=True)
+        return self._compiled["backbone"]
 
     def _copied_pairs(self):
         """(fp32 weight, its bf16 copy) pairs; none before the copy exists or when training is not in bf16."""
@@ -262,7 +282,7 @@ class DivisionLM(L.LightningModule):
         self._micro += 1
         vocab = None if self.output_vocab is None else self.output_vocab.to(batch["input_ids"].device)
         loss = completion_loss(self.trained_model(), batch["input_ids"], batch["attention_mask"], batch["labels"],
-                               noise, generator, vocab, offsets)
+                               noise, generator, vocab, offsets, self.trained_backbone())
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); lower "

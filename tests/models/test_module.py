@@ -496,3 +496,61 @@ def test_the_forced_probe_places_each_wrong_token_where_its_text_starts(name):
         at = [0, 1, len(ids) // 2, len(ids) - 1]
         starts = DivisionLM._char_starts(SimpleNamespace(tokenizer=tokenizer), ids, at)
         assert starts == [len(tokenizer.decode(ids[:i], clean_up_tokenization_spaces=False)) for i in at]
+
+
+def test_compiled_training_computes_what_eager_training_computes_and_resumes_bit_exactly(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch._dynamo.utils import counters
+
+    class Losses(L.Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.seen.append(outputs["loss"].detach())
+
+    def fit(compiled: bool, *callbacks, ckpt_path=None):
+        module, data = setup_pair()  # the same init and demonstrations, in padded micro-batches of several lengths
+        module.hparams.compile, module.hparams.precision, data.hparams.batch_size = compiled, "fp32", 3
+        record = Losses()
+        trainer = L.Trainer(max_steps=3, accumulate_grad_batches=2, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, limit_val_batches=0, precision="32-true",
+                            enable_checkpointing=bool(callbacks), callbacks=[record, *callbacks])
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        assert ("backbone" in module._compiled) == compiled  # what the training steps ran
+        return module, data, torch.stack(record.seen)
+
+    graphs = counters["stats"]["unique_graphs"]
+    _, _, eager = fit(False)
+    assert counters["stats"]["unique_graphs"] == graphs
+    module, data, compiled = fit(True, ModelCheckpoint(tmp_path, "{step}", every_n_train_steps=2, save_top_k=-1))
+    assert counters["stats"]["unique_graphs"] > graphs  # dynamo compiled it
+    assert len(compiled) == len(eager) >= 5 and len(set(compiled.tolist())) == len(compiled)
+    torch.testing.assert_close(compiled, eager, rtol=1e-3, atol=0)
+    resumed = fit(True, ckpt_path=tmp_path / "step=2.ckpt")[0]  # mid-epoch
+    for key, value in module.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    # One pass's gradients, through the backbone the fit compiled and eagerly, on the weights the fit left: a padded
+    # batch, and one of a single demonstration (no mask).
+    for rows in (data.train_examples[:3], data.train_examples[3:4]):
+        batch = collate_train(rows, data.tokenizer.pad_token_id)
+        grads = []
+        for backbone in (None, module.trained_backbone()):
+            module.model.zero_grad()
+            completion_loss(module.model, batch["input_ids"], batch["attention_mask"], batch["labels"],
+                            backbone=backbone).backward()
+            grads.append([w.grad.clone() for w in module.model.parameters()])
+        for eager_grad, compiled_grad in zip(*grads, strict=True):
+            torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_compile_refuses_fsdp_in_one_line():
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    module, _ = setup_pair()
+    module.hparams.compile = True
+    strategy = FSDPStrategy(parallel_devices=[torch.device("cpu")] * 2)
+    module.trainer = SimpleNamespace(strategy=strategy, precision="32-true", world_size=2)
+    with pytest.raises(ValueError, match="model.compile does not train under FSDP"):
+        module.setup("fit")
