@@ -1,6 +1,6 @@
 """What an experiment costs per model and output layer: training and decoding tokens/s of the offline SmolLM2-135M
 and Gemma 3 270M, each with its whole vocabulary and with `--model.restrict_vocab`, measured side by side in one
-run on this machine, in the precision `--model.precision auto` picks here. Writes reports/models_speed.json.
+run on this machine, in the precision `--model.precision auto` picks here. Writes reports/speed/models.json.
 
     python -m benchmarks.models [--models smollm2 gemma3-270m] [--micro_steps 24] [--warmup 8] [--problems 50]
 
@@ -26,7 +26,7 @@ from longdiv import hardware, identity
 from longdiv.models.decode import decode
 from longdiv.models.module import DivisionLM
 
-OUT = Path("reports/models_speed.json")
+OUT = Path("reports/speed/models.json")
 
 
 def measure(model: str, restrict: bool, micro_steps: int, warmup: int, problems: int) -> dict:
@@ -83,6 +83,7 @@ def main() -> None:
               "command": "python -m benchmarks.models " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
                                                                   if k != "out"),
               "cases": cases}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 

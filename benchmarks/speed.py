@@ -1,4 +1,4 @@
-"""Speed and memory of the offline SmolLM2 pipeline on this machine, written to reports/speed.json.
+"""Speed and memory of the offline SmolLM2 pipeline on this machine, written to reports/speed/speed.json.
 
     python -m benchmarks.speed --ckpt runs/<fit>/checkpoints/last.ckpt --fit_record runs/<fit>/run.json
     python -m benchmarks.speed --device cuda --only gemm train bf16 decode --out speed_gpu.json ...  # on a GPU
@@ -380,7 +380,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*",
                         help="sections to run: gemm load synth memory train bf16 bf16copy decode decode_compare e2e "
                         "plot")
-    parser.add_argument("--out", default="reports/speed.json")
+    parser.add_argument("--out", default="reports/speed/speed.json")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where the gemm, train, bf16 and decode sections run")
     parser.add_argument("--format", default="sub", help="demonstration format (the checkpoint's, for decode)")
@@ -410,7 +410,7 @@ def main() -> None:
                       device=args.device, format=args.format)
         if args.device == "cuda":
             report.update(gpu=torch.cuda.get_device_name(), gpu_peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30)
-        out.parent.mkdir(exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
 
     if sections == {"plot"}:

@@ -223,7 +223,7 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
 
 def collect(folder: Path) -> None:
     """Unpacks the records of a GPU run (every .tgz in `folder`) here and writes reports/ablation_gpu/ and
-    reports/speed.json's `gpu` record."""
+    reports/speed/speed.json's `gpu` record."""
     from longdiv import report  # matplotlib and the rest: only where the reports are written
 
     for archive in sorted(folder.glob("*.tgz")):
@@ -254,7 +254,7 @@ def collect(folder: Path) -> None:
 
         length.save(runner.read_report(folder / "length.json")["records"])
     if (folder / "speed_gpu.json").is_file():
-        speed = Path("reports/speed.json")
+        speed = Path("reports/speed/speed.json")
         runner.write_report(speed, runner.read_report(speed) | {"gpu": json.loads((folder / "speed_gpu.json").read_text())})
 
 

@@ -6,7 +6,7 @@ demonstration-count sweep and its report.
 A point MODEL:N:SEED is a point of configs/sweeps/demos.yaml (the sweep recipe: generator demonstrations, 150
 optimizer steps, 500 interpolate problems), run by `python -m longdiv sweep` into runs/model_size/ with the output
 layer restricted to the format's characters (`--model.restrict_vocab=true`, 2.4x faster fits of Gemma on the CPU,
-reports/models_speed.json) and `--model.precision auto` (bf16 on CPUs with native bf16). The tested points join
+reports/speed/models.json) and `--model.precision auto` (bf16 on CPUs with native bf16). The tested points join
 SmolLM2's in reports/ablation/ (`python -m longdiv report runs/model_size --keep reports/ablation/table.csv`), so
 its accuracy.png has one line per model. `--control` also runs SmolLM2 at N=200, seed 0 in the same recipe
 (runs/model_size_control/), beside its fp32 whole-vocabulary point of reports/ablation, to show what the recipe

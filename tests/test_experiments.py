@@ -82,8 +82,8 @@ def test_collect_rebuilds_the_report_and_the_speed_record(tmp_path, monkeypatch)
     for path in Path("runs/gpu").rglob("*"):  # only the archive carries the runs now
         if path.is_file():
             path.unlink()
-    Path("reports").mkdir()
-    Path("reports/speed.json").write_text(json.dumps({"device": "cpu", "decode_speedup": 9.4}))
+    Path("reports/speed").mkdir(parents=True)
+    Path("reports/speed/speed.json").write_text(json.dumps({"device": "cpu", "decode_speedup": 9.4}))
 
     gpu.collect(back)
 
@@ -91,7 +91,7 @@ def test_collect_rebuilds_the_report_and_the_speed_record(tmp_path, monkeypatch)
         rows = list(csv.DictReader(f))
     assert sorted((int(r["num_demos"]), int(r["correct"])) for r in rows) == sorted(
         (n, rec["correct"]) for n, rec in records.items())
-    speed = json.loads(Path("reports/speed.json").read_text())
+    speed = json.loads(Path("reports/speed/speed.json").read_text())
     assert speed["decode_speedup"] == 9.4 and speed["gpu"] == {"device": "cuda", "decode_speedup": 100.0}
 
 
