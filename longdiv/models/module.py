@@ -50,8 +50,8 @@ def completion_loss(model, input_ids, attention_mask, labels, noise: float = 0.0
         # Without padding no mask is needed; the library drops an all-true one itself when eager, but a compiled
         # graph keeps it and attends on a slower path than the causal kernel (docs/speed.md, "The paper's format").
         attention_mask = None
-    hidden = (model.base_model if backbone is None else backbone)(inputs_embeds=embeds, attention_mask=attention_mask,
-                              position_ids=positions).last_hidden_state
+    backbone = model.base_model if backbone is None else backbone
+    hidden = backbone(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
     head, targets = model.get_output_embeddings(), targets[keep]
