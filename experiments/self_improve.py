@@ -6,7 +6,8 @@ then again, round after round.
         [--rounds R] [--per_round 500] [--steps 150] [--num_test 200] [--seed 0]
         [--start_digits 9] [--step 2] [--max_digits 20]          (schedule length)
         [--votes 5] [--agree K] [--temperature 0.7]               (filter vote)
-        [--config configs/smollm2.yaml ...] [--benchmark] [-- extra CLI arguments for every run]
+        [--config configs/smollm2.yaml ...] [--benchmark] [--keep_checkpoints all|last]
+        [-- extra CLI arguments for every run]
 
 Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
 1. `problems.txt`: `--per_round` new problems from the schedule. `same`: the generator's train split, the
@@ -37,7 +38,9 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
 checkpoint), so a killed run continues when run again. `manifest.json` holds what makes the run (base, N, format,
 filter, schedule, seed, budgets): a run folder or round folder made with other settings is refused. `--rounds` may
 grow between invocations. `--benchmark` also tests every round's checkpoint (and the base's) on the length
-benchmark, into reports/length.json with N, filter and rounds. Writes reports/self_improve.json: one record per
+benchmark, into reports/length.json with N, filter and rounds. `--keep_checkpoints last` deletes a round's
+checkpoint (1.6 GB for SmolLM2) once the next round is done and benchmarked, so a run holds two at most; its rounds
+cannot then be tested again. Writes reports/self_improve.json: one record per
 (run, round), each naming N, the traces kept and the filter, so that no figure reads as "N demonstrations" alone.
 """
 
@@ -268,6 +271,9 @@ def run(plan: dict, extra: list[str]) -> list[dict]:
         if plan["benchmark"]:
             length.benchmark(record["checkpoint"], f"self_improve/{plan['name']}/round-{k}",
                              plan["filter"] if k else None, k, extra)
+        if k > 1 and plan["keep_checkpoints"] == "last":  # the round before lives on in this one's weights
+            for ckpt in (RUNS / plan["name"] / f"round-{k - 1}" / "fit" / "checkpoints").glob("*.ckpt"):
+                ckpt.unlink()
     return records
 
 
@@ -312,6 +318,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0, help="training seed and the rounds' draws")
     parser.add_argument("--config", action="append", help=f"the fine-tunes' recipe (repeatable); default {runner.CONFIG}")
     parser.add_argument("--benchmark", action="store_true", help="test every round on the length benchmark")
+    parser.add_argument("--keep_checkpoints", choices=("all", "last"), default="all",
+                        help="last: delete a round's checkpoint once the next round is done (and benchmarked)")
     args = parser.parse_args(own)
     votes = args.votes or (5 if args.filter == "vote" else 1)
     plan = vars(args) | {"base": str(args.base), "votes": votes, "config": args.config or [runner.CONFIG]}

@@ -262,9 +262,13 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
     assert "--data.train_file=null" in fit  # the base's demonstrations, not the paper's file of a recipe
     assert "--data.self_traces=runs/self_improve/tiny/round-1/traces.jsonl" in fit and "--trainer.max_steps=1" in fit
 
+    round_1 = Path("runs/self_improve/tiny/round-1/fit/checkpoints/last.ckpt")
+    assert round_1.is_file()
     calls.clear()  # a second invocation with one round more: round 1 is done and skipped
-    records = self_improve.main([*argv, "--rounds", "2", "--", *QUIET])
+    records = self_improve.main([*argv, "--rounds", "2", "--keep_checkpoints", "last", "--", *QUIET])
     assert [(c[0], Path(runner_dir(c)).name) for c in calls] == [("test", "decode"), ("fit", "fit")]
+    # round 2 trained from round 1's weights, which are then deleted; the base and the last round's stay
+    assert not round_1.exists() and Path(records[2]["checkpoint"]).is_file() and Path(argv[1]).is_file()
     assert "--init_from=runs/self_improve/tiny/round-1/fit/checkpoints/last.ckpt" in calls[1]
     assert [r["round"] for r in records] == [0, 1, 2] and all(r["num_demos"] == 4 for r in records)
     assert [(r["kept"], r["kept_total"]) for r in records] == [(0, 0), (2, 2), (2, 4)]
