@@ -302,6 +302,11 @@ def train(variant: str, seed: int, context: int, probe: str, probe_every: int, p
                     *extra])
 
 
+def test_folder(path: Path, num_test: int) -> Path:
+    """Where the curve's test on `num_test` interpolate problems goes: one per trained length."""
+    return path / f"test-e{len(history(path))}-t{num_test}"
+
+
 def test(path: Path, num_test: int, extra: list[str]) -> Path | None:
     """The best checkpoint (the last where none was kept) decoded on the first `num_test` interpolate problems, then
     on the paper's 100 validation problems (`paper_val/` inside), once per trained length; none for 0."""
@@ -309,7 +314,7 @@ def test(path: Path, num_test: int, extra: list[str]) -> Path | None:
         return None
     best = path / "checkpoints" / "best.ckpt"
     ckpt = best if best.is_file() else path / "checkpoints" / "last.ckpt"
-    tested = path / f"test-e{len(history(path))}-t{num_test}"
+    tested = test_folder(path, num_test)
     for folder_, problems in ((tested, f"--data.num_test={num_test}"), (tested / "paper_val",
                                                                          f"--data.test_file={runner.PAPER_VAL}")):
         if runs.tested(folder_) is None:
@@ -430,13 +435,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe", choices=PROBES, default="forced",
                         help="forced: traces greedy decoding would write whole, read in one pass; decode: written")
     parser.add_argument("--report_only", action="store_true",
-                        help="write the report from the run as it stands (its last finished chunk), training nothing")
+                        help="write the report from the run as it stands (its last finished chunk and a finished test of it on "
+                             "--num_test problems), training nothing")
     args = parser.parse_args(own)
     if args.report_only:
         path = folder(args.variant, args.seed, args.context, args.probe)
         if not (path / runs.RECORD_FILE).is_file():
             raise SystemExit(f"{path}: no finished chunk yet (no {runs.RECORD_FILE})")
-        tested = None
+        tested = test_folder(path, args.num_test)  # its test, where one of the curve as it stands has finished
+        tested = tested if args.num_test and runs.tested(tested) else None
     else:
         path = train(args.variant, args.seed, args.context, args.probe, args.probe_every, args.patience,
                      args.max_epochs, args.checkpoint_every, extra)

@@ -673,6 +673,14 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     paper.main(["--variant", "w", "--max_epochs", "20", "--patience", "9", "--report_only"])
     (record,) = json.loads(paper.OUT.read_text())["records"]
     assert calls == [] and (record["epochs"], record["stopped"]) == (12, "in progress")
+    assert record["interpolate"] is None  # its test on 100 problems has not run
+
+    paper.main(["--variant", "w", "--max_epochs", "12", "--patience", "3"])  # the 12 epochs tested, then reported
+    paper.main(["--variant", "w", "--max_epochs", "20", "--patience", "9", "--report_only"])  # keeps that test
+    assert [c[0] for c in calls] == ["test", "test"]
+    (record,) = json.loads(paper.OUT.read_text())["records"]
+    assert record["test_dir"] == "runs/paper/recchia-w-n200-s0-c2048/test-e12-t100"
+    assert (record["interpolate"]["correct"], record["paper_val"]["correct"]) == (9, 9)
 
 
 def test_update_report_keeps_earlier_records_replaces_by_key_and_writes_whole(tmp_path, monkeypatch):
