@@ -38,6 +38,7 @@ import bisect
 import json
 import os
 import re
+import statistics
 import sys
 from collections import Counter
 from pathlib import Path
@@ -52,6 +53,7 @@ from longdiv import identity, runs
 from longdiv.data.formats import get_format
 from longdiv.data.formats.recchia import SCRATCH_X, VARIANTS
 from longdiv.data.problems import Problem
+from longdiv.tokenizers import load_tokenizer
 
 RUNS = runs.root() / "paper"
 OUT = Path("reports/paper.json")
@@ -152,6 +154,42 @@ def reference(fmt, row: dict) -> str:
 def decoded_errors(fmt, rows: list[dict]) -> dict[str, int]:
     """First wrong actions of decoded traces (predictions.jsonl rows), by kind."""
     return dict(Counter(first_error(actions(reference(fmt, r)), actions(r["generated"]))[0] for r in rows).most_common())
+
+
+def detail(reference: list[str], generated: list[str]) -> str:
+    """The first wrong action of a decoded trace, finer than its kind: a `grid` action by its step of the division
+    (`grid: quotient, first` where the first quotient digit goes, which depends on whether the divisor fits under as
+    many leading digits of the dividend as it has), a `comparison` by which way it went (`went on adding` past the
+    current number, or `stopped early`). Both are decisions W leaves unwritten."""
+    name, at = first_error(reference, generated)
+    if name == "grid":
+        step = grid_steps(reference)[at]
+        first = step == "quotient" and all(s != "quotient" for s in grid_steps(reference)[:at])
+        return f"grid: {step}" + (", first" if first else "")
+    if name == "comparison":
+        return "comparison: " + ("went on adding" if is_quotient_step(cells(generated[at])) else "stopped early")
+    return name
+
+
+def decoded_details(fmt, rows: list[dict]) -> dict[str, int]:
+    """First wrong actions of decoded traces, by `detail`."""
+    return dict(Counter(detail(actions(reference(fmt, r)), actions(r["generated"])) for r in rows).most_common())
+
+
+def first_wrong_tokens(fmt, rows: list[dict], tokenizer, context: int) -> dict[str, dict]:
+    """Where decoded traces first go wrong, in tokens, by `detail`: the median number of tokens written before the
+    first wrong action, and how many traces wrote it after their first window had filled (prompt and completion
+    past `context` tokens, so that the window had slid away from the start of the trace)."""
+    found: dict[str, list[tuple[int, bool]]] = {}
+    for r in rows:
+        prompt, right = fmt.render(Problem(r["dividend"], r["divisor"], r["question"]))
+        spans, reference_ = list(ACTION.finditer(r["generated"])), actions(right)
+        generated = [m[0] for m in spans]
+        name, at = detail(reference_, generated), first_error(reference_, generated)[1]
+        before = len(tokenizer(r["generated"][:spans[at].start() if at < len(spans) else None])["input_ids"])
+        found.setdefault(name, []).append((before, len(tokenizer(prompt)["input_ids"]) + before > context))
+    return {name: {"median_tokens_before": statistics.median(b for b, _ in v), "after_a_slide": sum(s for _, s in v)}
+            for name, v in sorted(found.items(), key=lambda kv: -len(kv[1]))}
 
 
 def probed_errors(fmt, rows: list[dict]) -> dict[str, int]:
@@ -327,6 +365,8 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
     test = runs.tested(tested) if tested else {"metrics": {}, "eval_seconds": None, "git_commit": fit.get("git_commit")}
     paper = runs.tested(tested / "paper_val") if tested else None
     keep = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures")
+    decoded = runs.read_jsonl(tested / "predictions.jsonl") if tested and (tested / "predictions.jsonl").is_file() \
+        else None
     return {
         "variant": variant, "format": f"recchia-{variant}", "context": fit["context"],
         "seed": fit["config"]["seed_everything"], "probe": PROBES[probe],
@@ -347,8 +387,12 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         if (path / "checkpoints" / "best.json").is_file() else None,
         "error_kinds": {k.removeprefix("test/err_"): int(v) for k, v in test["metrics"].items() if "err_" in k},
         "probe_first_wrong": probe_errors(path, fmt),
-        "test_first_wrong": decoded_errors(fmt, runs.read_jsonl(tested / "predictions.jsonl"))
-        if tested and (tested / "predictions.jsonl").is_file() else None,
+        "test_first_wrong": decoded_errors(fmt, decoded) if decoded else None,
+        "test_first_wrong_detail": decoded_details(fmt, decoded) if decoded else None,
+        "test_first_wrong_tokens": first_wrong_tokens(
+            fmt, decoded, load_tokenizer(identity.tokenizer_name(fit["config"]["model"]["model"],
+                                                                        fit["config"]["model"].get("tokenizer"))), fit["context"])
+        if decoded and "model" in fit["config"] else None,
         "mean_tokens": round(fit["mean_tokens"], 1), "max_tokens": fit["max_tokens"],
         "train_windows": fit["train_windows"], "fit_seconds": fit.get("fit_seconds"),
         # machine hours of the processes that trained it (each on its whole machine), and what each ran where

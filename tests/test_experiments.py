@@ -122,6 +122,19 @@ def test_recchia_first_error_finds_the_corrupted_action():
     early = reference[:step] + [next(a for a in reference[step:] if a.endswith(" -"))]
     assert paper.first_error(reference, early) == ("comparison", step)
     assert paper.first_error(reference, reference[:-1] + ["{ final remainder is 9 }"]) == ("answer", len(reference) - 1)
+    # finer: which way a comparison went, and a grid action by its step (the first quotient digit's place apart)
+    assert paper.detail(reference, early) == "comparison: stopped early"
+    multiple = next(i for i, a in enumerate(reference) if a.endswith(" -"))  # where the first repeated addition ends
+    raised = reference[multiple - 3]  # the last quotient step (the digit raised to 2); raising it to 3 goes on adding
+    assert paper.is_quotient_step(paper.cells(raised)) and paper.cells(raised)[0][2] == "2"
+    went_on = reference[:multiple] + [raised.replace(":201 2", ":201 3", 1)]
+    assert paper.detail(reference, went_on) == "comparison: went on adding"
+    (x, y, digit), = paper.cells(reference[1])  # the first quotient digit, 0, over the last digit of the first number
+    assert paper.grid_steps(reference)[1] == "quotient" and (y, digit) == (1, "0")
+    assert paper.detail(reference, reference[:1] + [f"write {x + 1:02d},01:201 0"]) == "grid: quotient, first"
+    later = next(i for i, s in enumerate(paper.grid_steps(reference)) if s == "quotient" and i > 1)
+    assert paper.detail(reference, reference[:later] + ["write 09,01:201 0"]) == "grid: quotient"
+    assert paper.detail(reference, corrupt(0, "3", "4")) == "copy"
 
     # under a forced probe only the place is known: the kind of the reference action that holds it
     fmt, row = get_format("recchia-w"), {"dividend": 4083, "divisor": 17, "question": problem.question}
@@ -590,6 +603,26 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
     assert "probes" not in redo
 
 
+def test_first_wrong_tokens_counts_the_tokens_written_before_the_first_error_and_whether_the_window_slid():
+    from longdiv.data.formats import get_format
+    from longdiv.data.problems import Problem
+    from longdiv.tokenizers import load_tokenizer
+
+    fmt, tokenizer = get_format("recchia-w"), load_tokenizer("smollm2")
+    problem = Problem(4083, 17, "What is the remainder when 4083 is divided by 17?")
+    prompt, completion = fmt.render(problem)
+    reference = paper.actions(completion)
+    wrong = reference[:1] + ["write 09,01:201 0"]  # the first quotient digit misplaced, right after the copy
+    row = {"dividend": 4083, "divisor": 17, "question": problem.question, "generated": " ".join(wrong)}
+    before = len(tokenizer(reference[0] + " ")["input_ids"])
+    prompt_tokens = len(tokenizer(prompt)["input_ids"])
+    assert paper.first_wrong_tokens(fmt, [row], tokenizer, 2048) == {
+        "grid: quotient, first": {"median_tokens_before": before, "after_a_slide": 0}}
+    # in a window too small for the prompt and the copy, the error comes after the window first slid
+    assert paper.first_wrong_tokens(fmt, [row, row], tokenizer, prompt_tokens + before - 1) == {
+        "grid: quotient, first": {"median_tokens_before": before, "after_a_slide": 2}}
+
+
 def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tmp_path, monkeypatch):
     from longdiv.data.formats import get_format
     from longdiv.data.problems import Problem
@@ -652,7 +685,7 @@ def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tm
     assert record["best"]["step"] == 100 and record["tested_checkpoint"] == best
     assert record["paper_val"]["correct"] == 9 and record["paper_val"]["n_eval"] == 100
     assert record["interpolate"]["correct"] == 9 and record["error_kinds"] == {"malformed": 80}
-    assert record["test_first_wrong"] == {"unfinished": 91, "right trace": 9}
+    assert record["test_first_wrong"] == record["test_first_wrong_detail"] == {"unfinished": 91, "right trace": 9}
     assert paper.OUT.with_suffix(".png").is_file()
 
     calls.clear()  # a larger budget with patience left: nothing new; a longer patience trains on
