@@ -421,8 +421,9 @@ def save(new: list[dict]) -> None:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Training loss and the probe against optimizer steps, the probe against training tokens seen, and the share of
-    each kind of action, and of the grid's actions by step, that greedy decoding gets right after a right prefix."""
+    """Training loss and the probe against optimizer steps, the probe (and the decoded test of the checkpoint it
+    chose) against training tokens seen, and the share of each kind of action, and of the grid's actions by step,
+    that greedy decoding gets right after a right prefix."""
     fig, (loss_ax, step_ax, token_ax, action_ax, grid_ax) = plt.subplots(1, 5, figsize=(25, 4))
     for r in records:
         first = (r.get("segments") or [{}])[0]  # which start of the run: its first machine and day
@@ -442,6 +443,12 @@ def plot(records: list[dict], path: Path) -> None:
         step_ax.plot([e["step"] for e in probed], [e[r["probe"]] for e in probed], marker="o", label=label)
         counted = [e for e in probed if "tokens" in e]  # records before tokens were counted have none
         token_ax.plot([e["tokens"] / 1e6 for e in counted], [e[r["probe"]] for e in counted], marker="o", label=label)
+        if r.get("interpolate") and r.get("best"):  # the decoded test of the best probe's checkpoint
+            for ax, x, scale in ((step_ax, "step", 1), (token_ax, "tokens", 1e6)):
+                if x in r["best"]:
+                    ax.plot([r["best"][x] / scale], [r["interpolate"]["accuracy"]], marker="*", markersize=12,
+                            linestyle="none", label=f"{r['format']}{begun}: decoded, {r['interpolate']['n_eval']} "
+                                                    "interpolate problems")
         # the forced probe's share of each trace right before its first wrong token, mean over problems
         partial = [e for e in probed if "val/trace_right" in e]
         for ax, x in ((step_ax, "step"), (token_ax, "tokens")):
