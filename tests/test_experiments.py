@@ -22,6 +22,7 @@ from experiments import (
     length,
     model_size,
     paper,
+    reach,
     recipe,
     runner,
     small_n,
@@ -621,6 +622,34 @@ def test_first_wrong_tokens_counts_the_tokens_written_before_the_first_error_and
     # in a window too small for the prompt and the copy, the error comes after the window first slid
     assert paper.first_wrong_tokens(fmt, [row, row], tokenizer, prompt_tokens + before - 1) == {
         "grid: quotient, first": {"median_tokens_before": before, "after_a_slide": 2}}
+
+
+def test_reach_places_each_looked_at_cell_in_the_window_the_prompt_or_gone(tmp_path, monkeypatch):
+    from longdiv.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer("smollm2")
+    # the copy (row 2), a write below it looked at at once, a row-2 digit rewritten (a borrow), then enough `clear`s
+    # for a small window to slide past all of them, then looks at each
+    early = "write 00,02:201 5 01,02:202 9 write 04,03:201 7 look 04,03:201 7 write 01,02:201 8 "
+    late = "look 00,02:201 5 look 01,02:201 8 look 04,03:201 7 look 04,03:201 7"
+    completion = early + "clear " * 60 + late
+    found = reach.reach("Q", completion, tokenizer, context=41)
+    assert [(where, part) for where, part, _ in found] == [
+        ("window", "work"),  # its write is right before it
+        ("prompt", "problem"),  # still the copy's digit, which the question shows
+        ("gone", "problem"),  # rewritten by the borrow, which the window no longer shows
+        ("gone", "work"),  # last shown by the early look, out of the window
+        ("window", "work")]  # the look just before it shows it
+    assert found[-1][2] == found[0][2] == len(tokenizer(" look 04,03:201 7")["input_ids"])  # tokens back
+    assert {where for where, _, _ in reach.reach("Q", completion, tokenizer, context=4000)} == {"window"}
+
+    monkeypatch.chdir(tmp_path)  # the report on the paper's traces: every look of the 200 is counted once
+    monkeypatch.setattr(reach, "PROBLEMS", {"train": str(ROOT / runner.PAPER_TRAIN)})
+    reach.main(["--variants", "l+", "--contexts", "2048", "8192", "--problems", "train"])
+    short, long = json.loads(reach.OUT.read_text())["records"]
+    assert short["looked_cells"] == long["looked_cells"] == sum(short["where"].values()) > 200 * 100
+    assert short["where"]["window"] < long["where"]["window"] and long["where"]["gone"] == 0
+    assert short["traces_with_nothing_gone"] <= long["traces_with_nothing_gone"] == 200
 
 
 def test_paper_trains_in_probe_chunks_until_the_probe_is_flat_then_tests_once(tmp_path, monkeypatch):
