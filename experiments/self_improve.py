@@ -16,7 +16,11 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
    and staying there, each with a divisor of the interpolate split (`longdiv.data.problems.with_dividend_digits`).
    Each round draws from a seed of its own, and no problem of the length benchmark (experiments.length) is drawn.
 2. `decode/`: the current checkpoint tested on them (`python -m longdiv test`): one greedy trace each, or with
-   `vote` `--votes` traces sampled at `--temperature`.
+   `vote` `--votes` traces sampled at `--temperature`. A vote that must be unanimous (the default) among 4 or more
+   samples is drawn in two stages: 2 samples of every problem in `decode/`, then the other votes only for the
+   problems whose 2 agree (`agreed.txt`, decoded into `decode-more/` with other sampling seeds); a problem whose
+   first 2 disagree cannot pass, so the filter keeps the same traces for a fraction of the decoding
+   (`decoded_more` in the round's record: the problems that went on; its `decode_accuracy` is the first stage's).
 3. `traces.jsonl`: the traces kept so far, the previous round's and those of this round that pass the filter.
    `vote`: at least `--agree` of the k traces (by default all k) claim the same remainder, and the first trace that
    claims it is kept; it uses no arithmetic outside the model. `check`: the quotient q and remainder r the trace
@@ -64,6 +68,7 @@ QUESTION = "self-improvement: a checkpoint trained on its own filtered traces, b
 FILTERS = ("vote", "check", "verify")
 SCHEDULES = ("same", "length")
 SEED_OFFSET = 424_242  # the rounds' draws: streams of their own, apart from any demonstration or test draw
+FIRST_VOTES = 2  # a unanimous vote's first stage (`staged`)
 # The base's data settings that choose its demonstrations: every round's fit draws the same N again.
 DRAW = ("num_demos", "data_seed", "train_file", "train_split", "demo_choice", "long_demos", "long_digits")
 # What makes a run: a run folder made with other values is another run.
@@ -199,6 +204,34 @@ def baseline(plan: dict, base: dict, extra: list[str]) -> dict:
                                           "parse_failures")}, "run_dir": str(path)}
 
 
+def staged(plan: dict) -> bool:
+    """Whether the round's votes are drawn in two stages: a vote that must be unanimous among 4 or more samples draws
+    `FIRST_VOTES` for every problem, then the rest only for the problems where those agree (the others cannot pass)."""
+    return plan["filter"] == "vote" and plan["agree"] in (0, plan["votes"]) and plan["votes"] - FIRST_VOTES >= 2
+
+
+def vote_on(plan: dict, path: Path, current: str, written: list[dict], extra: list[str]) -> int:
+    """The second stage of a staged vote: the problems of `written` (the first stage's records) whose samples all
+    claim one remainder are decoded again with the remaining votes, other samples (`--model.sample_seed`), into
+    `decode-more/`, and those votes are added to their records in place. Returns how many problems went on."""
+    agreed = [r for r in written if r["parsed"] is not None and len(set(r["votes"])) == 1]
+    folder = path / "decode-more"
+    if agreed and runs.tested(folder) is None:
+        problems = length.write_problems([Problem(r["dividend"], r["divisor"], r["question"]) for r in agreed],
+                                         path / "agreed.txt")
+        runner.cli(["test", f"--ckpt_path={current}", f"--data.test_file={problems}",
+                    f"--model.votes={plan['votes'] - FIRST_VOTES}", f"--model.temperature={plan['temperature']}",
+                    "--model.sample_seed=1000000", f"--trainer.default_root_dir={folder}", *extra])
+    added = {(r["question"], r["dividend"], r["divisor"]): r["votes"]
+             for r in (runs.read_jsonl(folder / "predictions.jsonl") if agreed else [])}
+    for r in agreed:
+        r["votes"] = r["votes"] + added.get((r["question"], r["dividend"], r["divisor"]), [])
+        if len(r["votes"]) != plan["votes"]:
+            raise ValueError(f"{folder}: no votes for problem {r['question']!r} of {path / 'agreed.txt'}; remove "
+                             f"{folder} to decode it again")
+    return len(agreed)
+
+
 def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], extra: list[str]) -> dict:
     """Runs round `k` unless its record exists, and returns its record."""
     path = RUNS / plan["name"] / f"round-{k}"
@@ -214,10 +247,12 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
     if not problems.is_file():
         length.write_problems(draw(plan, k, held), problems)
     decoded = path / "decode"
+    first = FIRST_VOTES if staged(plan) else plan["votes"]
     if runs.tested(decoded) is None:
-        runner.cli(["test", f"--ckpt_path={current}", f"--data.test_file={problems}", f"--model.votes={plan['votes']}",
+        runner.cli(["test", f"--ckpt_path={current}", f"--data.test_file={problems}", f"--model.votes={first}",
                     f"--model.temperature={plan['temperature']}", f"--trainer.default_root_dir={decoded}", *extra])
     written = runs.read_jsonl(decoded / "predictions.jsonl")
+    more = vote_on(plan, path, current, written, extra) if staged(plan) else 0
     kept = [r | {"kept": True, "round": k} for r in written if keeps(plan["filter"], fmt, r, plan["agree"])]
     traces = path / "traces.jsonl"
     if not traces.is_file():
@@ -238,6 +273,7 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
     record = {"run": plan["name"], "round": k, "filter": plan["filter"], "schedule": plan["schedule"],
               "digits": round_digits(plan, k) if plan["schedule"] == "length" else None,
               "num_demos": base["num_demos"], "drawn": len(read_file(problems)), "decoded": len(written),
+              "decoded_more": more,
               "kept": len(kept), "kept_total": len(runs.read_jsonl(traces)), "label_noise": label_noise(fmt, kept),
               "decode_accuracy": decode["accuracy"], **runner.record(fit),
               "self_traces": runs.tested(fit).get("self_traces"), "checkpoint": str(fit / "checkpoints" / "last.ckpt"),

@@ -27,7 +27,8 @@ from longdiv import errors, runs
 LINKED = {"model": set(), "data": {"tokenizer_name", "max_length", "format"}}
 IDENTITY_KEY = "DivisionData"  # the DataModule's state in a checkpoint (Lightning keys it by the class's name)
 # Settings a resumed fit may change: they decide how it evaluates or computes, not what it trains.
-RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.precision", "model.compile", "data.eval_batch_size"}
+RESUME_MAY_CHANGE = {"model.votes", "model.temperature", "model.sample_seed", "model.precision", "model.compile",
+                     "data.eval_batch_size"}
 # The data settings that choose the training demonstrations: an evaluated checkpoint's own are used and recorded
 # (data_seed also seeds generated evaluation problems, so it stays as given).
 DRAW = ("num_demos", "train_file", "train_split", "demo_choice", "long_demos", "long_digits", "self_traces")

@@ -300,3 +300,37 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
 def runner_dir(args: list[str]) -> str:
     return next(a for a in args if a.startswith("--trainer.default_root_dir=")).split("=", 1)[1]
 
+
+
+def test_a_unanimous_vote_draws_its_other_samples_only_where_the_first_two_agree(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = fake_base(tmp_path / "base")
+    calls = []
+
+    def fake_cli(args):  # each decode's samples by problem, in the order drawn: the first stage 2, the second 3
+        calls.append(args)
+        root = Path(runner_dir(args))
+        fake_run(root, "tiny", "subrow", 4, 0, correct=1, n=2, parse_failures=0, errors={})
+        if root.name not in ("decode", "decode-more"):
+            return
+        problems = read_file(next(a for a in args if a.startswith("--data.test_file=")).split("=", 1)[1])
+        right = [p.remainder for p in problems]
+        samples = ({0: [right[0]] * 2, 1: [right[1], 5], 2: [7, 7], 3: [None, None]} if root.name == "decode"
+                   else {0: [right[0]] * 3, 1: [7, 8, 7]})  # the second stage: problems 0 and 2 of the first
+        rows = [record(p, right_trace(p) if samples[i][0] == p.remainder else wrong_answer(p), samples[i])
+                | {"index": i, "parsed": samples[i][0]} for i, p in enumerate(problems)]
+        (root / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    monkeypatch.setattr(self_improve.runner, "cli", fake_cli)
+    records = self_improve.main(["--base", base, "--name", "v", "--filter", "vote", "--per_round", "4",
+                                 "--rounds", "1", "--steps", "1"])
+    decode, more = (c for c in calls if Path(runner_dir(c)).name.startswith("decode"))
+    assert "--model.votes=2" in decode and "--model.votes=3" in more and "--model.sample_seed=1000000" in more
+    drawn = read_file("runs/self_improve/v/round-1/problems.txt")
+    assert read_file(next(a for a in more if a.startswith("--data.test_file=")).split("=", 1)[1]) == [drawn[0], drawn[2]]
+    kept = [json.loads(line) for line in Path("runs/self_improve/v/round-1/traces.jsonl").read_text().splitlines()]
+    assert [(r["dividend"], r["votes"]) for r in kept] == [(drawn[0].dividend, [drawn[0].remainder] * 5)]
+    assert (records[1]["decoded"], records[1]["decoded_more"], records[1]["kept"]) == (4, 2, 1)
+    assert self_improve.staged({"filter": "vote", "agree": 0, "votes": 5})
+    assert not self_improve.staged({"filter": "vote", "agree": 4, "votes": 5})  # 4 of 5: a split pair may pass
+    assert not self_improve.staged({"filter": "vote", "agree": 0, "votes": 3})  # one more sample would be greedy

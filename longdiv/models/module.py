@@ -96,6 +96,7 @@ class DivisionLM(L.LightningModule):
         precision: str = "auto",
         votes: int = 1,
         temperature: float = 0.7,
+        sample_seed: int = 0,
         embedding_noise: float = 0.0,
         lora_rank: int = 0,
         restrict_vocab: bool = False,
@@ -129,6 +130,8 @@ class DivisionLM(L.LightningModule):
                 `temperature`, and the answer is the remainder most of them give (a tie goes to the earlier sample);
                 the trace kept and verified is the first that gives it. Costs `votes` times the decoding.
             temperature: Sampling temperature when `votes` > 1.
+            sample_seed: Added to the seed of each evaluation batch's samples (the batch's first problem's index), so
+                that a second decode of the same problems draws other samples.
             embedding_noise: NEFTune's alpha: uniform noise on the input embeddings in training, of scale
                 alpha / sqrt(sequence length * width); 0 turns it off. Drawn from the training seed, the step and the
                 micro-batch, so a resumed run draws the same noise.
@@ -343,9 +346,9 @@ class DivisionLM(L.LightningModule):
         """Generates for a batch of problems and scores each: one record per problem, kept in `self.records` (test
         and predict write them out, callbacks show samples)."""
         votes, indices = self.hparams.votes, batch["index"].tolist()
-        # The batch's first problem seeds its samples: the same run samples the same traces again.
+        # The batch's first problem (and sample_seed) seeds its samples: the same run samples the same traces again.
         texts = self.generate(batch["input_ids"], batch["attention_mask"], batch["max_new_tokens"], votes,
-                              seed=indices[0], context=batch.get("context"), seeds=indices)
+                              seed=indices[0] + self.hparams.sample_seed, context=batch.get("context"), seeds=indices)
         records = [score(self.format, problem, index, texts[row * votes : (row + 1) * votes])
                    for row, (index, problem) in enumerate(zip(indices, batch["problems"], strict=True))]
         self.records += records

@@ -138,6 +138,16 @@ def test_sampled_votes_run_end_to_end():
     trainer.test(module, datamodule=data)
     assert len(module.records) == 3 and all(len(r["votes"]) == 2 for r in module.records)
 
+    def samples(sample_seed: int) -> list[str]:  # the texts sampled for the test batch with this seed offset
+        module.hparams.sample_seed = sample_seed
+        module.records = []
+        trainer.test(module, datamodule=data, verbose=False)
+        return [r["generated"] for r in sorted(module.records, key=lambda r: r["index"])]
+
+    first = samples(0)
+    assert samples(0) == first  # the same run samples the same traces again
+    assert samples(1_000_000) != first  # another sample_seed draws others (a second stage of votes)
+
 
 def test_bf16_training_sums_the_copys_gradients_into_the_fp32_weights_and_refreshes_the_copy():
     import copy
