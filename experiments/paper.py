@@ -367,6 +367,8 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
     keep = ("n_eval", "correct", "accuracy", "wilson_low", "wilson_high", "parse_failures")
     decoded = runs.read_jsonl(tested / "predictions.jsonl") if tested and (tested / "predictions.jsonl").is_file() \
         else None
+    model = fit["config"].get("model")  # the tokenizer the run read, where its record says
+    tokenizer = identity.tokenizer_name(model["model"], model.get("tokenizer")) if model else None
     return {
         "variant": variant, "format": f"recchia-{variant}", "context": fit["context"],
         "seed": fit["config"]["seed_everything"], "probe": PROBES[probe],
@@ -389,10 +391,8 @@ def record(variant: str, probe: str, path: Path, tested: Path | None, patience: 
         "probe_first_wrong": probe_errors(path, fmt),
         "test_first_wrong": decoded_errors(fmt, decoded) if decoded else None,
         "test_first_wrong_detail": decoded_details(fmt, decoded) if decoded else None,
-        "test_first_wrong_tokens": first_wrong_tokens(
-            fmt, decoded, load_tokenizer(identity.tokenizer_name(fit["config"]["model"]["model"],
-                                                                        fit["config"]["model"].get("tokenizer"))), fit["context"])
-        if decoded and "model" in fit["config"] else None,
+        "test_first_wrong_tokens": first_wrong_tokens(fmt, decoded, load_tokenizer(tokenizer), fit["context"])
+        if decoded and tokenizer else None,
         "mean_tokens": round(fit["mean_tokens"], 1), "max_tokens": fit["max_tokens"],
         "train_windows": fit["train_windows"], "fit_seconds": fit.get("fit_seconds"),
         # machine hours of the processes that trained it (each on its whole machine), and what each ran where
@@ -486,8 +486,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe", choices=PROBES, default="forced",
                         help="forced: traces greedy decoding would write whole, read in one pass; decode: written")
     parser.add_argument("--report_only", action="store_true",
-                        help="write the report from the run as it stands (its last finished chunk and a finished test of it on "
-                             "--num_test problems), training nothing")
+                        help="write the report from the run as it stands (its last finished chunk, and a finished "
+                             "test of it on --num_test problems), training nothing")
     args = parser.parse_args(own)
     if args.report_only:
         path = folder(args.variant, args.seed, args.context, args.probe)

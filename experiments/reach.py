@@ -4,8 +4,8 @@
 
 A `look` writes out cells of the grid with their contents (`look 06,02:201 6`), so to write it right the model must
 know what was last written in each of those cells. In the reference traces of the paper's problems (tokenized with
-SmolLM2's tokenizer, as training and generation read them), each looked-at cell is placed by where the write it
-reads back stands when the model writes the look, in the window `longdiv.data.windows` gives at that token:
+SmolLM2's tokenizer, as training and generation read them), each looked-at cell is placed by where its content is
+when the model writes the look, in the window `longdiv.data.windows` gives at that token:
 - `window`: the completion tokens the window still shows hold the cell's content (its last write, or a later look
   at it);
 - `prompt`: they do not, but the cell still holds what the copy of the problem onto row 2 put there, and the
@@ -34,7 +34,7 @@ from longdiv.data.windows import windows
 from longdiv.models.loading import load_tokenizer
 
 OUT = Path("reports/paper_reach.json")
-QUESTION = "what the paper's looks can see: each looked-at cell's last write, in the window, in the prompt, or gone"
+QUESTION = "what the paper's looks can see: each looked-at cell's content, in the window, in the prompt, or gone"
 PROBLEMS = {"train": runner.PAPER_TRAIN, "val": runner.PAPER_VAL}
 
 
