@@ -252,15 +252,29 @@ def forced_actions(fmt, rows: list[dict]) -> dict:
             "right_after_copy": after_copy}
 
 
+def copy_errors(fmt, rows: list[dict]) -> dict[str, int]:
+    """Where in the copy of the problem (the first action) the first wrong token falls, for the forced probe's rows
+    whose first error is there: a cell's `value` (a wrong digit), `tag`, `column` or `row`, `end` (a cell begun where
+    none should be), or `does not end` (the token after the copy's last cell)."""
+    where = Counter()
+    for row in rows:
+        text, at = reference(fmt, row), row["first_wrong_char"]
+        copy = ACTION.search(text)
+        if at is not None and at <= copy.end():
+            where["does not end" if at == copy.end() else cell_field(text, copy.start(), copy.end(), at)] += 1
+    return dict(where.most_common())
+
+
 def probe_errors(path: Path, fmt) -> list[dict]:
-    """The forced probes' first wrong actions by kind, one entry per probe of the run in `path`, with what teacher
-    forcing says of every action where the probe kept every wrong token (`forced_actions`)."""
+    """The forced probes' first wrong actions by kind (and for the copy, where in it: `copy_errors`), one entry per
+    probe of the run in `path`, with what teacher forcing says of every action where the probe kept every wrong token
+    (`forced_actions`)."""
     out = []
     for file in sorted((path / "validations").glob("step-*.jsonl")):
         rows = runs.read_jsonl(file)
         if rows and "first_wrong_char" in rows[0]:
             out.append({"step": int(file.stem.removeprefix("step-")), "n": len(rows),
-                        "first_wrong": probed_errors(fmt, rows),
+                        "first_wrong": probed_errors(fmt, rows), "copy_errors": copy_errors(fmt, rows),
                         **(forced_actions(fmt, rows) if "wrong_chars" in rows[0] else {})})
     return out
 

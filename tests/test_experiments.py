@@ -145,6 +145,10 @@ def test_recchia_first_error_finds_the_corrupted_action():
                 starts[step] + 2: "comparison", len(completion) - 3: "answer"}
     for at, expected in wrong_at.items():
         assert paper.probed_errors(fmt, [row | {"first_wrong_char": at}]) == {expected: 1}
+    # where in the copy (`write 00,02:201 1 ...`): a column, a digit, its end; errors past the copy are not counted
+    assert reference[0].startswith("write 00,02:201 1 ")
+    copy_rows = [row | {"first_wrong_char": at} for at in (6, 16, 16, len(reference[0]), starts[addition], None)]
+    assert paper.copy_errors(fmt, copy_rows) == {"value": 2, "column": 1, "does not end": 1}
     # teacher forcing reads on past the first error: every action with a wrong token, by kind
     counts = Counter(paper.kind(reference, i) for i in range(len(reference)))
     clean = paper.forced_actions(fmt, [row | {"wrong_chars": []}])
