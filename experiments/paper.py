@@ -163,8 +163,9 @@ def detail(reference: list[str], generated: list[str]) -> str:
     current number, or `stopped early`). Both are decisions W leaves unwritten."""
     name, at = first_error(reference, generated)
     if name == "grid":
-        step = grid_steps(reference)[at]
-        first = step == "quotient" and all(s != "quotient" for s in grid_steps(reference)[:at])
+        steps = grid_steps(reference)
+        first = steps[at] == "quotient" and "quotient" not in steps[:at]
+        step = steps[at]
         return f"grid: {step}" + (", first" if first else "")
     if name == "comparison":
         return "comparison: " + ("went on adding" if is_quotient_step(cells(generated[at])) else "stopped early")
