@@ -436,22 +436,38 @@ def save(new: list[dict]) -> None:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Training loss and the probe against optimizer steps, the probe (and the decoded test of the checkpoint it
-    chose) against training tokens seen, and the share of each kind of action, and of the grid's actions by step,
-    that greedy decoding gets right after a right prefix."""
-    fig, (loss_ax, step_ax, token_ax, action_ax, grid_ax) = plt.subplots(1, 5, figsize=(25, 4))
+    """Top row: training loss and the probe against optimizer steps, the probe (and the decoded test of the checkpoint
+    it chose) against training tokens seen. Below, a row for each run with probe details: the share of each kind of
+    action, and of the grid's actions by step, that greedy decoding gets right after a right prefix (each kind in one
+    colour in every row)."""
+    detailed = [r for r in records if any("actions" in probe for probe in r.get("probe_first_wrong") or [])]
+    last_step = max((e.get("step", 0) for r in detailed for e in r["history"]), default=1)
+    fig = plt.figure(figsize=(20, 4.5 * (1 + len(detailed))))
+    grid = fig.add_gridspec(1 + len(detailed), 6)
+    loss_ax, step_ax, token_ax = (fig.add_subplot(grid[0, 2 * i:2 * i + 2]) for i in range(3))
+    colours: dict[str, dict[str, tuple]] = {"actions": {}, "grid_steps": {}}  # a kind's colour, in every row
+    row = 0
     for r in records:
         first = (r.get("segments") or [{}])[0]  # which start of the run: its first machine and day
         machine = re.sub(r"\(R\)|Processor|cpu: |cuda: ", "", first.get("device", "")).split()
         begun = f", {' '.join(machine[:2])} {first['started'][5:10]}" if machine else ""
         label = f"{r['format']}{begun}: {r['probe'].removeprefix('val/')}"
-        for ax, field in ((action_ax, "actions"), (grid_ax, "grid_steps")):
-            for kind_, _ in Counter(k for probe in r.get("probe_first_wrong") or [] for k in probe.get(field, {})
-                                    ).most_common():
-                probed = [probe for probe in r["probe_first_wrong"] if kind_ in probe.get(field, {})]
-                ax.plot([probe["step"] for probe in probed],
-                        [probe[field][kind_][0] / probe[field][kind_][1] for probe in probed], marker="o",
-                        label=f"{kind_}{begun}")
+        if r in detailed:
+            row += 1
+            for column, field, title in ((0, "actions", "each action after a right prefix, by kind"),
+                                         (3, "grid_steps", "the grid's actions after a right prefix, by step")):
+                ax = fig.add_subplot(grid[row, column:column + 3])
+                for kind_, _ in Counter(k for probe in r["probe_first_wrong"] for k in probe.get(field, {})
+                                        ).most_common():
+                    colour = colours[field].setdefault(kind_, plt.get_cmap("tab10")(len(colours[field]) % 10))
+                    probed = [probe for probe in r["probe_first_wrong"] if kind_ in probe.get(field, {})]
+                    ax.plot([probe["step"] for probe in probed],
+                            [probe[field][kind_][0] / probe[field][kind_][1] for probe in probed], marker="o",
+                            color=colour, label=kind_)
+                ax.set(xlabel="optimizer step", ylabel="right under teacher forcing", ylim=(0, 1.02),
+                       xlim=(0, last_step * 1.02),
+                       title=f"{r['format']}{begun}: {title}")
+                ax.legend(fontsize=7, loc="lower right", ncol=2)
         curve = [e for e in r["history"] if "step" in e]
         loss_ax.plot([e["step"] for e in curve], [e["train_loss"] for e in curve], marker=".", label=label)
         probed = [e for e in curve if r["probe"] in e]
@@ -476,14 +492,8 @@ def plot(records: list[dict], path: Path) -> None:
         ax.set(xlabel=xlabel, ylabel="probe on the paper's 100 validation problems", ylim=(0, 1))
         ax.axhline(0.8, color="gray", linestyle=":", label="the paper's GPT-Neo-125M (>80%)")
     step_ax.legend(fontsize=7)
-    action_ax.set(xlabel="optimizer step", ylabel="actions right under teacher forcing", ylim=(0, 1),
-                  title="each action after a right prefix, by kind")
-    grid_ax.set(xlabel="optimizer step", ylabel="grid actions right under teacher forcing", ylim=(0, 1),
-                title="the grid's actions after a right prefix, by step")
-    for ax in (action_ax, grid_ax):
-        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -786,7 +786,9 @@ def test_the_paper_curve_begun_again_on_another_machine_keeps_the_earlier_start(
     paper.save([curve("cpu: AMD EPYC", "2026-12-06T19:57:00+0000", 90)])
     paper.save([curve("cpu: AMD EPYC", "2026-12-06T19:57:00+0000", 100)])  # the same run, further on
     paper.save([curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 5)])  # the same folder on a new machine
-    paper.save([curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 45)])
+    detailed = curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 45)  # its probe's actions drawn in a row of their own
+    paper.save([detailed | {"probe_first_wrong": [{"step": 45, "actions": {"copy": [1, 2]},
+                                                   "grid_steps": {"borrow": [0, 1]}}]}])
     records = json.loads((tmp_path / "paper.json").read_text())["records"]
     assert [(r["segments"][0]["device"], r["history"][-1]["step"], r["stopped"]) for r in records] == [
         ("cpu: AMD EPYC", 100, "begun again on another machine"), ("cpu: Intel Xeon", 45, "in progress")]
