@@ -2,8 +2,6 @@
 `predict` writes the same records for a file of questions without answers."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +12,7 @@ from longdiv.data.problems import parse_question, read_questions
 from longdiv.errors import UsageError
 from longdiv.export import main as export_main
 from longdiv.models.module import DivisionLM
+from tests import cli_process
 
 QUESTION = "What is the remainder when 123456 is divided by 789?"
 COMMANDS = ("fit", "validate", "test", "predict", "report", "sweep", "export", "ask")
@@ -67,9 +66,9 @@ def check_against_the_verifier(block: dict, fmt: str = "subrow") -> None:
 
 
 def test_ask_a_question_from_the_command_line(ckpt):
-    out = subprocess.run([sys.executable, "-m", "longdiv", "ask", "--ckpt_path", str(ckpt), QUESTION],
-                         capture_output=True, text=True, check=True).stdout
-    (block,) = printed(out)
+    done = cli_process.run("ask", "--ckpt_path", str(ckpt), QUESTION)
+    assert done.returncode == 0, done.stderr
+    (block,) = printed(done.stdout)
     assert block["question"] == QUESTION
     check_against_the_verifier(block)
 
@@ -143,9 +142,9 @@ def test_predict_writes_one_record_per_question(ckpt, questions_file, tmp_path, 
 
 
 def test_help_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "longdiv", "--help"], capture_output=True, text=True,
-                         check=True).stdout
-    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()]
+    done = cli_process.run("--help")
+    assert done.returncode == 0, done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ") and line.split()]
     assert listed == list(COMMANDS)
 
 

@@ -5,7 +5,6 @@ one from its weights)."""
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 
 from longdiv.cli import main
 from longdiv.data.problems import Problem, generate
+from tests import cli_process
 
 # Eight generator problems in format direct, two optimizer steps: the checkpoint every test here reads.
 FIT = [
@@ -42,8 +42,7 @@ def fitted(tmp_path_factory) -> Path:
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """`python -m longdiv ...` as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "longdiv", *args], capture_output=True, text=True, timeout=300,
-                          check=False)
+    return cli_process.run(*args)
 
 
 def test_options_typed_next_to_a_checkpoint_win_over_its_saved_ones(fitted, tmp_path):

@@ -12,6 +12,7 @@ from longdiv import runs, sweep
 from longdiv.cli import main
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem
+from tests import cli_process
 
 ALL_CONFIGS = sorted(str(p) for p in Path("configs").rglob("*.yaml"))
 # Model configs sit at the top of configs/; overlays and recipes are composed after one, never run alone.
@@ -119,8 +120,9 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
 
 
 def test_neo125m_config_names_the_hub_model():
-    out = subprocess.run([sys.executable, "-m", "longdiv", "fit", "--config", "configs/neo125m.yaml", "--print_config"],
-                         capture_output=True, text=True, check=True).stdout
+    done = cli_process.run("fit", "--config", "configs/neo125m.yaml", "--print_config")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert "model: EleutherAI/gpt-neo-125m" in out and "format: recchia-ln+" in out and "context: 2048" in out
     assert "tokenizer: null" in out  # the model's own: GPT-Neo's BPE
 
@@ -211,10 +213,7 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
     ],
 )
 def test_bad_input_fails_before_training(args, message, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "longdiv", "fit", "--config", "configs/tiny.yaml", *args, f"--runs_dir={tmp_path}"],
-        capture_output=True, text=True, check=False,
-    )
+    proc = cli_process.run("fit", "--config", "configs/tiny.yaml", *args, f"--runs_dir={tmp_path}")
     assert proc.returncode != 0 and message in proc.stderr
     assert "Epoch" not in proc.stdout + proc.stderr
     assert not any(tmp_path.iterdir())  # no empty run folder left behind

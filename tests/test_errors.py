@@ -9,13 +9,14 @@ import torch
 import yaml
 
 from longdiv import errors
+from tests import cli_process
 
 TINY = ["--config", "configs/tiny.yaml", "--data.num_demos=4", "--data.num_val=2", "--data.num_test=2",
         "--num_samples=0"]
 
 
 def longdiv(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "longdiv", *args], capture_output=True, text=True, check=False)
+    return cli_process.run(*args)
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:

@@ -1,8 +1,6 @@
 """`python -m longdiv export`: a Hugging Face folder that reloads with the Auto classes and gives the same logits."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,6 +11,7 @@ from longdiv.cli import main
 from longdiv.export import export
 from longdiv.export import main as export_main
 from longdiv.models.module import DivisionLM
+from tests import cli_process
 
 
 def test_export_reloads_with_the_same_logits(tmp_path):
@@ -56,8 +55,7 @@ def test_export_refuses_a_folder_that_holds_files_unless_told_to_overwrite(check
     out = tmp_path / "hf"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
-    proc = subprocess.run([sys.executable, "-m", "longdiv", "export", "--ckpt_path", str(checkpoint), "--out", str(out)],
-                          capture_output=True, text=True, check=False)
+    proc = cli_process.run("export", "--ckpt_path", str(checkpoint), "--out", str(out))
     assert proc.returncode != 0 and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
     assert proc.stderr.strip().splitlines() == [
         (f"error: export folder (--out {out}): is not empty; pass --overwrite to replace an earlier export there, "
@@ -81,8 +79,7 @@ def test_overwrite_never_replaces_the_folder_that_holds_the_checkpoint(checkpoin
     ckpt.write_bytes(checkpoint.read_bytes())
     (run / "notes.txt").write_text("mine")
     (run / export_module.SETTINGS).write_text("{}")  # even beside what looks like an export's settings
-    proc = subprocess.run([sys.executable, "-m", "longdiv", "export", "--ckpt_path", str(ckpt), "--out", str(run),
-                           "--overwrite"], capture_output=True, text=True, check=False)
+    proc = cli_process.run("export", "--ckpt_path", str(ckpt), "--out", str(run), "--overwrite")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"holds the checkpoint exported ({ckpt})" in proc.stderr
     assert ckpt.read_bytes() == checkpoint.read_bytes() and (run / "notes.txt").read_text() == "mine"

@@ -3,8 +3,6 @@
 import csv
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from longdiv.cli import main
 from longdiv.data.verify import KINDS
 from longdiv.report import main as report_main
 from longdiv.stats import wilson
+from tests import cli_process
 
 PLOTS = ("accuracy.png", "parse_fail.png", "error_kinds.png", "length_heatmap.png")
 
@@ -169,8 +168,7 @@ def test_a_corrupt_run_json_is_skipped_with_a_warning(tmp_path):
     (tmp_path / "runs" / "cut" / "run.json").write_text('{"accuracy": 0.')
     (tmp_path / "runs" / "binary").mkdir()
     (tmp_path / "runs" / "binary" / "run.json").write_bytes(b"\x8a\xff\x00")
-    proc = subprocess.run([sys.executable, "-m", "longdiv", "report", str(tmp_path / "runs"), "--out",
-                           str(tmp_path / "report")], capture_output=True, text=True, check=False)
+    proc = cli_process.run("report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"))
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     for name in ("cut", "binary"):

@@ -1,14 +1,13 @@
 """Nothing runs that the user did not write: no remote model code, no code inside a checkpoint."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from longdiv.models import loading
+from tests import cli_process
 
 
 class Payload:
@@ -24,11 +23,10 @@ class Payload:
 def test_a_checkpoint_holding_code_is_refused(tmp_path):
     marker, evil = tmp_path / "pwned", tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"model": "tiny", "x": Payload(marker)}}, evil)
-    proc = subprocess.run(
-        [sys.executable, "-m", "longdiv", "test", "--model.model=tiny", "--data.format=direct", "--data.num_demos=4",
-         "--data.train_file=null", "--data.val_file=null", "--data.num_test=2", "--trainer.logger=false",
-         "--trainer.accelerator=cpu", f"--runs_dir={tmp_path / 'runs'}", "--ckpt_path", str(evil)],
-        capture_output=True, text=True, check=False,
+    proc = cli_process.run(
+        "test", "--model.model=tiny", "--data.format=direct", "--data.num_demos=4", "--data.train_file=null",
+        "--data.val_file=null", "--data.num_test=2", "--trainer.logger=false", "--trainer.accelerator=cpu",
+        f"--runs_dir={tmp_path / 'runs'}", "--ckpt_path", str(evil),
     )
     assert proc.returncode != 0 and not marker.exists()
     assert f"ckpt_path {evil}: refused, loading it would run code" in proc.stderr

@@ -2,8 +2,6 @@
 one-line errors, and the length benchmark's fixed sets."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from experiments import length, self_improve
 from longdiv.cli import main as cli_main
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
+from tests import cli_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -218,8 +217,8 @@ def test_a_filter_that_does_not_exist_or_cannot_apply_is_refused(tmp_path, monke
 
 
 def test_the_entry_point_prints_a_bad_filter_as_one_line():
-    done = subprocess.run([sys.executable, "-m", "experiments.self_improve", "--base", "b.ckpt", "--name", "x",
-                           "--filter", "majority"], check=False, capture_output=True, text=True, cwd=ROOT)
+    done = cli_process.run("--base", "b.ckpt", "--name", "x", "--filter", "majority", module="experiments.self_improve",
+                           cwd=ROOT)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: command line (python -m experiments.self_improve): argument --filter: "
                                   "invalid choice: 'majority'") and done.stderr.count("\n") == 1
