@@ -227,8 +227,9 @@ def forced_actions(fmt, rows: list[dict]) -> dict:
     of], and the same for the grid actions by step of the division (`grid_steps`), with where in their cells the
     wrong tokens fall (`grid_fields`: column, row, tag, value, end); and the traces with no wrong token after the copy
     (`right_after_copy`): those greedy decoding would write whole if the copy of the problem onto the grid, and its
-    end, were given."""
-    right, total, after_copy, fields = Counter(), Counter(), 0, {}
+    end, were given; and how many traces have how many actions with a wrong token (`wrong_actions`, {actions: traces}: how
+    far the traces are from being written whole, which moves before `val/trace_exact` does)."""
+    right, total, after_copy, fields, per_trace = Counter(), Counter(), 0, {}, Counter()
     for row in rows:
         text = reference(fmt, row)
         spans = list(ACTION.finditer(text))
@@ -246,11 +247,12 @@ def forced_actions(fmt, rows: list[dict]) -> dict:
             if steps[i]:
                 fields.setdefault(steps[i], Counter())[cell_field(text, spans[i].start(), spans[i].end(), at)] += 1
         after_copy += not bad - {0}
+        per_trace[len(bad)] += 1
     counts = {k: [right[k], total[k]] for k, _ in total.most_common()}
     return {"actions": {k: v for k, v in counts.items() if not k.startswith("grid: ")},
             "grid_steps": {k.removeprefix("grid: "): v for k, v in counts.items() if k.startswith("grid: ")},
             "grid_fields": {step: dict(found.most_common()) for step, found in fields.items()},
-            "right_after_copy": after_copy}
+            "right_after_copy": after_copy, "wrong_actions": dict(sorted(per_trace.items()))}
 
 
 def copy_errors(fmt, rows: list[dict]) -> dict[str, int]:

@@ -155,11 +155,13 @@ def test_recchia_first_error_finds_the_corrupted_action():
     steps = Counter(s for s in paper.grid_steps(reference) if s)
     assert sum(steps.values()) == counts["grid"]
     assert clean == {"actions": {k: [n, n] for k, n in counts.most_common()},
-                     "grid_steps": {k: [n, n] for k, n in steps.most_common()}, "grid_fields": {}, "right_after_copy": 1}
+                     "grid_steps": {k: [n, n] for k, n in steps.most_common()}, "grid_fields": {}, "right_after_copy": 1,
+                     "wrong_actions": {0: 1}}
     copy_end, in_addition = len(reference[0]), starts[addition] + len(reference[addition]) - 1
     found = paper.forced_actions(fmt, [row | {"wrong_chars": [copy_end]}, row | {"wrong_chars": [3, copy_end,
                                                                                                   in_addition]}])
     assert found["actions"]["copy"] == [0, 2] and found["right_after_copy"] == 1
+    assert found["wrong_actions"] == {1: 1, 2: 1}  # the copy; the copy (twice wrong) and an addition
     assert found["actions"]["addition"] == [2 * counts["addition"] - 1, 2 * counts["addition"]]
     assert found["actions"]["grid"] == [2 * counts["grid"]] * 2
     # each grid action by its step of the division: 10305 / 47 brings two digits down
