@@ -445,11 +445,12 @@ def plot(records: list[dict], path: Path) -> None:
     detailed = [r for r in records if any("actions" in probe for probe in r.get("probe_first_wrong") or [])]
     last_step = max((e.get("step", 0) for r in detailed for e in r["history"]), default=1)
     fig = plt.figure(figsize=(20, 4.5 * (1 + len(detailed))))
-    grid = fig.add_gridspec(1 + len(detailed), 6)
-    loss_ax, step_ax, token_ax = (fig.add_subplot(grid[0, 2 * i:2 * i + 2]) for i in range(3))
+    grid = fig.add_gridspec(1 + len(detailed), 12)
+    loss_ax, step_ax, token_ax, wrong_ax = (fig.add_subplot(grid[0, 3 * i:3 * i + 3]) for i in range(4))
     colours: dict[str, dict[str, tuple]] = {"actions": {}, "grid_steps": {}}  # a kind's colour, in every row
     row = 0
-    for r in records:
+    for number, r in enumerate(records):
+        run_colour = f"C{number % 10}"  # each run one colour in the top row, its lines told apart by their style
         first = (r.get("segments") or [{}])[0]  # which start of the run: its first machine and day
         machine = re.sub(r"\(R\)|Processor|cpu: |cuda: ", "", first.get("device", "")).split()
         begun = f", {' '.join(machine[:2])} {first['started'][5:10]}" if machine else ""
@@ -457,8 +458,8 @@ def plot(records: list[dict], path: Path) -> None:
         if r in detailed:
             row += 1
             for column, field, title in ((0, "actions", "each action after a right prefix, by kind"),
-                                         (3, "grid_steps", "the grid's actions after a right prefix, by step")):
-                ax = fig.add_subplot(grid[row, column:column + 3])
+                                         (6, "grid_steps", "the grid's actions after a right prefix, by step")):
+                ax = fig.add_subplot(grid[row, column:column + 6])
                 for kind_, _ in Counter(k for probe in r["probe_first_wrong"] for k in probe.get(field, {})
                                         ).most_common():
                     colour = colours[field].setdefault(kind_, plt.get_cmap("tab10")(len(colours[field]) % 10))
@@ -471,29 +472,42 @@ def plot(records: list[dict], path: Path) -> None:
                        title=f"{r['format']}{begun}: {title}")
                 ax.legend(fontsize=7, loc="lower right", ncol=2)
         curve = [e for e in r["history"] if "step" in e]
-        loss_ax.plot([e["step"] for e in curve], [e["train_loss"] for e in curve], marker=".", label=label)
+        loss_ax.plot([e["step"] for e in curve], [e["train_loss"] for e in curve], marker=".", color=run_colour,
+                     label=label)
         probed = [e for e in curve if r["probe"] in e]
-        step_ax.plot([e["step"] for e in probed], [e[r["probe"]] for e in probed], marker="o", label=label)
+        step_ax.plot([e["step"] for e in probed], [e[r["probe"]] for e in probed], marker="o", color=run_colour,
+                     label=label)
         counted = [e for e in probed if "tokens" in e]  # records before tokens were counted have none
-        token_ax.plot([e["tokens"] / 1e6 for e in counted], [e[r["probe"]] for e in counted], marker="o", label=label)
+        token_ax.plot([e["tokens"] / 1e6 for e in counted], [e[r["probe"]] for e in counted], marker="o",
+                      color=run_colour, label=label)
+        spread = [(probe["step"], {int(k): n for k, n in probe["wrong_actions"].items()})
+                  for probe in r.get("probe_first_wrong") or [] if "wrong_actions" in probe]
+        if spread:  # the median trace's actions with a wrong token under teacher forcing
+            wrong_ax.plot([step for step, _ in spread],
+                          [statistics.median(k for k, n in found.items() for _ in range(n)) for _, found in spread],
+                          marker="o", color=run_colour, label=f"{r['format']}{begun}")
         if r.get("interpolate") and r.get("best"):  # the decoded test of the best probe's checkpoint
             for ax, x, scale in ((step_ax, "step", 1), (token_ax, "tokens", 1e6)):
                 if x in r["best"]:
                     ax.plot([r["best"][x] / scale], [r["interpolate"]["accuracy"]], marker="*", markersize=12,
-                            linestyle="none", label=f"{r['format']}{begun}: decoded, {r['interpolate']['n_eval']} "
+                            linestyle="none", color=run_colour, label=f"{r['format']}{begun}: decoded, {r['interpolate']['n_eval']} "
                                                     "interpolate problems")
         # the forced probe's share of each trace right before its first wrong token, mean over problems
         partial = [e for e in probed if "val/trace_right" in e]
         for ax, x in ((step_ax, "step"), (token_ax, "tokens")):
             scale = 1e6 if x == "tokens" else 1
             ax.plot([e[x] / scale for e in partial if x in e], [e["val/trace_right"] for e in partial if x in e],
-                    linestyle="--", marker=".", label=f"{r['format']}{begun}: share right before the first error")
+                    linestyle="--", marker=".", color=run_colour,
+                    label=f"{r['format']}{begun}: share right before the first error")
     loss_ax.set(xlabel="optimizer step", ylabel="training loss (mean per token)", yscale="log")
     loss_ax.legend(fontsize=7)
     for ax, xlabel in ((step_ax, "optimizer step"), (token_ax, "training tokens seen (millions)")):
         ax.set(xlabel=xlabel, ylabel="probe on the paper's 100 validation problems", ylim=(0, 1))
         ax.axhline(0.8, color="gray", linestyle=":", label="the paper's GPT-Neo-125M (>80%)")
     step_ax.legend(fontsize=7)
+    wrong_ax.set(xlabel="optimizer step", ylabel="actions with a wrong token under teacher forcing",
+                 title="how far the median trace is from whole", ylim=(0, None))
+    wrong_ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 

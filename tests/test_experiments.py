@@ -790,7 +790,7 @@ def test_the_paper_curve_begun_again_on_another_machine_keeps_the_earlier_start(
     paper.save([curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 5)])  # the same folder on a new machine
     detailed = curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 45)  # its probe's actions drawn in a row of their own
     paper.save([detailed | {"probe_first_wrong": [{"step": 45, "actions": {"copy": [1, 2]},
-                                                   "grid_steps": {"borrow": [0, 1]}}]}])
+                                                   "grid_steps": {"borrow": [0, 1]}, "wrong_actions": {"3": 2}}]}])
     records = json.loads((tmp_path / "paper.json").read_text())["records"]
     assert [(r["segments"][0]["device"], r["history"][-1]["step"], r["stopped"]) for r in records] == [
         ("cpu: AMD EPYC", 100, "begun again on another machine"), ("cpu: Intel Xeon", 45, "in progress")]
