@@ -227,8 +227,8 @@ def forced_actions(fmt, rows: list[dict]) -> dict:
     of], and the same for the grid actions by step of the division (`grid_steps`), with where in their cells the
     wrong tokens fall (`grid_fields`: column, row, tag, value, end); and the traces with no wrong token after the copy
     (`right_after_copy`): those greedy decoding would write whole if the copy of the problem onto the grid, and its
-    end, were given; and how many traces have how many actions with a wrong token (`wrong_actions`, {actions: traces}: how
-    far the traces are from being written whole, which moves before `val/trace_exact` does)."""
+    end, were given; and how many traces have how many actions with a wrong token (`wrong_actions`, {actions:
+    traces}: how far the traces are from being written whole, which moves before `val/trace_exact` does)."""
     right, total, after_copy, fields, per_trace = Counter(), Counter(), 0, {}, Counter()
     for row in rows:
         text = reference(fmt, row)
@@ -438,10 +438,11 @@ def save(new: list[dict]) -> None:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Top row: training loss and the probe against optimizer steps, the probe (and the decoded test of the checkpoint
-    it chose) against training tokens seen. Below, a row for each run with probe details: the share of each kind of
-    action, and of the grid's actions by step, that greedy decoding gets right after a right prefix (each kind in one
-    colour in every row)."""
+    """Top row, a colour per run: training loss and the probe against optimizer steps, the probe (and the decoded test
+    of the checkpoint it chose) against training tokens seen, and the median trace's actions with a wrong token
+    under teacher forcing. Below, a row for each run with probe details: the share of each kind of action, and of the
+    grid's actions by step, that greedy decoding gets right after a right prefix (each kind in one colour in every
+    row)."""
     detailed = [r for r in records if any("actions" in probe for probe in r.get("probe_first_wrong") or [])]
     last_step = max((e.get("step", 0) for r in detailed for e in r["history"]), default=1)
     fig = plt.figure(figsize=(20, 4.5 * (1 + len(detailed))))
@@ -490,8 +491,8 @@ def plot(records: list[dict], path: Path) -> None:
             for ax, x, scale in ((step_ax, "step", 1), (token_ax, "tokens", 1e6)):
                 if x in r["best"]:
                     ax.plot([r["best"][x] / scale], [r["interpolate"]["accuracy"]], marker="*", markersize=12,
-                            linestyle="none", color=run_colour, label=f"{r['format']}{begun}: decoded, {r['interpolate']['n_eval']} "
-                                                    "interpolate problems")
+                            linestyle="none", color=run_colour,
+                            label=f"{r['format']}{begun}: decoded, {r['interpolate']['n_eval']} interpolate problems")
         # the forced probe's share of each trace right before its first wrong token, mean over problems
         partial = [e for e in probed if "val/trace_right" in e]
         for ax, x in ((step_ax, "step"), (token_ax, "tokens")):

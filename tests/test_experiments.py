@@ -155,8 +155,8 @@ def test_recchia_first_error_finds_the_corrupted_action():
     steps = Counter(s for s in paper.grid_steps(reference) if s)
     assert sum(steps.values()) == counts["grid"]
     assert clean == {"actions": {k: [n, n] for k, n in counts.most_common()},
-                     "grid_steps": {k: [n, n] for k, n in steps.most_common()}, "grid_fields": {}, "right_after_copy": 1,
-                     "wrong_actions": {0: 1}}
+                     "grid_steps": {k: [n, n] for k, n in steps.most_common()}, "grid_fields": {},
+                     "right_after_copy": 1, "wrong_actions": {0: 1}}
     copy_end, in_addition = len(reference[0]), starts[addition] + len(reference[addition]) - 1
     found = paper.forced_actions(fmt, [row | {"wrong_chars": [copy_end]}, row | {"wrong_chars": [3, copy_end,
                                                                                                   in_addition]}])
@@ -788,7 +788,7 @@ def test_the_paper_curve_begun_again_on_another_machine_keeps_the_earlier_start(
     paper.save([curve("cpu: AMD EPYC", "2026-12-06T19:57:00+0000", 90)])
     paper.save([curve("cpu: AMD EPYC", "2026-12-06T19:57:00+0000", 100)])  # the same run, further on
     paper.save([curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 5)])  # the same folder on a new machine
-    detailed = curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 45)  # its probe's actions drawn in a row of their own
+    detailed = curve("cpu: Intel Xeon", "2026-12-06T22:24:00+0000", 45)  # its probe's actions: a row of their own
     paper.save([detailed | {"probe_first_wrong": [{"step": 45, "actions": {"copy": [1, 2]},
                                                    "grid_steps": {"borrow": [0, 1]}, "wrong_actions": {"3": 2}}]}])
     records = json.loads((tmp_path / "paper.json").read_text())["records"]
