@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import json
 import os
 import re
@@ -148,7 +149,13 @@ def first_error(reference: list[str], generated: list[str]) -> tuple[str, int]:
 
 
 def reference(fmt, row: dict) -> str:
-    return fmt.render(Problem(row["dividend"], row["divisor"], row["question"]))[1]
+    return _rendered(fmt, row["dividend"], row["divisor"], row["question"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _rendered(fmt, dividend: int, divisor: int, question: str) -> str:
+    """A problem's reference trace, rendered once however many analyses of a report read it."""
+    return fmt.render(Problem(dividend, divisor, question))[1]
 
 
 def decoded_errors(fmt, rows: list[dict]) -> dict[str, int]:
