@@ -50,7 +50,8 @@ def measure(model: str, restrict: bool, micro_steps: int, warmup: int, problems:
     decode_seconds = time.perf_counter() - start
     generated = sum(map(len, rows))
     return {"model": model, "restrict_vocab": restrict, "parameters": sum(p.numel() for p in module.model.parameters()),
-            "output_rows": len(module.output_vocab) if restrict else module.model.get_output_embeddings().weight.shape[0],
+            "output_rows": len(module.output_vocab) if restrict
+                else module.model.get_output_embeddings().weight.shape[0],
             "compute": module.compute, "fit_tokens_per_second": round(fit_rate, 1),
             "fit_tokens": timer.tokens, "decode_tokens": generated,
             "decode_tokens_per_second": round(generated / decode_seconds, 1)}
@@ -79,7 +80,8 @@ def main() -> None:
         case[f"fit_vs_{first['model']}"] = round(case["fit_tokens_per_second"] / first["fit_tokens_per_second"], 3)
         case[f"decode_vs_{first['model']}"] = round(
             case["decode_tokens_per_second"] / first["decode_tokens_per_second"], 3)
-    report = {"machine": {"cpu": machine.model, "bf16_features": machine.bf16_features, "cores": torch.get_num_threads()},
+    report = {"machine": {"cpu": machine.model, "bf16_features": machine.bf16_features,
+                          "cores": torch.get_num_threads()},
               "command": "python -m benchmarks.models " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
                                                                   if k != "out"),
               "cases": cases}

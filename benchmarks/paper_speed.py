@@ -39,14 +39,16 @@ def measure(fmt: str, context: int, restrict: bool, micro_batch: int, micro_step
                            batch_size=micro_batch, context=context)
     dm.setup()
     timer = StepTimer(warmup)
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=warmup + micro_steps, accumulate_grad_batches=8 // micro_batch,
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=warmup + micro_steps,
+                        accumulate_grad_batches=8 // micro_batch,
                         logger=False, precision="32-true", enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer])
     began = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     return {"format": fmt, "context": context, "restrict_vocab": restrict, "micro_batch": micro_batch,
             "compile": compiled, "warmup_seconds": round(timer.start - began, 1),
-            "output_rows": len(module.output_vocab) if restrict else module.model.get_output_embeddings().weight.shape[0],
+            "output_rows": len(module.output_vocab) if restrict
+                else module.model.get_output_embeddings().weight.shape[0],
             "compute": module.compute["train"], "fit_tokens": timer.tokens,
             "fit_seconds": round(timer.end - timer.start, 1),
             "fit_tokens_per_second": round(timer.tokens / (timer.end - timer.start), 1)}

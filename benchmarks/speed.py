@@ -109,10 +109,11 @@ def decode_compare(fmt: str, ckpt: str, eval_batch_size: int, num_test: int, pea
                    bf16: bool = False, only: list[str] | None = None, done=lambda found: None) -> dict:
     """Our decode loop against transformers' batched `generate` on the same batches of the same checkpoint: with its
     dynamic cache, its static cache, and the static cache under `torch.compile`, all with the library's SDPA
-    attention; ours with longdiv's attention (longdiv.models.attention), and also with SDPA and eager attention (`only` picks some of them; `done` gets the record after each method, so that a long compilation
-    cut short keeps what came before). Each method's
-    problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps stepping finished rows
-    until its batch is done, which is counted as time, not tokens), and how many of its texts equal ours."""
+    attention; ours with longdiv's attention (longdiv.models.attention), and also with SDPA and eager attention (`only`
+    picks some of them; `done` gets the record after each method, so that a long compilation cut short keeps what came
+    before). Each method's problems/s and useful generated tokens/s (a row's tokens up to its EOS; `generate` keeps
+    stepping finished rows until its batch is done, which is counted as time, not tokens), and how many of its texts
+    equal ours."""
     from transformers import CompileConfig
 
     dm = data(fmt, num_test=num_test, eval_batch_size=eval_batch_size)
@@ -313,7 +314,8 @@ def probe(fmt: str, micro_batch: int, steps: int) -> dict:
 
 
 def in_subprocess(fmt: str, *args: str, env: dict | None = None) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--format", fmt, *args], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--format", fmt, *args],
+                         capture_output=True, text=True, check=True,
                          env=os.environ | (env or {}))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -409,7 +411,8 @@ def main() -> None:
                       cpu_amx_bf16="amx_bf16" in cpu.bf16_features,
                       device=args.device, format=args.format)
         if args.device == "cuda":
-            report.update(gpu=torch.cuda.get_device_name(), gpu_peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30)
+            report.update(gpu=torch.cuda.get_device_name(),
+                          gpu_peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
 

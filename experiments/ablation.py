@@ -1,5 +1,5 @@
-"""The demonstration-count ablation on a CPU: the offline SmolLM2 fine-tuned on N = 25, 50, 100, 200 demonstrations in the
-`subrow` and `direct` formats, and SmolLM2's architecture from scratch at N = 200, each tested on 500 generated
+"""The demonstration-count ablation on a CPU: the offline SmolLM2 fine-tuned on N = 25, 50, 100, 200 demonstrations in
+the `subrow` and `direct` formats, and SmolLM2's architecture from scratch at N = 200, each tested on 500 generated
 interpolate problems; then the tables and plots in reports/ablation/.
 
     python -m experiments.ablation [-- extra CLI arguments for every run, e.g. --trainer.logger=false]

@@ -49,8 +49,8 @@ def plot(records: list[dict], best: str) -> None:
             ys = [s["accuracy"] for s in stats]
             low = [y - s["wilson_low"] for y, s in zip(ys, stats)]
             high = [s["wilson_high"] - y for y, s in zip(ys, stats)]
-            ax.errorbar(xs, ys, yerr=[low, high], fmt=marker, color=color, alpha=1.0 if key is None else 0.55, capsize=3,
-                        label=f"{fmt}, {test} (n={stats[0]['n_eval']})")
+            ax.errorbar(xs, ys, yerr=[low, high], fmt=marker, color=color, alpha=1.0 if key is None else 0.55,
+                        capsize=3, label=f"{fmt}, {test} (n={stats[0]['n_eval']})")
             if fmt == best:  # a line through the seed means
                 means = {}
                 for x, y in zip(xs, ys):

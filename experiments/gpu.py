@@ -129,7 +129,8 @@ def recipe_point(fmt: str, recipe: str, num_demos: int, seed: int, num_test: int
     path.mkdir(parents=True, exist_ok=True)
     (path / "recipe.json").write_text(json.dumps({"recipe": recipe, "overlay": overlay and f"configs/{overlay}.yaml"})
                                       + "\n")
-    fit, test = runner.commands(path, fmt, num_demos, seed, overlay, [*GPU_RECIPE, f"--data.eval_batch_size={num_test}"])
+    fit, test = runner.commands(path, fmt, num_demos, seed, overlay,
+                                [*GPU_RECIPE, f"--data.eval_batch_size={num_test}"])
     return _call(["-m", "longdiv", *fit, f"--data.num_test={num_test}", *extra]) or _call(
         ["-m", "longdiv", *test, *extra])
 
@@ -255,7 +256,8 @@ def collect(folder: Path) -> None:
         length.save(runner.read_report(folder / "length.json")["records"])
     if (folder / "speed_gpu.json").is_file():
         speed = Path("reports/speed/speed.json")
-        runner.write_report(speed, runner.read_report(speed) | {"gpu": json.loads((folder / "speed_gpu.json").read_text())})
+        runner.write_report(speed,
+                            runner.read_report(speed) | {"gpu": json.loads((folder / "speed_gpu.json").read_text())})
 
 
 if __name__ == "__main__":

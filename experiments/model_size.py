@@ -20,9 +20,9 @@ and, where both are measured, what doubling the model moves against what doublin
 screens what could lift Gemma at N=200, seed 0 (the screening protocol: one seed, the first 200 interpolate
 problems), each a recipe of configs/recipes/ by name composed after the recipe above: `steps300` trains 300 optimizer
 steps instead of 150 (its training loss was still falling), `lr1e-4` a third of the learning rate (3e-4 was chosen for
-SmolLM2). Each runs into runs/model_size_screens/NAME/ and goes into reports/model_size.json under `screens`. `--screen_test 500` also tests a
-screen's checkpoint on the first 500 problems (runs/model_size_screens/NAME/test500/), for a screen worth comparing
-with the points above.
+SmolLM2). Each runs into runs/model_size_screens/NAME/ and goes into reports/model_size.json under `screens`.
+`--screen_test 500` also tests a screen's checkpoint on the first 500 problems (runs/model_size_screens/NAME/test500/),
+for a screen worth comparing with the points above.
 
     python -m experiments.model_size --diagnose RUN_DIR [--problems 50]
 

@@ -160,7 +160,8 @@ def _rendered(fmt, dividend: int, divisor: int, question: str) -> str:
 
 def decoded_errors(fmt, rows: list[dict]) -> dict[str, int]:
     """First wrong actions of decoded traces (predictions.jsonl rows), by kind."""
-    return dict(Counter(first_error(actions(reference(fmt, r)), actions(r["generated"]))[0] for r in rows).most_common())
+    return dict(Counter(first_error(actions(reference(fmt, r)), actions(r["generated"]))[0]
+                        for r in rows).most_common())
 
 
 def detail(reference: list[str], generated: list[str]) -> str:

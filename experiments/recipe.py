@@ -35,7 +35,8 @@ def main(argv: list[str]) -> None:
                      "seed and test problems as the main recipe's record)",
             # Each variant's format in the main recipe, where reports/formats.json has it.
             main_recipe={fmt: main_recipe[fmt] for fmt in dict.fromkeys(formats) if fmt in main_recipe})
-        print(f"{recipe} ({args.format}): {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']})", flush=True)
+        print(f"{recipe} ({args.format}): {record['accuracy']:.1%} ({record['correct']}/{record['n_eval']})",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def configs(group: str) -> dict[str, str]:
 def reason(config: str) -> str:
     """What a config changes and why: its leading comment."""
     lines = (ROOT / config).read_text().splitlines()
-    comment = [line.lstrip("# ") for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]]
+    comment = [line.lstrip("# ")
+               for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]]
     return " ".join(comment)
 
 

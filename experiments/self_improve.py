@@ -90,7 +90,8 @@ def keeps(name: str, fmt, record: dict, agree: int = 0) -> bool:
         return record["parsed"] is not None and votes.count(record["parsed"]) >= (agree or len(votes))
     if name == "check":
         q, r = fmt.quotient(record["generated"]), fmt.parse(record["generated"])
-        return q is not None and r is not None and 0 <= r < problem.divisor and q * problem.divisor + r == problem.dividend
+        return (q is not None and r is not None and 0 <= r < problem.divisor
+                and q * problem.divisor + r == problem.dividend)
     if name == "verify":
         return fmt.verify(problem, record["generated"]).ok
     raise ValueError(f"filter {name!r} does not exist; choose one of {', '.join(FILTERS)}")
@@ -267,7 +268,8 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
         runner.cli(["fit", *(a for c in plan["config"] for a in ("--config", c)), f"--data.format={plan['format']}",
                     *data_args(base),
                     f"--data.num_test={plan['num_test']}", f"--data.self_traces={traces}",
-                    f"--trainer.max_steps={plan['steps']}", "--trainer.max_epochs=-1", f"--seed_everything={plan['seed']}",
+                    f"--trainer.max_steps={plan['steps']}", "--trainer.max_epochs=-1",
+                    f"--seed_everything={plan['seed']}",
                     f"--trainer.default_root_dir={fit}", start, *extra])
     decode = runs.tested(decoded)
     record = {"run": plan["name"], "round": k, "filter": plan["filter"], "schedule": plan["schedule"],
@@ -352,7 +354,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=150, help="optimizer steps of each round's fine-tune")
     parser.add_argument("--num_test", type=int, default=200, help="interpolate problems each round is tested on")
     parser.add_argument("--seed", type=int, default=0, help="training seed and the rounds' draws")
-    parser.add_argument("--config", action="append", help=f"the fine-tunes' recipe (repeatable); default {runner.CONFIG}")
+    parser.add_argument("--config", action="append",
+                        help=f"the fine-tunes' recipe (repeatable); default {runner.CONFIG}")
     parser.add_argument("--benchmark", action="store_true", help="test every round on the length benchmark")
     parser.add_argument("--keep_checkpoints", choices=("all", "last"), default="all",
                         help="last: delete a round's checkpoint once the next round is done (and benchmarked)")

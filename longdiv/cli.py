@@ -67,7 +67,8 @@ class LongDivCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser):
         parser.link_arguments("data.format", "model.format")
-        parser.link_arguments(("model.model", "model.tokenizer"), "data.tokenizer_name", compute_fn=identity.tokenizer_name)
+        parser.link_arguments(("model.model", "model.tokenizer"), "data.tokenizer_name",
+                              compute_fn=identity.tokenizer_name)
         # The model's window, read off the loaded model (config_overrides may change it): data.context defaults to it.
         parser.link_arguments("model.window", "data.max_length", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="Test the model when fit ends.")

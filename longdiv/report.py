@@ -114,7 +114,8 @@ def table_row(r: dict) -> dict:
     return {**{k: r[k] for k in ("model", "format", "test_set", "num_demos", "seed")}, "n": n,
             **{k: r[k] for k in ("correct", "accuracy", "wilson_low", "wilson_high")},
             "parse_fail_rate": r["parse_failures"] / max(1, n),
-            **{f"err_{kind}": r["error_kinds"][kind] for kind in KINDS}, "run_dir": r["run_dir"], "trained": r["trained"]}
+            **{f"err_{kind}": r["error_kinds"][kind] for kind in KINDS}, "run_dir": r["run_dir"],
+            "trained": r["trained"]}
 
 
 def optimizer_steps(config: dict, examples: int | None = None) -> tuple[int, int]:
@@ -207,7 +208,8 @@ def write_tables(rows: list[dict], pooled: list[dict], out: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    pooled_columns = ("model", "format", "test_set", "num_demos", "seeds", "n", "correct", "accuracy", "wilson_low", "wilson_high",
+    pooled_columns = ("model", "format", "test_set", "num_demos", "seeds", "n", "correct", "accuracy",
+                      "wilson_low", "wilson_high",
                       "parse_fail_rate", "seed_min", "seed_max")
     (out / "table.md").write_text(
         "# Runs\n\n" + markdown(rows, COLUMNS) + "\n# Seeds pooled\n\n" + markdown(pooled, pooled_columns)
@@ -316,7 +318,8 @@ def plot_heatmap(rows: list[dict], cells: list[dict], out: Path, plt) -> bool:
     for r in rows:
         key = (r["model"], r["format"])
         largest[key] = max(largest.get(key, 0), r["num_demos"])
-    panel = {r["run_dir"]: (r["model"], r["format"]) for r in rows if r["num_demos"] == largest[(r["model"], r["format"])]}
+    panel = {r["run_dir"]: (r["model"], r["format"]) for r in rows
+             if r["num_demos"] == largest[(r["model"], r["format"])]}
     grids = defaultdict(lambda: defaultdict(lambda: [0, 0]))  # (model, format) -> (dividend, divisor digits) -> [ok, n]
     for c in cells:
         if c["run_dir"] in panel:

@@ -85,7 +85,8 @@ def is_tested(record: Record) -> bool:
 
 
 def read(folder: str | Path) -> Record | None:
-    """The record in `folder`, or None when it holds none. A file that is not a JSON object is a ValueError naming it."""
+    """The record in `folder`, or None when it holds none; a file that is not a JSON object is a ValueError that names
+    the file."""
     path = Path(folder) / RECORD_FILE
     if not path.is_file():
         return None

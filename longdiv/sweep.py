@@ -52,7 +52,8 @@ def agent_args(point: dict[str, Any]) -> list[str]:
 def agent_command(sweep: dict, point: dict[str, Any], python: str = "python") -> list[str]:
     """The command `wandb agent` runs for `point`: macros `${env}`, `${interpreter}`, `${program}` and `${args}`
     replaced; `python` replaces the literal `python` so a local run uses the running interpreter."""
-    macros = {"env": ["/usr/bin/env"], "interpreter": [python], "program": [sweep["program"]], "args": agent_args(point)}
+    macros = {"env": ["/usr/bin/env"], "interpreter": [python], "program": [sweep["program"]],
+              "args": agent_args(point)}
     command = []
     for part in sweep.get("command", ["${env}", "${interpreter}", "${program}", "${args}"]):
         part = str(part)

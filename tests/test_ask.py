@@ -62,7 +62,8 @@ def check_against_the_verifier(block: dict, fmt: str = "subrow") -> None:
     assert block["verdict"][0] == f"{said}: {right}"
     assert block["marked"] == ([] if verdict.step is None else [verdict.step])
     if verdict.step is not None:
-        assert block["verdict"][1] == f"first wrong step: line {verdict.step + 1} of the trace ({verdict.kind}), marked >>"
+        assert block["verdict"][1] == (
+            f"first wrong step: line {verdict.step + 1} of the trace ({verdict.kind}), marked >>")
 
 
 def test_ask_a_question_from_the_command_line(ckpt):
@@ -103,7 +104,8 @@ def test_the_first_wrong_step_is_marked(ckpt, capsys, monkeypatch):
         assert shown[trace]["trace"] + "\n" == trace
         check_against_the_verifier(shown[trace])
     assert shown[wrong]["marked"] == [3] and shown[wrong]["verdict"] == [
-        "remainder 44: wrong, the true remainder is 34", "first wrong step: line 4 of the trace (subtraction), marked >>"]
+        "remainder 44: wrong, the true remainder is 34",
+        "first wrong step: line 4 of the trace (subtraction), marked >>"]
     assert shown[right]["marked"] == [] and shown[right]["verdict"] == ["remainder 34: right"]
 
 

@@ -128,7 +128,8 @@ def test_init_from_starts_a_new_run_from_the_weights_only(fitted, tmp_path):
     run = main(["fit", *FIT, "--init_from", str(fitted), "--data.format=subrow", "--model.lr=0",
                 "--trainer.max_steps=1", f"--runs_dir={tmp_path}"])
     assert run.parent == tmp_path and run != fitted.parent.parent
-    new, old = (torch.load(p, weights_only=True, map_location="cpu") for p in (run / "checkpoints" / "last.ckpt", fitted))
+    new, old = (torch.load(p, weights_only=True, map_location="cpu")
+                for p in (run / "checkpoints" / "last.ckpt", fitted))
     assert new["global_step"] == 1 and old["global_step"] == 2  # a fresh count, not the checkpoint's
     assert new["optimizer_states"][0]["state"][0]["step"].item() == 1  # a fresh optimizer
     assert all(torch.equal(new["state_dict"][k], old["state_dict"][k]) for k in old["state_dict"])
@@ -196,7 +197,8 @@ def test_a_checkpoint_whose_settings_ask_for_another_architecture_is_refused_bef
         refused = cli(*command, "--ckpt_path", str(edited), *(["123", "7"] if command == ["ask"] else []))
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
         (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
-        assert f"ckpt_path {edited}: its settings ask for a tiny of" in message and "the checkpoint was damaged" in message
+        assert (f"ckpt_path {edited}: its settings ask for a tiny of" in message
+                and "the checkpoint was damaged" in message)
 
 
 def test_an_evaluated_checkpoint_brings_its_own_training_problems_not_the_configs(fitted, tmp_path):

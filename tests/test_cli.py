@@ -17,7 +17,8 @@ from tests import cli_process
 ALL_CONFIGS = sorted(str(p) for p in Path("configs").rglob("*.yaml"))
 # Model configs sit at the top of configs/; overlays and recipes are composed after one, never run alone.
 CONFIGS = [c for c in ALL_CONFIGS if Path(c).parent == Path("configs")]
-COMPOSED_AFTER = {"overlays": "configs/neo125m.yaml", "recipes": "configs/smollm2.yaml", "ideas": "configs/smollm2.yaml"}
+COMPOSED_AFTER = {"overlays": "configs/neo125m.yaml", "recipes": "configs/smollm2.yaml",
+                  "ideas": "configs/smollm2.yaml"}
 # Each config's own model, swapped for a random-init one of the same class at toy width so no hub is needed.
 TINY_NEO = '{"hidden_size": 32, "num_layers": 2, "num_heads": 2, "attention_types": [[["global", "local"], 1]]}'
 TINY = [
@@ -110,7 +111,8 @@ def test_base_recipe_is_the_default_under_every_config(capsys):
                                          "num_sanity_val_steps": 0, "log_every_n_steps": 5}.items()
     composed = print_config(["--config", "configs/neo125m.yaml", "--config", "configs/overlays/ddp.yaml"], capsys)
     assert composed["model"]["model"] == "EleutherAI/gpt-neo-125m" and composed["trainer"]["strategy"] == "ddp"
-    assert composed["data"]["train_file"] == smollm2["data"]["train_file"] and composed["data"]["eval_batch_size"] == 100
+    assert (composed["data"]["train_file"] == smollm2["data"]["train_file"]
+            and composed["data"]["eval_batch_size"] == 100)
     budget = print_config(["--config", "configs/smollm2.yaml", "--config", "configs/overlays/fixed-steps.yaml"],
                           capsys)
     assert budget["trainer"] | {"max_epochs": 6, "max_steps": -1} == smollm2["trainer"]
@@ -173,9 +175,8 @@ def test_neo125m_config_runs_offline_at_toy_width_with_windows(tmp_path):
 
 
 def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
-    returned = main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8", "--data.num_test=5",
-          "--data.format=direct",
-          f"--runs_dir={tmp_path}"])
+    returned = main(["fit", "--config", "configs/tiny.yaml", "--trainer.max_epochs=1", "--data.num_demos=8",
+                     "--data.num_test=5", "--data.format=direct", f"--runs_dir={tmp_path}"])
     (run,) = tmp_path.iterdir()
     assert returned == run
     record = json.loads((run / "run.json").read_text())
@@ -195,8 +196,10 @@ def test_fit_then_test_writes_the_run_folder(tmp_path, capsys):
 
     # `test --ckpt_path ... --data.test_file F` evaluates any file with the fitted weights
     problems = tmp_path / "mine.txt"
-    problems.write_text("What is the remainder when 1234 is divided by 7?|2\nCalculate the remainder when 99 is divided by 10.|9\n")
-    main(["test", "--config", "configs/tiny.yaml", "--data.format=direct", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+    problems.write_text("What is the remainder when 1234 is divided by 7?|2\n"
+                        "Calculate the remainder when 99 is divided by 10.|9\n")
+    main(["test", "--config", "configs/tiny.yaml", "--data.format=direct",
+          "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
           f"--data.test_file={problems}", f"--runs_dir={tmp_path}"])
     (tested,) = set(tmp_path.iterdir()) - {run, problems}
     lines = [json.loads(x) for x in (tested / "predictions.jsonl").read_text().splitlines()]

@@ -24,7 +24,8 @@ def evaluation(folder):
 def test_two_processes_count_each_problem_once(tmp_path):
     # Scripted generations: the rank with 4 of the 7 problems answers 3 right, the rank with 3 answers none, so only
     # a merge that counts every problem once reports 3/7 (averaging the ranks would give 3/8, rank 0 alone 3/4).
-    scripted = '--trainer.callbacks+={"class_path": "tests.scripted_answers.ScriptedAnswers", "init_args": {"right": [3, 0]}}'
+    scripted = ('--trainer.callbacks+={"class_path": "tests.scripted_answers.ScriptedAnswers", '
+                '"init_args": {"right": [3, 0]}}')
     env = {k: v for k, v in os.environ.items() if k not in (RUN_DIR_ENV, "LOCAL_RANK")}
     proc = subprocess.run(
         [sys.executable, "-m", "longdiv", "test", *EVAL, scripted, "--trainer.strategy=ddp", "--trainer.devices=2",

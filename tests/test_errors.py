@@ -77,7 +77,8 @@ def test_a_broken_sweep_yaml_is_named(tmp_path):
         f"error: sweep ({sweep}): not valid YAML: ")
     sweep.write_text(yaml.safe_dump({"method": "grid", "program": "longdiv", "command": ["${args}"]}))
     assert error_line(longdiv("sweep", str(sweep), "--dry_run")) == (
-        f"error: sweep ({sweep}): the sweep has no `parameters` mapping; add one, each parameter with `values` or `value`")
+        f"error: sweep ({sweep}): the sweep has no `parameters` mapping; add one, each parameter with `values` "
+        "or `value`")
     sweep.write_text(yaml.safe_dump({"method": "grid", "parameters": {"model.lr": {"values": [1e-3]}}}))
     assert error_line(longdiv("sweep", str(sweep), "--dry_run")) == (
         f"error: sweep ({sweep}): names no `program`; add `program: longdiv` (what wandb agent runs, as in "

@@ -167,8 +167,8 @@ def test_recchia_first_error_finds_the_corrupted_action():
     # each grid action by its step of the division: 10305 / 47 brings two digits down
     grid = [s for s in paper.grid_steps(paper.actions(fmt.render(Problem.from_numbers(10305, 47))[1])) if s]
     assert grid == ["quotient", "multiple", "multiple", "borrow", "borrow", *["difference"] * 3, "borrow",
-                    "bring-down", "quotient", "multiple", "multiple", "borrow", "difference", "difference", "bring-down",
-                    "quotient", "multiple", "multiple", *["difference"] * 3, "borrow"]
+                    "bring-down", "quotient", "multiple", "multiple", "borrow", "difference", "difference",
+                    "bring-down", "quotient", "multiple", "multiple", *["difference"] * 3, "borrow"]
     for variant in ("recchia-l+", "recchia-ln+"):  # their looks and notes read the same writes: the same steps
         looked = paper.actions(get_format(variant).render(Problem.from_numbers(10305, 47))[1])
         assert [s for s in paper.grid_steps(looked) if s] == grid
@@ -339,7 +339,8 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
 
     monkeypatch.setattr(model_size.sweep, "main", fake_sweep)
     assert model_size.main(["--points", "gemma3-270m:50:0", "gemma3-270m:200:0", "--", "--trainer.max_steps=1"]) == 0
-    assert swept == [("runs/model_size", "gemma3-270m", n, "0", ["--model.restrict_vocab=true", "--trainer.max_steps=1"])
+    assert swept == [("runs/model_size", "gemma3-270m", n, "0",
+                      ["--model.restrict_vocab=true", "--trainer.max_steps=1"])
                      for n in ("50", "200")]
     result = json.loads(model_size.OUT.read_text())
     # Gemma 10/20 against SmolLM2 4/20 at N=50 is +30 points; SmolLM2 at N=100 against N=50 is +30 too
@@ -368,7 +369,8 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
     assert retests == [["test", f"--ckpt_path={fitted}/checkpoints/last.ckpt", "--data.num_test=500",
                         "--trainer.default_root_dir=runs/model_size_screens/lr1e-4/test500"]]
     screened = json.loads(model_size.OUT.read_text())
-    assert [(s["screen"], s["correct"], s["n"]) for s in screened["screens"]] == [("lr1e-4", 15, 20), ("lr1e-4", 40, 50)]
+    assert [(s["screen"], s["correct"], s["n"]) for s in screened["screens"]] == [
+        ("lr1e-4", 15, 20), ("lr1e-4", 40, 50)]
     assert all(s["recipe_change"] == ["--config", "configs/recipes/lr1e-4.yaml"] for s in screened["screens"])
     assert [(s["fit_seconds"], s["eval_seconds"]) for s in screened["screens"]] == [(60.0, 30.0), (None, 75.0)]
     assert screened["comparisons"] == result["comparisons"]
@@ -381,7 +383,8 @@ def test_model_size_adds_gemmas_points_to_the_ablation_and_compares_doublings(tm
     assert again["commands"] == [f"{command} gemma3-270m:50:0 gemma3-270m:200:0 -- --trainer.max_steps=1",
                                  f"{command} --screens lr1e-4 --screen_test 500", command]
     gemma = [r for r in again["runs"] if r["model"] == "gemma3-270m"]
-    assert [(r["num_demos"], r["fit_seconds"], r["precision"]) for r in gemma] == [(50, 60.0, "bf16"), (200, 60.0, "bf16")]
+    assert [(r["num_demos"], r["fit_seconds"], r["precision"]) for r in gemma] == [
+        (50, 60.0, "bf16"), (200, 60.0, "bf16")]
 
 
 def test_brought_down_offsets_are_the_dividends_digits_in_order():
@@ -423,7 +426,8 @@ def test_recipe_and_formats_merge_their_records_into_the_committed_reports(tmp_p
     with pytest.raises(SystemExit):
         recipe.main(["--recipes", "nosuch"])
 
-    monkeypatch.setattr(formats, "demo_lengths", lambda names: {n: {"mean_tokens": 1.0, "max_tokens": 2} for n in names})
+    monkeypatch.setattr(formats, "demo_lengths",
+                        lambda names: {n: {"mean_tokens": 1.0, "max_tokens": 2} for n in names})
     formats.main(["--formats", "direct", "sub", "--report_only"])  # nothing run here: direct's record stays
     report = json.loads(Path("reports/formats.json").read_text())
     assert [(r["format"], r["correct"]) for r in report["records"]] == [("subrow", 8), ("direct", 1)]
@@ -450,7 +454,8 @@ def test_every_experiment_config_parses_after_what_its_runs_compose_it_with(conf
 def test_experiment_configs_are_found_by_name_and_keep_what_the_scripts_ran():
     assert sorted(small_n.IDEAS) == ["baseline", "cells", "coverage", "coverage-steps300", "lora16", "neftune5",
                                      "steps300", "subfix", "subrand"]
-    assert {"steps300", "lr1e-4", "epochs12"} <= set(model_size.SCREENS) and small_n.TEST_TIME["subfix-redo"][1] in small_n.IDEAS
+    assert ({"steps300", "lr1e-4", "epochs12"} <= set(model_size.SCREENS)
+            and small_n.TEST_TIME["subfix-redo"][1] in small_n.IDEAS)
     assert gpu.GPU_RECIPE == ["--config", "configs/overlays/gpu.yaml"]
     # a screen's runs and report rows stay named by the idea or screen, whatever its config holds
     assert small_n.folder("coverage", 50, 0, 200) == runs.root() / "small_n" / "coverage-n50-s0-t200"
@@ -595,7 +600,8 @@ def test_small_n_screens_then_promotes_the_screens_checkpoint_to_more_problems(t
     small_n.main(["--ideas", "subfix-redo"])
     small_n.main(["--ideas", "subfix-redo"])
     fit, test = calls
-    assert fit[0] == "fit" and configs(fit)[-1] == "configs/ideas/subfix.yaml" and "--model.redo_temperature=0.7" not in fit
+    assert (fit[0] == "fit" and configs(fit)[-1] == "configs/ideas/subfix.yaml"
+            and "--model.redo_temperature=0.7" not in fit)
     assert test[:2] == ["test", "--ckpt_path=runs/small_n/subfix-n50-s0-t200/checkpoints/last.ckpt"]
     assert "--model.redo_temperature=0.7" in test and option(test, "trainer.default_root_dir").endswith(
         "subfix-redo-n50-s0-t200")
@@ -765,7 +771,8 @@ def test_update_report_keeps_earlier_records_replaces_by_key_and_writes_whole(tm
 
     # another list of the same report, merged on its own; the report's other fields stay
     runner.update_report(path, [{"run_dir": "x", "v": 1}], lambda r: r["run_dir"], under="diagnosis", note="n")
-    assert json.loads(path.read_text()) == {"question": "q", "records": records, "diagnosis": [{"run_dir": "x", "v": 1}],
+    assert json.loads(path.read_text()) == {"question": "q", "records": records,
+                                            "diagnosis": [{"run_dir": "x", "v": 1}],
                                             "note": "n"}
 
     monkeypatch.setattr(runner.os, "replace", fails)

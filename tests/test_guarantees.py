@@ -93,7 +93,8 @@ def test_the_run_record_counts_removed_problems(tmp_path):
     train = generate("train", 16, 0)
     test_file = tmp_path / "test.txt"
     test_file.write_text("".join(f"{p.question}|{p.remainder}\n" for p in [*train[:3], Problem.from_numbers(50, 9)]))
-    folder = run(tmp_path / "runs", "--data.data_seed=0", f"--data.test_file={test_file}", "--trainer.fast_dev_run=true")
+    folder = run(tmp_path / "runs", "--data.data_seed=0", f"--data.test_file={test_file}",
+                 "--trainer.fast_dev_run=true")
     assert json.loads((folder / "run.json").read_text())["removed_overlap"] == 3
 
 
@@ -125,7 +126,8 @@ def test_evaluation_counts_whatever_the_model_writes(format_name, monkeypatch):
             text = HOSTILE_GENERATIONS[len(self.records) + row]
             if text is None:
                 prompt = input_ids[row][attention_mask[row].bool()].tolist()
-                (problem,) = [e.problem for e in self.trainer.datamodule.eval_examples["test"] if e.prompt_ids == prompt]
+                (problem,) = [e.problem for e in self.trainer.datamodule.eval_examples["test"]
+                              if e.prompt_ids == prompt]
                 text = self.format.render(problem)[1]
             texts.append(text)
         return texts

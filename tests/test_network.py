@@ -52,7 +52,8 @@ def is_local(address) -> bool:
 def offline_run(tmp_path_factory):
     """One run with every outgoing connection from this process refused and recorded."""
     attempts = []
-    real_connect, real_connect_ex, real_create = socket.socket.connect, socket.socket.connect_ex, socket.create_connection
+    real_connect, real_connect_ex, real_create = (socket.socket.connect, socket.socket.connect_ex,
+                                                  socket.create_connection)
     real_getaddrinfo = socket.getaddrinfo
 
     def guard(address):
@@ -131,7 +132,8 @@ def test_no_process_of_the_run_connects_outside(tmp_path, hub_offline):
     if not hub_offline:
         env.pop("HF_HUB_OFFLINE")
     proc = subprocess.run(
-        ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(trace), sys.executable, "-m", "longdiv", *RUN,
+        ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(trace),
+         sys.executable, "-m", "longdiv", *RUN,
          f"--runs_dir={tmp_path / 'runs'}"], check=False, env=env, capture_output=True, text=True, timeout=300,
     )
     if "ptrace" in proc.stderr and proc.returncode != 0:

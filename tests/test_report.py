@@ -26,7 +26,8 @@ def fake_run(folder, model, fmt, num_demos, seed, correct, n, parse_failures, er
         "parse_failures": parse_failures, "metrics": {f"test/err_{k}": float(v) for k, v in errors.items()},
         "config": {"seed_everything": seed, "data": {"eval_split": "interpolate", "test_file": None, "batch_size": 8,
                                                      "num_demos": num_demos},
-                   "trainer": {"max_steps": 150, "max_epochs": -1, "accumulate_grad_batches": 1, "precision": "32-true"}},
+                   "trainer": {"max_steps": 150, "max_epochs": -1, "accumulate_grad_batches": 1,
+                               "precision": "32-true"}},
         "run_dir": str(folder),
     }
     (folder / "run.json").write_text(json.dumps(record))
@@ -62,7 +63,8 @@ def test_tables_equal_the_records_and_plots_exist(tmp_path):
             record["model"], record["format"], record["num_demos"], record["config"]["seed_everything"])
         assert (int(r["n"]), int(r["correct"])) == (record["n_eval"], record["correct"])
         assert float(r["accuracy"]) == pytest.approx(record["accuracy"])
-        assert (float(r["wilson_low"]), float(r["wilson_high"])) == pytest.approx((record["wilson_low"], record["wilson_high"]))
+        assert (float(r["wilson_low"]), float(r["wilson_high"])) == pytest.approx(
+            (record["wilson_low"], record["wilson_high"]))
         assert float(r["parse_fail_rate"]) == pytest.approx(record["parse_failures"] / record["n_eval"])
         assert {k: int(r[f"err_{k}"]) for k in KINDS} == {k: int(record["metrics"][f"test/err_{k}"]) for k in KINDS}
         assert r["test_set"] == "interpolate"

@@ -130,7 +130,8 @@ def test_the_length_benchmark_is_fixed_and_disjoint_from_training_draws(tmp_path
     keys = {p.key for p in sets}
     trained = {p.key for p in read_file(ROOT / "data/paper/train_numbers__div_remainder.txt")}
     for seed in (0, 1):  # long demonstrations (datamodule, data seeds 0 and 1) and the evaluation draws by length
-        trained |= {p.key for p in with_dividend_digits(generate("train", 30, seed), list(range(9, 31)), seed * 7919 + 3)}
+        trained |= {p.key for p in with_dividend_digits(generate("train", 30, seed), list(range(9, 31)),
+                                                        seed * 7919 + 3)}
         test_seed = seed * 7919 + 2 + 10**6
         trained |= {p.key for p in with_dividend_digits(generate("interpolate", 40, test_seed), [12, 16, 20, 30],
                                                         test_seed)}
@@ -326,7 +327,8 @@ def test_a_unanimous_vote_draws_its_other_samples_only_where_the_first_two_agree
     decode, more = (c for c in calls if Path(runner_dir(c)).name.startswith("decode"))
     assert "--model.votes=2" in decode and "--model.votes=3" in more and "--model.sample_seed=1000000" in more
     drawn = read_file("runs/self_improve/v/round-1/problems.txt")
-    assert read_file(next(a for a in more if a.startswith("--data.test_file=")).split("=", 1)[1]) == [drawn[0], drawn[2]]
+    assert read_file(next(a for a in more if a.startswith("--data.test_file=")).split("=", 1)[1]) == [
+        drawn[0], drawn[2]]
     kept = [json.loads(line) for line in Path("runs/self_improve/v/round-1/traces.jsonl").read_text().splitlines()]
     assert [(r["dividend"], r["votes"]) for r in kept] == [(drawn[0].dividend, [drawn[0].remainder] * 5)]
     assert (records[1]["decoded"], records[1]["decoded_more"], records[1]["kept"]) == (4, 2, 1)

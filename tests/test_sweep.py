@@ -36,7 +36,8 @@ def test_the_sweep_is_the_demos_grid():
     assert {"subrow", "direct"} <= set(params["data.format"]["values"])
     assert len(params["seed_everything"]["values"]) == 2 and "smollm2" in params["model.model"]["values"]
     assert config["command"][:4] == ["${env}", "python", "-m", "${program}"] and config["command"][-1] == "${args}"
-    assert config["command"][4:9] == ["fit", "--config", "configs/smollm2.yaml", "--config", "configs/overlays/fixed-steps.yaml"]
+    assert config["command"][4:9] == ["fit", "--config", "configs/smollm2.yaml",
+                                      "--config", "configs/overlays/fixed-steps.yaml"]
     points = local.grid(config)
     assert len(points) == 6 * 2 * 2 * len(params["model.model"]["values"])
     assert len({tuple(p.items()) for p in points}) == len(points)
@@ -47,7 +48,8 @@ def test_the_sweep_is_the_demos_grid():
 def test_args_render_as_wandb_renders_them():
     utils = pytest.importorskip("wandb.sdk.launch.sweeps.utils")
     point = {"model.model": "scratch:smollm2-135m", "data.num_demos": 25, "seed_everything": 1}
-    assert local.agent_args(point) == utils.create_sweep_command_args({"args": {k: {"value": v} for k, v in point.items()}})["args"]
+    assert local.agent_args(point) == utils.create_sweep_command_args(
+        {"args": {k: {"value": v} for k, v in point.items()}})["args"]
 
 
 def test_one_point_runs_like_the_wandb_agent(tmp_path):
@@ -98,7 +100,8 @@ def test_local_runner_filters_and_skips_finished_points(tmp_path, capsys):
 
 
 def test_points_that_differ_only_in_lr_get_their_own_folders(tmp_path, capsys):
-    grid = {"program": "longdiv", "method": "grid", "command": ["${env}", "python", "-m", "${program}", "fit", "${args}"],
+    grid = {"program": "longdiv", "method": "grid",
+            "command": ["${env}", "python", "-m", "${program}", "fit", "${args}"],
             "parameters": {"model.model": {"value": "tiny"}, "model.lr": {"values": [1e-4, 2e-4]}}}
     path = tmp_path / "lr.yaml"
     path.write_text(yaml.safe_dump(grid))

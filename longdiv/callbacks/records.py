@@ -194,7 +194,8 @@ class RunRecord(L.Callback):
             self._partial.close()  # what it decoded stays: the same test run again into this folder goes on from it
             if stopped and trainer.is_global_zero:
                 folder = self._folder(trainer)
-                print(f"test interrupted after {len(pl_module.records)} of {len(trainer.datamodule.eval_examples['test'])} "
+                print(f"test interrupted after {len(pl_module.records)} of "
+                      f"{len(trainer.datamodule.eval_examples['test'])} "
                       f"problems; continue it with: python -m longdiv test --config {folder / 'config.yaml'}",
                       file=sys.stderr, flush=True)
         if not stopped or trainer.state.fn != "fit" or self._segment is None:

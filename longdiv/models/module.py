@@ -321,7 +321,8 @@ class DivisionLM(L.LightningModule):
         model = self.decoding_model
         sample = {}
         if votes > 1:
-            input_ids, attention_mask = input_ids.repeat_interleave(votes, 0), attention_mask.repeat_interleave(votes, 0)
+            input_ids, attention_mask = (input_ids.repeat_interleave(votes, 0),
+                                         attention_mask.repeat_interleave(votes, 0))
             budgets = budgets.repeat_interleave(votes, 0)
             sample = {"temperature": self.hparams.temperature,
                       "generator": torch.Generator(device=input_ids.device).manual_seed(seed)}

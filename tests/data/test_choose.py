@@ -58,5 +58,6 @@ def test_cells_takes_the_problems_with_the_longest_subtraction_work_in_pool_orde
     assert len(set(chosen)) == 50 and chosen == [p for p in pool if p in set(chosen)]
     fewest_kept = min(map(cells, chosen))
     assert all(cells(p) <= fewest_kept for p in pool if p not in set(chosen))
-    assert sum(map(cells, chosen)) > sum(map(cells, coverage(pool, 50))) > sum(map(cells, choose(pool, 50, "sample", 0)))
+    assert sum(map(cells, chosen)) > sum(map(cells, coverage(pool, 50))) > sum(
+        map(cells, choose(pool, 50, "sample", 0)))
     assert cells(Problem.from_numbers(93, 59)) == 9  # three subtraction lines of three cells

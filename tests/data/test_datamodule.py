@@ -10,7 +10,8 @@ PAPER_TRAIN = "data/paper/train_numbers__div_remainder.txt"
 
 
 def make(**kw):
-    args = {"num_demos": 12, "num_val": 4, "num_test": 6, "tokenizer_name": "tiny", "batch_size": 4, "eval_batch_size": 3}
+    args = {"num_demos": 12, "num_val": 4, "num_test": 6, "tokenizer_name": "tiny", "batch_size": 4,
+            "eval_batch_size": 3}
     data = DivisionData(**(args | kw))
     data.setup()
     return data
@@ -82,7 +83,8 @@ def test_training_and_evaluation_share_no_problem(tmp_path, caplog):
     path = tmp_path / "train.txt"
     path.write_text("".join(f"{p.question}|{p.remainder}\n" for p in train))
     evals = tmp_path / "eval.txt"  # 3 training problems and 2 new ones
-    evals.write_text("".join(f"{p.question}|{p.remainder}\n" for p in [*train[:3], *(Problem.from_numbers(d, 9) for d in (50, 51))]))
+    evals.write_text("".join(f"{p.question}|{p.remainder}\n"
+                             for p in [*train[:3], *(Problem.from_numbers(d, 9) for d in (50, 51))]))
     with caplog.at_level("WARNING"):
         data = make(train_file=str(path), val_file=str(evals), test_file=str(evals))
     assert data.removed_overlap == 6

@@ -116,7 +116,8 @@ def test_reads_the_papers_files():
 def test_reads_the_deepmind_layout(tmp_path):
     path = tmp_path / "div_remainder.txt"
     path.write_text(
-        "Calculate the remainder when 93 is divided by 59.\n34\nWhat is the remainder when 2817419 is divided by 7?\n3\n"
+        "Calculate the remainder when 93 is divided by 59.\n34\n"
+        "What is the remainder when 2817419 is divided by 7?\n3\n"
     )
     assert read_file(path) == [
         Problem(93, 59, "Calculate the remainder when 93 is divided by 59."),

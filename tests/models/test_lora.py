@@ -68,7 +68,8 @@ def test_a_fit_from_a_lora_checkpoints_weights_keeps_its_adapters(tmp_path):
     first = main([*FIT, "--model.lora_rank=4", "--trainer.max_steps=2", f"--runs_dir={tmp_path / 'a'}"])
     ckpt = first / "checkpoints" / "last.ckpt"
     # lr 0: the step taken leaves the loaded weights, adapters included, as they were
-    run = main([*FIT, "--init_from", str(ckpt), "--model.lr=0", "--trainer.max_steps=1", f"--runs_dir={tmp_path / 'b'}"])
+    run = main([*FIT, "--init_from", str(ckpt), "--model.lr=0", "--trainer.max_steps=1",
+                f"--runs_dir={tmp_path / 'b'}"])
     old, new = (torch.load(p, weights_only=True, map_location="cpu")["state_dict"]
                 for p in (ckpt, run / "checkpoints" / "last.ckpt"))
     assert new.keys() == old.keys() and any("lora_B" in k for k in new)

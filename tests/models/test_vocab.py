@@ -61,7 +61,8 @@ def test_restricted_decoding_is_greedy_over_the_formats_tokens_and_leaves_the_mo
 
 
 def test_a_format_without_an_alphabet_is_refused():
-    with pytest.raises(ValueError, match="restrict_vocab needs a format that writes a fixed set of characters or words"):
+    with pytest.raises(ValueError,
+                       match="restrict_vocab needs a format that writes a fixed set of characters or words"):
         DivisionLM(model="tiny", format="direct", restrict_vocab=True)
 
 
@@ -84,7 +85,8 @@ def test_every_paper_format_completion_is_written_in_its_lexicons_tokens(tokeniz
     tokenizer = load_tokenizer(tokenizer_name)
     problems = read_file("data/paper/train_numbers__div_remainder.txt")[:60]
     # past the paper's sizes: coordinates and tags of three digits, zeros to borrow across, a divisor above the rest
-    problems += [Problem.from_numbers(*pair) for pair in [(int("9" * 30), 7), (10**24 + 1, 999_999_937), (10**12, 3), (5, 9)]]
+    problems += [Problem.from_numbers(*pair)
+                 for pair in [(int("9" * 30), 7), (10**24 + 1, 999_999_937), (10**12, 3), (5, 9)]]
     for variant in ("recchia-w", "recchia-ln+"):
         fmt = get_format(variant)
         allowed = set(output_tokens(fmt, tokenizer).tolist())

@@ -167,7 +167,8 @@ STEP_ERRORS = {
     ("answer", "-"): "quotient_digit", ("answer", "label"): "bring_down",
     ("-", "-"): "subtraction", ("-", "+"): "quotient_digit", ("-", "label"): "quotient_digit",
     ("-", "answer"): "quotient_digit",
-    ("+", "+"): "subtraction", ("+", "-"): "quotient_digit", ("+", "label"): "bring_down", ("+", "answer"): "bring_down",
+    ("+", "+"): "subtraction", ("+", "-"): "quotient_digit", ("+", "label"): "bring_down",
+    ("+", "answer"): "bring_down",
     ("label", "-"): "quotient_digit", ("label", "+"): "bring_down", ("label", "label"): "bring_down",
 }
 
