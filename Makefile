@@ -19,8 +19,12 @@ $(BIN)/longdiv: pyproject.toml
 
 setup: $(BIN)/longdiv
 
+# tcmalloc where it is installed (Debian: libtcmalloc-minimal4): CPU training ran 1.23x faster under it than under
+# glibc's malloc (docs/speed.md); each run records the allocator it had.
+TCMALLOC ?= $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
+
 main: setup
-	$(BIN)/python -m experiments.main
+	$(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) $(BIN)/python -m experiments.main
 
 # Two workers of one thread each: the suite is mostly short processes that import torch, which two cores run faster
 # side by side than one at a time with two threads each (docs/speed.md, "The test suite").

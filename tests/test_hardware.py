@@ -27,3 +27,11 @@ def test_auto_picks_fp32_without_bf16_hardware_and_bf16_with_it():
 def test_an_unknown_precision_names_the_choices():
     with pytest.raises(ValueError, match="auto, fp32, bf16"):
         hardware.resolve("fp16", hardware.cpu(ZEN4))
+
+
+def test_the_allocator_is_read_from_the_memory_maps():
+    lib = "7f1c2a000000-7f1c2a02a000 r--p 00000000 fe:01 1234 /usr/lib/x86_64-linux-gnu/{}\n"
+    libc = lib.format("libc.so.6")
+    assert hardware.allocator(libc + lib.format("libtcmalloc_minimal.so.4.5.10")) == "tcmalloc"
+    assert hardware.allocator(lib.format("libjemalloc.so.2") + libc) == "jemalloc"
+    assert hardware.allocator(libc) == "glibc"

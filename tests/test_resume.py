@@ -1,5 +1,6 @@
 """A run killed at any moment resumes to exactly what an uninterrupted run gives, and checkpoints are never torn."""
 
+import ctypes.util
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import longdiv.models.module
+from longdiv import hardware
 from longdiv.callbacks.checkpoint import AtomicCheckpointIO
 from longdiv.cli import main
 from longdiv.data.datamodule import DivisionData
@@ -77,9 +79,12 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     assert 0 < step < 2 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH, f"the kill did not land mid-epoch: step {step}"
     assert not (run / "predictions.jsonl").exists()
 
-    # The documented way: the checkpoint's path; the fit continues in the killed run's folder.
+    # The documented way: the checkpoint's path; the fit continues in the killed run's folder. It resumes under
+    # tcmalloc where it is installed (CI installs it): the allocator changes the speed, never the numbers.
+    tcmalloc = ctypes.util.find_library("tcmalloc_minimal")
     subprocess.run([sys.executable, "-m", "longdiv", *RUN, "--checkpoint_every_n_steps=3", f"--runs_dir={killed}",
-                    "--ckpt_path", str(ckpt)], env=env, check=True, capture_output=True)
+                    "--ckpt_path", str(ckpt)], env=env | {"LD_PRELOAD": tcmalloc} if tcmalloc else env, check=True,
+                   capture_output=True)
     assert [p.name for p in killed.iterdir()] == [run.name]
     assert load(ckpt)["global_step"] == 2 * STEPS_PER_EPOCH
     # the record's fit time is the whole fit's: the part before the checkpoint, then the resumed part
@@ -90,6 +95,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     segments = record["segments"]
     assert [(seg["from_step"], seg["to_step"]) for seg in segments] == [(0, step), (step, 2 * STEPS_PER_EPOCH)]
     assert all(seg["device"].startswith("cpu: ") and seg["seconds"] >= 0 for seg in segments)
+    assert [seg["allocator"] for seg in segments] == [hardware.allocator(), "tcmalloc" if tcmalloc else "glibc"]
     assert sum(seg["seconds"] for seg in segments) > 0  # a tiny model's few steps can take under 10 ms
     assert record["fit_peak_rss_gb"] >= saved["fit_peak_rss_gb"] > 0
 

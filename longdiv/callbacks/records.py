@@ -157,6 +157,7 @@ class RunRecord(L.Callback):
         machine = pl_module.machine or hardware.machine(trainer.strategy.root_device)
         self._trainer, self._segment_start = trainer, time.perf_counter()
         self._segment = {"device": f"{machine.device}: {machine.model}", "devices": trainer.world_size,
+                         "allocator": hardware.allocator(),
                          "from_step": trainer.global_step, "to_step": trainer.global_step, "seconds": 0.0,
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.segments.append(self._segment)
