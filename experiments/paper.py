@@ -462,7 +462,8 @@ def plot(records: list[dict], path: Path) -> None:
         run_colour = f"C{number % 10}"  # each run one colour in the top row, its lines told apart by their style
         first = (r.get("segments") or [{}])[0]  # which start of the run: its first machine and day
         machine = re.sub(r"\(R\)|Processor|cpu: |cuda: ", "", first.get("device", "")).split()
-        begun = f", {' '.join(machine[:2])} {first['started'][5:10]}" if machine else ""
+        # a machine of the same kind may begin the same run again on the same day: the hour tells them apart
+        begun = f", {' '.join(machine[:2])} {first['started'][5:16].replace('T', ' ')}" if machine else ""
         label = f"{r['format']}{begun}: {r['probe'].removeprefix('val/')}"
         if r in detailed:
             row += 1
