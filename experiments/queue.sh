@@ -12,6 +12,13 @@ set -uo pipefail
 queue=$(realpath "$1")
 done_file="$queue.done"
 touch "$done_file"
+# One runner per queue: a second would start the same line again, two fits writing one run folder. The lock is held
+# by the commands too (they inherit it), so a runner killed while its line still runs keeps the queue locked.
+exec 9>>"$queue.lock"
+if ! flock -n 9; then
+    echo "error: queue $queue is already running (a process holds $queue.lock); wait for it or end it" >&2
+    exit 2
+fi
 cd "$(dirname "$0")/.."
 while true; do
     next=""

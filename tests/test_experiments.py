@@ -937,3 +937,21 @@ def test_the_queue_runs_its_lines_in_order_stops_at_a_failure_and_skips_what_is_
     assert len((tmp_path / "queue.done").read_text().splitlines()) == 3
     again = subprocess.run(["bash", str(script), str(queue)], check=False, capture_output=True, text=True)
     assert again.returncode == 0 and out.read_text() == "one\ntwo\nthree\n" and "every line done" in again.stdout
+
+
+def test_a_second_runner_of_a_running_queue_is_refused_in_one_line(tmp_path):
+    flag, out = tmp_path / "flag", tmp_path / "out"
+    queue = tmp_path / "queue"
+    queue.write_text(f"while [ ! -e {flag} ]; do sleep 0.05; done; echo ran >> {out}\n")
+    script = Path(__file__).parents[1] / "experiments" / "queue.sh"
+    first = subprocess.Popen(["bash", str(script), str(queue)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().startswith("== start")  # it holds the lock and runs its line
+        second = subprocess.run(["bash", str(script), str(queue)], check=False, capture_output=True, text=True,
+                                timeout=30)
+        assert second.returncode == 2 and second.stderr == (
+            f"error: queue {queue} is already running (a process holds {queue}.lock); wait for it or end it\n")
+    finally:
+        flag.touch()  # whatever happened, the line ends
+        status = first.wait(timeout=30)
+    assert status == 0 and out.read_text() == "ran\n"  # the first runner was not disturbed
