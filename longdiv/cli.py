@@ -62,6 +62,7 @@ class WorkStarted(Callback):
 class LongDivCLI(LightningCLI):
     created: Path | None = None  # the run folder this process created, if it created one
     made: Path | None = None  # the same, kept on the class for `main` when the constructor fails
+    held: int | None = None  # the run folder's lock (`runs.hold`), let go by `main` when the command ends
     checkpoint: dict | None = None  # what --ckpt_path or --init_from holds and how this run used it (run.json)
     _trained_on: tuple | list = ()  # the (dividend, divisor) keys of that checkpoint's training problems
 
@@ -128,6 +129,7 @@ class LongDivCLI(LightningCLI):
                 os.environ[RUN_DIR_ENV] = run_dir
             cfg.trainer.default_root_dir = run_dir
         if launcher:
+            LongDivCLI.held = runs.hold(cfg.trainer.default_root_dir)  # one process in a run folder at a time
             print(f"run folder: {cfg.trainer.default_root_dir}", flush=True)
         logger = cfg.trainer.logger
         if logger and not isinstance(logger, bool) and logger.class_path.endswith("WandbLogger"):
@@ -239,4 +241,7 @@ def main(args: list[str] | None = None) -> Path:
         if not errors.started():  # a run that fails before its loops start leaves no folder behind
             runs.discard_unstarted(LongDivCLI.made)
         raise
+    finally:
+        runs.release(LongDivCLI.held)
+        LongDivCLI.held = None
     return Path(cli.config[cli.subcommand].trainer.default_root_dir)

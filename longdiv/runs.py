@@ -14,6 +14,7 @@ tree or the machine, for long runs on preemptible machines).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -183,6 +184,30 @@ def new_folder(runs_dir: str | Path, subcommand: str, model: str, format: str, n
             raise not_writable(runs_dir, err) from None
         return runs_dir / (name + suffix)
     raise RuntimeError(f"{runs_dir / name}: 10,000 runs of this name started this second; use another --runs_dir")
+
+
+def hold(folder: str | Path) -> int | None:
+    """Locks the run folder `folder`, when it exists, for this process: an exclusive flock on the folder itself, let go
+    by `release` or by the kernel when the process ends, however it ends. Two processes in one run folder would
+    interleave its checkpoints, records and predictions (a job restarted while the first still runs), so the second
+    is refused: a ValueError naming the folder. Returns the lock's descriptor (None: no folder yet)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ValueError(f"run folder {folder} is in use: another process is running in it (a fit or test that "
+                         "writes it); let that one end, or end it, before you run in this folder again") from None
+    return fd
+
+
+def release(fd: int | None) -> None:
+    """Lets go of a lock that `hold` took."""
+    if fd is not None:
+        os.close(fd)
 
 
 def discard_unstarted(folder: Path | None) -> None:

@@ -5,6 +5,7 @@ one from its weights)."""
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,32 @@ def test_a_checkpoint_with_a_retired_setting_no_settings_or_a_file_not_here_is_s
     record = record_of(run)
     assert record["format"] == "direct" and record["num_demos"] == 8
     assert record["checkpoint"]["changed"]["data.self_traces"]["used"] is None
+
+
+# Another process running in a folder: it holds the lock `longdiv.runs.hold` takes, until its standard input closes.
+HOLDER = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+          "print('held', flush=True); sys.stdin.read()")
+
+
+def test_a_run_folder_that_another_process_runs_in_is_refused_in_one_line(fitted, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fitted.parent.parent, run)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    before = ckpt.read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for command in (["fit", *FIT, "--ckpt_path", str(ckpt)],  # a resume, as a restarted job would start it
+                        ["test", *EVAL, "--ckpt_path", str(ckpt), f"--trainer.default_root_dir={run}"]):
+            refused = cli(*command)
+            assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+            (message,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+            assert message.startswith(f"error: run folder {run} is in use: another process is running in it")
+        assert ckpt.read_bytes() == before and sorted(p.name for p in run.iterdir()) == sorted(
+            p.name for p in fitted.parent.parent.iterdir())  # nothing written
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    resumed = cli("fit", *FIT, "--ckpt_path", str(ckpt))  # the folder is free once that process has ended
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
