@@ -193,7 +193,7 @@ def hold(folder: str | Path) -> int | None:
     is refused: a ValueError naming the folder. Returns the lock's descriptor (None: no folder yet)."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -201,6 +201,9 @@ def hold(folder: str | Path) -> int | None:
         os.close(fd)
         raise ValueError(f"run folder {folder} is in use: another process is running in it (a fit or test that "
                          "writes it); let that one end, or end it, before you run in this folder again") from None
+    except OSError:  # a file system without locks (some network mounts): the run goes on unlocked
+        os.close(fd)
+        return None
     return fd
 
 

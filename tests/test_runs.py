@@ -108,3 +108,12 @@ def test_processes_racing_for_one_name_each_get_their_own_folder(tmp_path, monke
     with multiprocessing.get_context("fork").Pool(4) as pool:
         made = [path for part in pool.map(_make_folders, [(tmp_path, 25)] * 4) for path in part]
     assert len(made) == len(set(made)) == 100 == len(list(tmp_path.iterdir()))
+
+
+def test_a_lock_that_the_file_system_cannot_take_leaves_the_run_unlocked(tmp_path, monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(37, "No locks available")
+
+    assert runs.hold(tmp_path / "not-yet") is None  # no folder: nothing to share yet
+    monkeypatch.setattr(runs.fcntl, "flock", no_locks)
+    assert runs.hold(tmp_path) is None
