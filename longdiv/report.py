@@ -209,8 +209,7 @@ def write_tables(rows: list[dict], pooled: list[dict], out: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     pooled_columns = ("model", "format", "test_set", "num_demos", "seeds", "n", "correct", "accuracy",
-                      "wilson_low", "wilson_high",
-                      "parse_fail_rate", "seed_min", "seed_max")
+                      "wilson_low", "wilson_high", "parse_fail_rate", "seed_min", "seed_max")
     (out / "table.md").write_text(
         "# Runs\n\n" + markdown(rows, COLUMNS) + "\n# Seeds pooled\n\n" + markdown(pooled, pooled_columns)
     )
