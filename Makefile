@@ -19,8 +19,8 @@ $(BIN)/longdiv: pyproject.toml
 
 setup: $(BIN)/longdiv
 
-# tcmalloc where it is installed (Debian: libtcmalloc-minimal4): CPU training ran 1.23x faster under it than under
-# glibc's malloc (docs/speed.md); each run records the allocator it had.
+# tcmalloc where it is installed (Debian: libtcmalloc-minimal4): CPU training runs faster under it than under
+# glibc's malloc, with the same numbers (docs/speed.md); each run records the allocator it had.
 TCMALLOC ?= $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
 
 main: setup

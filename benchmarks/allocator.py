@@ -55,10 +55,12 @@ def main() -> None:
 
     found = {name: ctypes.util.find_library(lib) if lib else "" for name, lib in ALLOCATORS.items()}
     order = [name for name in ALLOCATORS if found[name] is not None] + ["glibc"]
-    argv = [a for a in sys.argv[1:] if not a.startswith("--out")]
+    argv = ["--format", args.format, "--micro_steps", str(args.micro_steps), "--warmup", str(args.warmup),
+            *["--eager"] * args.eager]  # what each case's process measures
     cases = []
     for name in order:
-        env = dict(os.environ, LD_PRELOAD=found[name]) if found[name] else os.environ
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # glibc's case: nothing preloaded
+        env |= {"LD_PRELOAD": found[name]} if found[name] else {}
         out = subprocess.run([sys.executable, "-m", "benchmarks.allocator", *argv, "--one"], env=env, check=True,
                              capture_output=True, text=True).stdout
         cases.append({"allocator": name, "library": found[name] or None} | json.loads(out.strip().splitlines()[-1]))
@@ -68,7 +70,7 @@ def main() -> None:
     glibc = [c["fit_tokens_per_second"] for c in cases if c["allocator"] == "glibc"]
     for case in cases:  # against the mean of glibc's first and last cases
         case["fit_vs_glibc"] = round(case["fit_tokens_per_second"] / (sum(glibc) / len(glibc)), 3)
-    machine = hardware.machine(__import__("torch").device("cpu"))
+    machine = hardware.machine("cpu")
     report = {"machine": {"cpu": machine.model, "bf16_features": machine.bf16_features},
               "command": " ".join(["python -m benchmarks.allocator", *argv]),
               "not_installed": [name for name, path in found.items() if path is None],

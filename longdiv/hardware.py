@@ -49,8 +49,8 @@ def cpu(cpuinfo: str | None = None) -> Machine:
 
 def allocator(maps: str | None = None) -> str:
     """The C memory allocator this process runs on, read from its memory maps (or the text given): `tcmalloc` or
-    `jemalloc` where one was preloaded (`LD_PRELOAD`), else `glibc`. It sets the speed of CPU training: tcmalloc
-    trained the paper's windows 1.23x faster than glibc's malloc (docs/speed.md)."""
+    `jemalloc` where one was preloaded (`LD_PRELOAD`), else `glibc`. It sets the speed of CPU training, not its
+    numbers (docs/speed.md, "The memory allocator")."""
     if maps is None:
         try:
             maps = Path("/proc/self/maps").read_text()
