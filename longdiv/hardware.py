@@ -19,12 +19,16 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf
 
 @dataclass(frozen=True)
 class Machine:
-    """The device a run computes on: `cpu` or `cuda`, its model name, and whether it has fast bf16."""
+    """The device a run computes on: `cpu` or `cuda`, its model name, whether it has fast bf16, and for a CPU its
+    family, model and stepping numbers (`cpu_id`): a cloud CPU's name can be the same for two kinds ("Intel(R)
+    Xeon(R) Processor" for Sapphire and Emerald Rapids, with or without AMX passed through), its numbers and
+    features are not."""
 
     device: str
     model: str
     fast_bf16: bool
     bf16_features: tuple[str, ...] = ()
+    cpu_id: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,11 +44,16 @@ def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> str:
 def cpu(cpuinfo: str | None = None) -> Machine:
     """This CPU, read from /proc/cpuinfo (or the text given)."""
     info = _cpuinfo() if cpuinfo is None else cpuinfo
-    lines = info.splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
-    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    fields = [(key.strip(), value.strip()) for key, _, value in (line.partition(":") for line in info.splitlines())]
+
+    def first(key: str) -> str | None:
+        return next((value for name, value in fields if name == key), None)
+
+    model, flags = first("model name"), set((first("flags") or "").split())
     features = tuple(flag for flag in BF16_CPU_FLAGS if flag in flags)
-    return Machine("cpu", model or platform.processor() or platform.machine(), bool(features), features)
+    cpu_id = " ".join(f"{key.removeprefix('cpu ')} {first(key)}" for key in ("cpu family", "model", "stepping")
+                      if first(key) is not None)
+    return Machine("cpu", model or platform.processor() or platform.machine(), bool(features), features, cpu_id)
 
 
 def allocator(maps: str | None = None) -> str:

@@ -50,7 +50,7 @@ class Record(TypedDict, total=False):
     metrics: dict[str, float]  # the trainer's logged metrics when the stage ended
     versions: dict[str, str | None]
     device: str  # "cpu: <model>" or "cuda: <gpu>"
-    machine: dict[str, Any]  # longdiv.hardware.Machine: device, model, fast_bf16, bf16_features
+    machine: dict[str, Any]  # longdiv.hardware.Machine: device, model, fast_bf16, bf16_features, cpu_id
     precision: dict[str, str]  # model.precision as set ("setting") and what training and decoding ran in
     git_commit: str | None
     config: dict[str, Any]  # the resolved run config

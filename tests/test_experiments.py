@@ -2,10 +2,13 @@
 shared runner's points."""
 
 import csv
+import fcntl
 import json
+import os
 import shutil
 import subprocess
 import tarfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from experiments import (
     runner,
     small_n,
 )
-from longdiv import report, runs
+from longdiv import hardware, report, runs
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository, for configs read after a test's chdir
 from longdiv.cli import main as cli_main
@@ -955,3 +958,52 @@ def test_a_second_runner_of_a_running_queue_is_refused_in_one_line(tmp_path):
         flag.touch()  # whatever happened, the line ends
         status = first.wait(timeout=30)
     assert status == 0 and out.read_text() == "ran\n"  # the first runner was not disturbed
+
+
+def test_longrun_sets_up_a_home_once_starts_its_queue_and_leaves_a_running_queue_alone(tmp_path):
+    script = Path(__file__).parents[1] / "experiments" / "longrun.sh"
+    home, out, bin_dir = tmp_path / "home", tmp_path / "out", tmp_path / "bin"
+    # `make setup` stands in for the real one (minutes of pip): it records its call and makes the venv's python
+    bin_dir.mkdir()
+    (bin_dir / "make").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/make-calls\nmkdir -p "$2/.venv/bin"\n'
+                                  f'ln -s {shutil.which("python3") or "/usr/bin/python3"} "$2/.venv/bin/python"\n')
+    (bin_dir / "make").chmod(0o755)
+    home.mkdir()
+    (home / "queue").write_text(f'echo "ran in $(basename $(pwd)) preload=$LD_PRELOAD" >> {out}\n')
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def longrun() -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script), str(home)], check=False, env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    def wait_done(lines: int) -> None:
+        for _ in range(600):
+            if (home / "queue.done").is_file() and len((home / "queue.done").read_text().splitlines()) >= lines:
+                return
+            time.sleep(0.05)
+        raise AssertionError((home / "log").read_text())
+
+    first = longrun()
+    assert first.returncode == 0, first.stderr
+    def head(repo: Path) -> str:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+    assert head(home / "code") == head(script.parents[1])  # the checkout's last commit, cloned
+    assert (tmp_path / "make-calls").read_text() == f"-C {home / 'code'} setup\n"
+    cpu = hardware.cpu()
+    assert (home / "MACHINE").read_text().startswith(f"{cpu.model}, {cpu.cpu_id}; set up ")
+    assert f"pid {(home / 'pid').read_text().strip()}" in first.stdout
+    wait_done(1)
+    tcmalloc = any(Path("/usr/lib").glob("*/libtcmalloc_minimal.so.4"))
+    ran = out.read_text()
+    assert ran.startswith("ran in code preload=") and ran.rstrip().endswith("libtcmalloc_minimal.so.4") == tcmalloc
+
+    # a home set up on another CPU goes on, with a warning; a queue that still runs is left alone
+    (home / "MACHINE").write_text("AMD EPYC 7R13, family 25 model 1 stepping 1; set up 2026-12-01T00:00:00Z\n")
+    pid = (home / "pid").read_text()
+    with (home / "queue.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = longrun()
+    assert held.returncode == 0 and held.stdout == f"queue {home / 'queue'} is already running (log: {home / 'log'})\n"
+    assert "was set up on another CPU (AMD EPYC 7R13" in held.stderr
+    assert (home / "pid").read_text() == pid and (tmp_path / "make-calls").read_text().count("\n") == 1

@@ -15,6 +15,18 @@ def test_cpu_features_are_read_from_cpuinfo():
     assert hardware.cpu(ZEN3) == hardware.Machine("cpu", "AMD EPYC 7R13", False, ())
 
 
+def test_two_cpus_of_one_name_are_told_apart_by_their_numbers():
+    # A cloud Xeon named alike with and without AMX passed through: its family, model and stepping tell them apart.
+    header = ("processor\t: {}\ncpu family\t: 6\nmodel\t\t: {}\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+              "stepping\t: {}\n")
+    emerald = "".join(header.format(i, 207, 2) + "flags\t\t: avx512f avx512_vnni\n\n" for i in range(2))
+    sapphire = header.format(0, 143, 8) + "flags\t\t: avx512f avx512_bf16 amx_bf16\n"
+    assert hardware.cpu(emerald) == hardware.Machine("cpu", "Intel(R) Xeon(R) Processor", False, (),
+                                                     "family 6 model 207 stepping 2")
+    assert hardware.cpu(sapphire).cpu_id == "family 6 model 143 stepping 8"
+    assert hardware.cpu(ZEN3).cpu_id == ""  # fields it does not give stay out
+
+
 def test_auto_picks_fp32_without_bf16_hardware_and_bf16_with_it():
     assert hardware.resolve("auto", hardware.cpu(ZEN3)) == "fp32"
     assert hardware.resolve("auto", hardware.cpu(ZEN4)) == "bf16"

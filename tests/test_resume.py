@@ -95,6 +95,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, one_thread):
     segments = record["segments"]
     assert [(seg["from_step"], seg["to_step"]) for seg in segments] == [(0, step), (step, 2 * STEPS_PER_EPOCH)]
     assert all(seg["device"].startswith("cpu: ") and seg["seconds"] >= 0 for seg in segments)
+    assert all(seg["cpu_id"] == hardware.cpu().cpu_id for seg in segments)
     assert [seg["allocator"] for seg in segments] == [hardware.allocator(), "tcmalloc" if tcmalloc else "glibc"]
     assert sum(seg["seconds"] for seg in segments) > 0  # a tiny model's few steps can take under 10 ms
     assert record["fit_peak_rss_gb"] >= saved["fit_peak_rss_gb"] > 0

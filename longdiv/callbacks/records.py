@@ -156,8 +156,9 @@ class RunRecord(L.Callback):
         # Here the checkpoint is restored: global_step is where this process starts.
         machine = pl_module.machine or hardware.machine(trainer.strategy.root_device)
         self._trainer, self._segment_start = trainer, time.perf_counter()
-        self._segment = {"device": f"{machine.device}: {machine.model}", "devices": trainer.world_size,
-                         "allocator": hardware.allocator(),
+        # cpu_id: a cloud CPU's name may be one for two kinds of machine; its family, model and stepping are not
+        self._segment = {"device": f"{machine.device}: {machine.model}", "cpu_id": machine.cpu_id,
+                         "devices": trainer.world_size, "allocator": hardware.allocator(),
                          "from_step": trainer.global_step, "to_step": trainer.global_step, "seconds": 0.0,
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.segments.append(self._segment)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Starts this project's long CPU queue on this machine, or resumes it, from a home outside the work tree:
+#
+#   bash experiments/longrun.sh [HOME]        (HOME: ~/longdiv-run unless given)
+#
+# On a machine that has no HOME yet, it clones this checkout's last commit into HOME/code (a pinned copy: changing
+# the checkout does not change a run in progress), sets it up (make setup), copies experiments/queue-cpu.txt to
+# HOME/queue and writes HOME/MACHINE (the CPU, and when). Then, and on every later call, it starts
+# experiments/queue.sh on HOME/queue in the background (log: HOME/log, runner's pid: HOME/pid), with tcmalloc
+# preloaded where it is installed (docs/speed.md). Each line names its runs folder (LONGDIV_RUNS; queue-cpu.txt's
+# is ~/longdiv-run/runs) and resumes where it stopped, so after the process or the session ends the same call goes on. A queue
+# that is still running is left as it is, in one line. A HOME whose MACHINE names another CPU is used as it is, with
+# a warning: checkpoints resume on any machine, with the numbers of the machine they run on.
+set -euo pipefail
+home=$(realpath -m "${1:-$HOME/longdiv-run}")
+repo=$(cd "$(dirname "$0")/.." && pwd)
+# the CPU's name and numbers (one name can cover two kinds of cloud CPU; longdiv.hardware.cpu reads the same)
+cpu() {
+    awk -F'\t*: ' '$1 == "model name" {n = $2} $1 == "cpu family" {f = $2} $1 == "model" {m = $2}
+                  $1 == "stepping" {s = $2} /^$/ {exit} END {print n ", family " f " model " m " stepping " s}' \
+        /proc/cpuinfo
+}
+mkdir -p "$home"
+if [[ ! -d "$home/code" ]]; then
+    git clone -q "$repo" "$home/code"
+    echo "cloned $(git -C "$home/code" log --oneline -1) into $home/code"
+fi
+[[ -x "$home/code/.venv/bin/python" ]] || make -C "$home/code" setup
+[[ -e "$home/queue" ]] || cp "$home/code/experiments/queue-cpu.txt" "$home/queue"
+if [[ ! -e "$home/MACHINE" ]]; then
+    echo "$(cpu); set up $(date -u +%FT%TZ)" > "$home/MACHINE"
+elif ! grep -qF -- "$(cpu)" "$home/MACHINE"; then
+    echo "warning: $home was set up on another CPU ($(cat "$home/MACHINE")); this one is $(cpu)" >&2
+fi
+if ! flock -n "$home/queue.lock" true 2>/dev/null; then
+    echo "queue $home/queue is already running (log: $home/log)"
+    exit 0
+fi
+tcmalloc=$(ls /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4 2>/dev/null | head -1 || true)
+LD_PRELOAD=${tcmalloc:-${LD_PRELOAD:-}} nohup bash "$home/code/experiments/queue.sh" "$home/queue" \
+    >> "$home/log" 2>&1 < /dev/null &
+echo $! > "$home/pid"
+echo "queue $home/queue started (pid $!, log $home/log, ${tcmalloc:+tcmalloc, }code at" \
+    "$(git -C "$home/code" log --oneline -1 | cut -c1-7))"
