@@ -13,6 +13,8 @@ import time
 
 import torch
 
+from longdiv import hardware
+
 # Square products, and the shapes of SmolLM2-135M's MLP (width 576, 1536) on a block of 1024 tokens.
 SHAPES = [(1024, 1024, 1024), (2048, 2048, 2048), (1024, 576, 1536), (1024, 1536, 576)]
 GPU_SHAPES = [*SHAPES, (4096, 4096, 4096), (8192, 8192, 8192)]
@@ -41,7 +43,7 @@ def peak(dtype: torch.dtype, device: str = "cpu") -> dict:
 
 
 def measure(device: str = "cpu") -> dict:
-    found = {"threads": torch.get_num_threads(), "device": device}
+    found = {"threads": torch.get_num_threads(), "device": device, "machine": hardware.machine(device).as_dict()}
     if device == "cuda":
         found["gpu"] = torch.cuda.get_device_name()
     return found | {"fp32": peak(torch.float32, device), "bf16": peak(torch.bfloat16, device)}
