@@ -311,3 +311,33 @@ def test_a_fit_resumed_to_train_further_tests_afresh_where_its_earlier_test_was_
     record = json.loads((run / "run.json").read_text())
     assert record["stage"] == "test" and record["n_eval"] == 6 and "test_resumed" not in record
     assert not list(run.glob("predictions.partial-*"))
+
+
+def test_a_run_resumed_in_another_precision_says_so_and_each_segment_names_its_own(tmp_path, monkeypatch,
+                                                                                  one_thread):
+    # `precision auto` resolves per machine: a run begun where bf16 is fast, stopped, and resumed on a machine
+    # without it goes on in fp32
+    real_loss, calls = longdiv.models.module.completion_loss, []
+
+    def stopped_in_epoch_two(model, *args):
+        calls.append(1)
+        if len(calls) > STEPS_PER_EPOCH:
+            raise KeyboardInterrupt
+        return real_loss(model, *args)
+
+    amx = hardware.Machine("cpu", "Intel(R) Xeon(R) Processor", True, ("amx_bf16",), "family 6 model 143 stepping 8")
+    plain = hardware.Machine("cpu", "Intel(R) Xeon(R) Processor", False, (), "family 6 model 207 stepping 2")
+    monkeypatch.setattr(hardware, "cpu", lambda: amx)
+    monkeypatch.setattr(longdiv.models.module, "completion_loss", stopped_in_epoch_two)
+    auto = [*RUN, "--model.precision=auto", f"--runs_dir={tmp_path}"]
+    with pytest.raises(SystemExit):
+        main(auto)
+    (run,) = tmp_path.iterdir()
+    monkeypatch.setattr(hardware, "cpu", lambda: plain)
+    monkeypatch.setattr(longdiv.models.module, "completion_loss", real_loss)
+    with pytest.warns(UserWarning, match=rf"trained in bf16 before step {STEPS_PER_EPOCH} and goes on in fp32 here "
+                                         r"\(cpu: Intel\(R\) Xeon\(R\) Processor, family 6 model 207 stepping 2\)"):
+        main([*auto, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    segments = json.loads((run / "run.json").read_text())["segments"]
+    assert [(seg["precision"], seg["cpu_id"], seg["from_step"], seg["to_step"]) for seg in segments] == [
+        ("bf16", amx.cpu_id, 0, STEPS_PER_EPOCH), ("fp32", plain.cpu_id, STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH)]

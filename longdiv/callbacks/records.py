@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from longdiv import hardware, identity, runs
@@ -54,10 +55,10 @@ class RunRecord(L.Callback):
     training tokens (all ranks') so far, its mean training loss (over micro-batches) and the validation metrics when
     the epoch validated, rewritten to `history.json` in the run folder at every epoch end (so a curve is readable
     while a long fit runs) and stored in the record. The checkpoints carry it, so a resumed fit continues the same
-    curve. They also carry `segments`: one entry per
-    process that trained the run (its device, the optimizer steps it took from and to, its seconds, when it
-    started), each brought up to date at every checkpoint, so a process that was stopped counts up to its last
-    checkpoint and the steps it lost are counted again by the process that redid them.
+    curve. They also carry `segments`: one entry per process that trained the run (its device, the precision it
+    trained in, the optimizer steps it took from and to, its seconds, when it started), each brought up to date at
+    every checkpoint, so a process that was stopped counts up to its last checkpoint and the steps it lost are
+    counted again by the process that redid them.
 
     Args:
         config: The resolved run config (a plain dict), stored in the record; the CLI passes it.
@@ -159,8 +160,16 @@ class RunRecord(L.Callback):
         # cpu_id: a cloud CPU's name may be one for two kinds of machine; its family, model and stepping are not
         self._segment = {"device": f"{machine.device}: {machine.model}", "cpu_id": machine.cpu_id,
                          "devices": trainer.world_size, "allocator": hardware.allocator(),
+                         "precision": getattr(pl_module, "compute", {}).get("train"),
                          "from_step": trainer.global_step, "to_step": trainer.global_step, "seconds": 0.0,
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        before = self.segments[-1].get("precision") if self.segments else None
+        if before and before != self._segment["precision"]:
+            # The weights and optimizer are fp32 in every precision, so the run goes on; but its numbers are no
+            # longer those an uninterrupted run would have (`precision auto` resolves per machine).
+            rank_zero_warn(f"this run trained in {before} before step {trainer.global_step} and goes on in "
+                           f"{self._segment['precision']} here ({machine.device}: {machine.model}, {machine.cpu_id}); "
+                           "pass --model.precision to keep one")
         self.segments.append(self._segment)
         if trainer.global_step and trainer.is_global_zero:
             # A resumed run's earlier test describes the weights it had then: kept, under the step they were at.
