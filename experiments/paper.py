@@ -464,7 +464,8 @@ def plot(records: list[dict], path: Path) -> None:
         machine = re.sub(r"\(R\)|Processor|cpu: |cuda: ", "", first.get("device", "")).split()
         # a machine of the same kind may begin the same run again on the same day: the hour tells them apart
         begun = f", {' '.join(machine[:2])} {first['started'][5:16].replace('T', ' ')}" if machine else ""
-        label = f"{r['format']}{begun}: {r['probe'].removeprefix('val/')}"
+        trained = (r.get("precision") or {}).get("train")  # one machine kind can train a run in bf16, another in fp32
+        label = f"{r['format']}{begun}{f' {trained}' if trained else ''}: {r['probe'].removeprefix('val/')}"
         if r in detailed:
             row += 1
             for column, field, title in ((0, "actions", "each action after a right prefix, by kind"),
