@@ -136,8 +136,12 @@ def test_predict_writes_one_record_per_question(ckpt, questions_file, tmp_path, 
     problems = read_questions(questions_file)
     assert [r["question"] for r in records] == [p.question for p in problems]
     assert [r["index"] for r in records] == [0, 1, 2]
-    for r in records:
+    fmt = get_format("subrow")  # the checkpoint's format: what each record says was written, read and checked
+    for r, problem in zip(records, problems, strict=True):
         assert r["expected"] == r["dividend"] % r["divisor"] and r["correct"] == (r["parsed"] == r["expected"])
+        verdict = fmt.verify(problem, r["generated"])
+        assert (r["parsed"], r["error_kind"], r["error_step"]) == (fmt.parse(r["generated"]), verdict.kind,
+                                                                   verdict.step)
     # The records that ask prints, for the same questions in one batch.
     module, context = ask.load(ckpt)
     assert records == ask.answer(module, problems, context)

@@ -30,10 +30,11 @@ from experiments import (
     runner,
     small_n,
 )
-from longdiv import hardware, report, runs
+from longdiv import hardware, identity, report, runs
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository, for configs read after a test's chdir
 from longdiv.cli import main as cli_main
+from longdiv.data.datamodule import DivisionData
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, read_file
 from longdiv.data.verify import KINDS
@@ -403,6 +404,12 @@ def test_model_size_diagnosis_reads_every_brought_down_digit_of_a_real_run(tmp_p
     tested = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert found["test"]["traces"] == found["train"]["traces"] == 3
     assert found["test"]["brought_down"]["tokens"] == sum(len(str(p["dividend"])) for p in tested)
+    # and of the first 3 training traces: one brought-down digit for each digit of their dividends
+    config = yaml.safe_load((run / "config.yaml").read_text())["data"]
+    data = DivisionData(**{k: v for k, v in config.items() if k not in identity.LINKED["data"]})
+    data.setup()
+    assert found["train"]["brought_down"]["tokens"] == sum(len(str(ex.problem.dividend))
+                                                           for ex in data.train_examples[:3])
     for part in ("train", "test"):
         for kind in ("brought_down", "other"):
             assert 0 <= found[part][kind]["greedy_right"] <= 1 and 0 < found[part][kind]["mean_probability"] < 1
@@ -494,6 +501,8 @@ def test_runner_record_times_a_resumed_fit_whole_or_says_it_cannot(resumed, befo
     assert got == report.row(tmp_path) | {"paper_val": None}  # the row `longdiv report` makes, and the paper test's
     assert {k: got[k] for k in model_size.timing(tmp_path)} == model_size.timing(tmp_path)
     assert got["precision"] == "bf16"  # what training ran in, not the trainer's 32-true setting
+    # the whole fit's time, the part before the resume included; partial where the record cannot know that part
+    assert (got["fit_seconds"], got["eval_seconds"], got["optimizer_steps"]) == (100.0, 5.0, 2)
     assert got.get("fit_seconds_partial", False) is partial
     assert got["train_tokens_per_second"] == (None if partial else 8.0)  # 2 batches of 4 x 100 tokens in 100 s
 

@@ -11,6 +11,7 @@ import torch
 import longdiv.data.datamodule
 from longdiv.cli import main
 from longdiv.data.datamodule import DivisionData
+from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate
 from longdiv.models.module import DivisionLM
 
@@ -144,6 +145,16 @@ def test_evaluation_counts_whatever_the_model_writes(format_name, monkeypatch):
     correct = sum(r["correct"] for r in module.records)
     assert correct >= 1 and metrics["test/remainder_acc"] == pytest.approx(correct / n)
     assert all(r["error_kind"] is None or isinstance(r["error_kind"], str) for r in module.records)
+    # each record is the format's own reading of what was written, and the truth is computed from the problem
+    fmt = get_format(format_name)
+    for r in module.records:
+        assert r["parsed"] == fmt.parse(r["generated"])
+        assert r["correct"] == (r["parsed"] == r["dividend"] % r["divisor"])
+    # only the rendered trace is right, and no hostile text parses to the right remainder by chance
+    right = [r for r in module.records if r["correct"]]
+    assert [r["generated"] for r in right] == [fmt.render(Problem(right[0]["dividend"], right[0]["divisor"],
+                                                                  right[0]["question"]))[1]]
+    assert right[0]["error_kind"] is None
 
 
 def test_the_training_seed_orders_the_demonstrations(monkeypatch):

@@ -136,8 +136,8 @@ def test_no_process_of_the_run_connects_outside(tmp_path, hub_offline):
          sys.executable, "-m", "longdiv", *RUN,
          f"--runs_dir={tmp_path / 'runs'}"], check=False, env=env, capture_output=True, text=True, timeout=300,
     )
-    if "ptrace" in proc.stderr and proc.returncode != 0:
-        pytest.skip("ptrace is not permitted here")
+    if "ptrace" in proc.stderr and proc.returncode != 0 and not os.environ.get("CI"):
+        pytest.skip("ptrace is not permitted here")  # CI's machines permit it: there this fails rather than skips
     assert proc.returncode == 0, proc.stderr[-3000:]
     calls = [line for line in trace.read_text().splitlines() if "connect(" in line]
     outside = [c for c in calls if ("AF_INET" in c and "127.0.0.1" not in c) or ("AF_INET6" in c and '"::1"' not in c)]

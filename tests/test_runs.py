@@ -1,6 +1,7 @@
 """Run folders and their records: exclusive creation, names that tell points apart, tested or not, round trips."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -115,5 +116,16 @@ def test_a_lock_that_the_file_system_cannot_take_leaves_the_run_unlocked(tmp_pat
         raise OSError(37, "No locks available")
 
     assert runs.hold(tmp_path / "not-yet") is None  # no folder: nothing to share yet
+    fds = len(os.listdir("/proc/self/fd"))
+    real_flock = runs.fcntl.flock
     monkeypatch.setattr(runs.fcntl, "flock", no_locks)
     assert runs.hold(tmp_path) is None
+    assert len(os.listdir("/proc/self/fd")) == fds  # the descriptor it opened is closed again
+    monkeypatch.setattr(runs.fcntl, "flock", real_flock)
+    held = runs.hold(tmp_path)  # where locks work, the same folder is locked
+    try:
+        assert isinstance(held, int)
+        with pytest.raises(ValueError, match="is in use"):
+            runs.hold(tmp_path)  # another descriptor, as another process would have: refused
+    finally:
+        runs.release(held)

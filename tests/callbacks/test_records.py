@@ -39,8 +39,11 @@ def test_a_fit_records_its_curve_with_validation_where_it_validated(tmp_path):
     assert history == json.loads((run / "history.json").read_text())
     assert [(e["epoch"], e["step"]) for e in history] == [(0, 1), (1, 2), (2, 3)]
     assert [("val/remainder_acc" in e) for e in history] == [False, True, False]
-    # the validation's accuracy is a count of the 3 problems it decoded
-    assert history[1]["val/remainder_acc"] * 3 == pytest.approx(round(history[1]["val/remainder_acc"] * 3))
+    # the validation's accuracy is the share of its 3 decoded problems that its records count right
+    (validated,) = (run / "validations").iterdir()
+    assert validated.name == "step-000002.jsonl"
+    rows = [json.loads(line) for line in validated.read_text().splitlines()]
+    assert len(rows) == 3 and history[1]["val/remainder_acc"] == pytest.approx(sum(r["correct"] for r in rows) / 3)
     # each epoch's loss is the one its step logged (Lightning's own CSV log)
     (log,) = (tmp_path / "csv").rglob("metrics.csv")
     logged = [float(row["train/loss"]) for row in csv.DictReader(log.open()) if row.get("train/loss")]
@@ -88,6 +91,7 @@ def test_each_validation_of_a_fit_keeps_its_problems_records(tmp_path, probe):
             assert sum(r["correct"] for r in rows) == pytest.approx(3 * entry["val/remainder_acc"])
             continue
         assert sum(r["exact"] for r in rows) == pytest.approx(3 * entry["val/trace_exact"])
+        assert not all(r["exact"] for r in rows)  # two steps from random weights: no whole trace
         for r in rows:  # a random model goes wrong somewhere inside the reference trace, which the record locates
             _, completion = get_format("subrow").render(Problem(r["dividend"], r["divisor"], r["question"]))
             assert r["exact"] == (r["first_wrong_char"] is None) == (r["instead"] is None)
