@@ -149,13 +149,34 @@ def test_no_tested_run_is_an_error(tmp_path):
         report_main([str(tmp_path), "--out", str(tmp_path / "out")])
 
 
-def test_rates_of_zero_and_one_plot(tmp_path):
+def test_rates_of_zero_and_one_plot(tmp_path, monkeypatch):
     """A run that gets nothing right and parses nothing (a model from scratch) still gets its curves."""
+    import matplotlib.axes
+
     errors = dict.fromkeys(KINDS, 0) | {"malformed": 500}
     fake_run(tmp_path / "runs" / "scratch", "scratch:smollm2-135m", "subrow", 200, 0, 0, 500, 500, errors)
     fake_run(tmp_path / "runs" / "direct", "smollm2", "direct", 200, 0, 1, 500, 0, dict.fromkeys(KINDS, 0))
+    drawn, errorbar = [], matplotlib.axes.Axes.errorbar
 
+    def spy(ax, xs, ys, yerr=None, **kwargs):
+        drawn.append((ax.get_figure(), kwargs["label"].split(" / ")[:2], list(xs), list(ys), yerr))
+        return errorbar(ax, xs, ys, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
     assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    # each figure draws both runs at their rate with its Wilson interval, clipped at 0 and 1 and never negative
+    figures = list(dict.fromkeys(figure for figure, *_ in drawn))
+    assert len(figures) == 2
+    (accuracy, parse_fail) = ({tuple(label): (xs, ys, yerr) for figure, label, xs, ys, yerr in drawn if figure is f}
+                              for f in figures)
+    high0 = wilson(0, 500)[1]
+    low1, high1 = wilson(1, 500)
+    assert accuracy[("scratch:smollm2-135m", "subrow")] == ([200], [0.0], [[0.0], [pytest.approx(high0)]])
+    assert accuracy[("smollm2", "direct")] == ([200], [0.002], [[pytest.approx(0.002 - low1)],
+                                                                [pytest.approx(high1 - 0.002)]])
+    assert parse_fail[("scratch:smollm2-135m", "subrow")] == ([200], [1.0], [[pytest.approx(1 - wilson(500, 500)[0])],
+                                                                               [0.0]])
+    assert parse_fail[("smollm2", "direct")] == ([200], [0.0], [[0.0], [pytest.approx(high0)]])
 
     rows = {r["model"]: r for r in csv.DictReader((tmp_path / "report" / "table.csv").open())}
     assert float(rows["scratch:smollm2-135m"]["parse_fail_rate"]) == 1.0
