@@ -8,9 +8,9 @@
 # HOME/queue and writes HOME/MACHINE (the CPU, and when). Then, and on every later call, it starts
 # experiments/queue.sh on HOME/queue in the background (log: HOME/log, runner's pid: HOME/pid), with tcmalloc
 # preloaded where it is installed (docs/speed.md). Each line names its runs folder (LONGDIV_RUNS; queue-cpu.txt's
-# is ~/longdiv-run/runs) and resumes where it stopped, so after the process or the session ends the same call goes on. A queue
-# that is still running is left as it is, in one line. A HOME whose MACHINE names another CPU is used as it is, with
-# a warning: checkpoints resume on any machine, with the numbers of the machine they run on.
+# is ~/longdiv-run/runs) and resumes where it stopped, so after the process or the session ends the same call goes
+# on. A queue that is still running is left as it is, in one line. A HOME whose MACHINE names another CPU is used as
+# it is, with a warning: checkpoints resume on any machine, with the numbers of the machine they run on.
 set -euo pipefail
 home=$(realpath -m "${1:-$HOME/longdiv-run}")
 repo=$(cd "$(dirname "$0")/.." && pwd)
