@@ -225,8 +225,9 @@ class DivisionLM(L.LightningModule):
             "decode": "bf16" if wanted == "bf16" and not isinstance(trainer.strategy, FSDPStrategy) else own,
         }
         features = ", ".join(self.machine.bf16_features) or ("native" if self.machine.fast_bf16 else "none")
+        name = ", ".join(filter(None, (self.machine.model, self.machine.cpu_id)))
         rank_zero_info(f"precision {self.hparams.precision}: training in {self.compute['train']}, decoding in "
-                       f"{self.compute['decode']} ({self.machine.device}: {self.machine.model}; fast bf16: {features})")
+                       f"{self.compute['decode']} ({self.machine.device}: {name}; fast bf16: {features})")
 
     def trained_model(self) -> torch.nn.Module:
         """The model that training's forward and backward passes run on: the weights, or their bf16 copy."""
