@@ -2,7 +2,10 @@
 # Starts this project's long CPU queue on this machine, or resumes it, from a home outside the work tree:
 #
 #   bash experiments/longrun.sh [HOME]        (HOME: ~/longdiv-run unless given)
+#   bash experiments/longrun.sh --status [HOME]
 #
+# --status starts nothing: it says where HOME's queue stands (its CPU and this one's, whether it runs, the line it
+# is on, its last progress line, and each run's newest checkpoint), what to look at first in a new session.
 # On a machine that has no HOME yet, it clones this checkout's last commit into HOME/code (a pinned copy: changing
 # the checkout does not change a run in progress), sets it up (make setup), copies experiments/queue-cpu.txt to
 # HOME/queue and writes HOME/MACHINE (the CPU, and when). Then, and on every later call, it starts
@@ -12,6 +15,11 @@
 # on. A queue that is still running is left as it is, in one line. A HOME whose MACHINE names another CPU is used as
 # it is, with a warning: checkpoints resume on any machine, with the numbers of the machine they run on.
 set -euo pipefail
+status=false
+if [[ "${1:-}" == "--status" ]]; then
+    status=true
+    shift
+fi
 home=$(realpath -m "${1:-$HOME/longdiv-run}")
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # the CPU's name and numbers (one name can cover two kinds of cloud CPU; longdiv.hardware.cpu reads the same)
@@ -20,6 +28,15 @@ cpu() {
                   $1 == "stepping" {s = $2} /^$/ {exit} END {print n ", family " f " model " m " stepping " s}' \
         /proc/cpuinfo
 }
+if $status; then
+    [[ -d "$home" ]] || { echo "no long-run home at $home (this machine is new to it): run without --status"; exit 0; }
+    echo "home: $home, set up on: $(cat "$home/MACHINE" 2>/dev/null || echo '?'); this CPU: $(cpu)"
+    if flock -n "$home/queue.lock" true 2>/dev/null; then echo "queue: not running"; else echo "queue: running"; fi
+    grep -a '^== ' "$home/log" 2>/dev/null | tail -1 || true
+    grep -a '^step ' "$home/log" 2>/dev/null | tail -1 || true
+    find "$home/runs" -name last.ckpt -printf '%TF %TH:%TM  %p\n' 2>/dev/null | sort | tail -5 || true
+    exit 0
+fi
 mkdir -p "$home"
 if [[ ! -d "$home/code" ]]; then
     git clone -q "$repo" "$home/code"

@@ -1007,6 +1007,17 @@ def test_longrun_sets_up_a_home_once_starts_its_queue_and_leaves_a_running_queue
     ran = out.read_text()
     assert ran.startswith("ran in code preload=") and ran.rstrip().endswith("libtcmalloc_minimal.so.4") == tcmalloc
 
+    # --status starts nothing and says where the queue stands
+    status = subprocess.run(["bash", str(script), "--status", str(home)], check=True, capture_output=True, text=True)
+    lines = status.stdout.splitlines()
+    assert lines[0] == f"home: {home}, set up on: {(home / 'MACHINE').read_text().strip()}; this CPU: {cpu.model}, " \
+                       f"{cpu.cpu_id}"
+    assert lines[1] in ("queue: running", "queue: not running") and lines[2].startswith("== ")
+    assert (tmp_path / "make-calls").read_text().count("\n") == 1 and ran == out.read_text()
+    nowhere = subprocess.run(["bash", str(script), "--status", str(tmp_path / "none")], check=True,
+                             capture_output=True, text=True)
+    assert nowhere.stdout.startswith("no long-run home at") and not (tmp_path / "none").exists()
+
     # a home set up on another CPU goes on, with a warning; a queue that still runs is left alone
     (home / "MACHINE").write_text("AMD EPYC 7R13, family 25 model 1 stepping 1; set up 2026-12-01T00:00:00Z\n")
     pid = (home / "pid").read_text()
