@@ -992,11 +992,11 @@ def test_longrun_sets_up_a_home_once_starts_its_queue_and_leaves_a_running_queue
             time.sleep(0.05)
         raise AssertionError((home / "log").read_text())
 
-    first = longrun()
-    assert first.returncode == 0, first.stderr
     def head(repo: Path) -> str:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout
 
+    first = longrun()
+    assert first.returncode == 0, first.stderr
     assert head(home / "code") == head(script.parents[1])  # the checkout's last commit, cloned
     assert (tmp_path / "make-calls").read_text() == f"-C {home / 'code'} setup\n"
     cpu = hardware.cpu()
