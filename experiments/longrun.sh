@@ -54,6 +54,8 @@ if ! flock -n "$home/queue.lock" true 2>/dev/null; then
     exit 0
 fi
 tcmalloc=$(ls /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4 2>/dev/null | head -1 || true)
+[[ -n "$tcmalloc" ]] || echo "note: no tcmalloc here; the fits run faster under it (Debian: apt-get install" \
+    "libtcmalloc-minimal4 before the queue starts; docs/speed.md)" >&2
 LD_PRELOAD=${tcmalloc:-${LD_PRELOAD:-}} nohup bash "$home/code/experiments/queue.sh" "$home/queue" \
     >> "$home/log" 2>&1 < /dev/null &
 echo $! > "$home/pid"
