@@ -22,15 +22,18 @@ if [[ "${1:-}" == "--status" ]]; then
 fi
 home=$(realpath -m "${1:-$HOME/longdiv-run}")
 repo=$(cd "$(dirname "$0")/.." && pwd)
-# the CPU's name and numbers (one name can cover two kinds of cloud CPU; longdiv.hardware.cpu reads the same)
-cpu() {
-    awk -F'\t*: ' '$1 == "model name" {n = $2} $1 == "cpu family" {f = $2} $1 == "model" {m = $2}
-                  $1 == "stepping" {s = $2} /^$/ {exit} END {print n ", family " f " model " m " stepping " s}' \
-        /proc/cpuinfo
+# This CPU as run records name it (longdiv.hardware.cpu: one cloud name can cover two kinds of CPU), and the
+# tcmalloc library to preload, found as benchmarks/allocator.py finds it: two lines, from the home's own venv.
+probe() {
+    (cd "$home/code" && .venv/bin/python -c 'import ctypes.util
+from longdiv import hardware
+m = hardware.cpu()
+print(f"{m.model}, {m.cpu_id}")
+print(ctypes.util.find_library("tcmalloc_minimal") or "")') 2>/dev/null || echo "?"
 }
 if $status; then
     [[ -d "$home" ]] || { echo "no long-run home at $home (this machine is new to it): run without --status"; exit 0; }
-    echo "home: $home, set up on: $(cat "$home/MACHINE" 2>/dev/null || echo '?'); this CPU: $(cpu)"
+    echo "home: $home, set up on: $(cat "$home/MACHINE" 2>/dev/null || echo '?'); this CPU: $(probe | head -1)"
     if flock -n "$home/queue.lock" true 2>/dev/null; then echo "queue: not running"; else echo "queue: running"; fi
     grep -a '^== ' "$home/log" 2>/dev/null | tail -1 || true
     grep -a '^step ' "$home/log" 2>/dev/null | tail -1 || true
@@ -44,16 +47,16 @@ if [[ ! -d "$home/code" ]]; then
 fi
 [[ -x "$home/code/.venv/bin/python" ]] || make -C "$home/code" setup
 [[ -e "$home/queue" ]] || cp "$home/code/experiments/queue-cpu.txt" "$home/queue"
+{ read -r cpu; read -r tcmalloc || true; } < <(probe)
 if [[ ! -e "$home/MACHINE" ]]; then
-    echo "$(cpu); set up $(date -u +%FT%TZ)" > "$home/MACHINE"
-elif ! grep -qF -- "$(cpu)" "$home/MACHINE"; then
-    echo "warning: $home was set up on another CPU ($(cat "$home/MACHINE")); this one is $(cpu)" >&2
+    echo "$cpu; set up $(date -u +%FT%TZ)" > "$home/MACHINE"
+elif ! grep -qF -- "$cpu" "$home/MACHINE"; then
+    echo "warning: $home was set up on another CPU ($(cat "$home/MACHINE")); this one is $cpu" >&2
 fi
 if ! flock -n "$home/queue.lock" true 2>/dev/null; then
     echo "queue $home/queue is already running (log: $home/log)"
     exit 0
 fi
-tcmalloc=$(ls /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4 2>/dev/null | head -1 || true)
 [[ -n "$tcmalloc" ]] || echo "note: no tcmalloc here; the fits run faster under it (Debian: apt-get install" \
     "libtcmalloc-minimal4 before the queue starts; docs/speed.md)" >&2
 LD_PRELOAD=${tcmalloc:-${LD_PRELOAD:-}} nohup bash "$home/code/experiments/queue.sh" "$home/queue" \

@@ -44,16 +44,14 @@ def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> str:
 def cpu(cpuinfo: str | None = None) -> Machine:
     """This CPU, read from /proc/cpuinfo (or the text given)."""
     info = _cpuinfo() if cpuinfo is None else cpuinfo
-    fields = [(key.strip(), value.strip()) for key, _, value in (line.partition(":") for line in info.splitlines())]
-
-    def first(key: str) -> str | None:
-        return next((value for name, value in fields if name == key), None)
-
-    model, flags = first("model name"), set((first("flags") or "").split())
-    features = tuple(flag for flag in BF16_CPU_FLAGS if flag in flags)
-    cpu_id = " ".join(f"{key.removeprefix('cpu ')} {first(key)}" for key in ("cpu family", "model", "stepping")
-                      if first(key) is not None)
-    return Machine("cpu", model or platform.processor() or platform.machine(), bool(features), features, cpu_id)
+    fields: dict[str, str] = {}  # each field's first value: the first processor's
+    for key, _, value in (line.partition(":") for line in info.splitlines()):
+        fields.setdefault(key.strip(), value.strip())
+    features = tuple(flag for flag in BF16_CPU_FLAGS if flag in fields.get("flags", "").split())
+    cpu_id = " ".join(f"{key.removeprefix('cpu ')} {fields[key]}" for key in ("cpu family", "model", "stepping")
+                      if key in fields)
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    return Machine("cpu", model, bool(features), features, cpu_id)
 
 
 def allocator(maps: str | None = None) -> str:

@@ -2,11 +2,13 @@
 shared runner's points."""
 
 import csv
+import ctypes.util
 import fcntl
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from collections import Counter
@@ -992,10 +994,12 @@ def test_a_second_runner_of_a_running_queue_is_refused_in_one_line(tmp_path):
 def test_longrun_sets_up_a_home_once_starts_its_queue_and_leaves_a_running_queue_alone(tmp_path):
     script = Path(__file__).parents[1] / "experiments" / "longrun.sh"
     home, out, bin_dir = tmp_path / "home", tmp_path / "out", tmp_path / "bin"
-    # `make setup` stands in for the real one (minutes of pip): it records its call and makes the venv's python
+    # `make setup` stands in for the real one (minutes of pip): it records its call and makes the venv's python, this
+    # one (the clone's longdiv is its own, imported from the clone's folder)
     bin_dir.mkdir()
     (bin_dir / "make").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/make-calls\nmkdir -p "$2/.venv/bin"\n'
-                                  f'ln -s {shutil.which("python3") or "/usr/bin/python3"} "$2/.venv/bin/python"\n')
+                                  f'printf \'#!/bin/sh\\nexec {sys.executable} "$@"\\n\' > "$2/.venv/bin/python"\n'
+                                  'chmod +x "$2/.venv/bin/python"\n')
     (bin_dir / "make").chmod(0o755)
     home.mkdir()
     (home / "queue").write_text(f'echo "ran in $(basename $(pwd)) preload=$LD_PRELOAD" >> {out}\n')
@@ -1023,7 +1027,7 @@ def test_longrun_sets_up_a_home_once_starts_its_queue_and_leaves_a_running_queue
     assert (home / "MACHINE").read_text().startswith(f"{cpu.model}, {cpu.cpu_id}; set up ")
     assert f"pid {(home / 'pid').read_text().strip()}" in first.stdout
     wait_done(1)
-    tcmalloc = any(Path("/usr/lib").glob("*/libtcmalloc_minimal.so.4"))
+    tcmalloc = ctypes.util.find_library("tcmalloc_minimal") is not None
     ran = out.read_text()
     assert ran.startswith("ran in code preload=") and ran.rstrip().endswith("libtcmalloc_minimal.so.4") == tcmalloc
 
