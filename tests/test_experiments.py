@@ -838,6 +838,48 @@ def test_the_paper_curve_begun_again_on_another_machine_keeps_the_earlier_start(
     assert (tmp_path / "paper.png").is_file()
 
 
+def test_the_paper_plot_draws_each_runs_probe_loss_test_and_action_rates_from_its_record(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from experiments import paper
+
+    drawn = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kw: drawn.append(fig))
+    history = [{"step": 5, "train_loss": 0.5},
+               {"step": 50, "train_loss": 0.2, "tokens": 2_000_000, "val/trace_exact": 0.1, "val/trace_right": 0.4},
+               {"step": 100, "train_loss": 0.05, "tokens": 4_000_000, "val/trace_exact": 0.3, "val/trace_right": 0.7}]
+    probes = [{"step": 50, "actions": {"copy": [1, 4], "look": [3, 3]}, "grid_steps": {"borrow": [1, 2]},
+               "wrong_actions": {"2": 1, "9": 2}},
+              {"step": 100, "actions": {"copy": [3, 4]}, "grid_steps": {"borrow": [2, 2]}, "wrong_actions": {"1": 3}}]
+    detailed = {"run_dir": "runs/paper/recchia-ln+-n200-s0-c2048", "format": "recchia-ln+", "probe": "val/trace_exact",
+                "history": history, "precision": {"train": "fp32"}, "probe_first_wrong": probes,
+                "segments": [{"device": "cpu: Intel(R) Xeon(R) Processor", "started": "2026-12-07T20:54:00+0000"}],
+                "best": {"step": 100, "tokens": 4_000_000}, "interpolate": {"accuracy": 0.25, "n_eval": 500}}
+    plain = {"run_dir": "runs/paper/recchia-w-n200-s0-c2048", "format": "recchia-w", "probe": "val/trace_exact",
+             "history": [{"step": 20, "train_loss": 0.9, "val/trace_exact": 0.02}]}  # before tokens were counted
+    paper.plot([plain, detailed], tmp_path / "paper.png")
+    (fig,) = drawn
+    loss_ax, step_ax, token_ax, wrong_ax, actions_ax, steps_ax = fig.axes  # one detail row: the run with actions
+
+    def lines(ax):
+        return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
+
+    label = "recchia-ln+, Intel Xeon 12-07 20:54 fp32: trace_exact"
+    assert lines(loss_ax) == {"recchia-w: trace_exact": ([20], [0.9]), label: ([5, 50, 100], [0.5, 0.2, 0.05])}
+    on_steps = lines(step_ax)
+    assert on_steps["recchia-w: trace_exact"] == ([20], [0.02]) and on_steps[label] == ([50, 100], [0.1, 0.3])
+    assert on_steps["recchia-ln+, Intel Xeon 12-07 20:54: share right before the first error"] == ([50, 100], [0.4, 0.7])
+    star = "recchia-ln+, Intel Xeon 12-07 20:54: decoded, 500 interpolate problems"
+    assert on_steps[star] == ([100], [0.25]) and lines(token_ax)[star] == ([4.0], [0.25])
+    assert lines(token_ax)["recchia-w: trace_exact"] == ([], [])  # no tokens counted, no point
+    assert lines(token_ax)[label] == ([2.0, 4.0], [0.1, 0.3])
+    assert on_steps["the paper's GPT-Neo-125M (>80%)"][1] == [0.8, 0.8]
+    # the median trace's wrong actions: 9 of (2, 9, 9) at step 50, 1 at step 100
+    assert lines(wrong_ax) == {"recchia-ln+, Intel Xeon 12-07 20:54": ([50, 100], [9, 1])}
+    assert lines(actions_ax) == {"copy": ([50, 100], [0.25, 0.75]), "look": ([50], [1.0])}
+    assert lines(steps_ax) == {"borrow": ([50, 100], [0.5, 1.0])}
+
+
 def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     calls = []

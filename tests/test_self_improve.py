@@ -335,3 +335,36 @@ def test_a_unanimous_vote_draws_its_other_samples_only_where_the_first_two_agree
     assert self_improve.staged({"filter": "vote", "agree": 0, "votes": 5})
     assert not self_improve.staged({"filter": "vote", "agree": 4, "votes": 5})  # 4 of 5: a split pair may pass
     assert not self_improve.staged({"filter": "vote", "agree": 0, "votes": 3})  # one more sample would be greedy
+
+
+def test_the_plots_draw_each_run_by_round_and_each_round_by_length_with_its_interval(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    drawn, errorbar = [], matplotlib.axes.Axes.errorbar
+
+    def spy(ax, xs, ys, yerr=None, **kwargs):
+        drawn.append((kwargs["label"], list(xs), list(ys), [list(side) for side in yerr]))
+        return errorbar(ax, xs, ys, yerr=yerr, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
+
+    def rounds(run, filter_, accuracies):
+        return [{"run": run, "round": k, "num_demos": 50, "filter": filter_, "schedule": "same", "accuracy": a,
+                 "wilson_low": a - 0.05, "wilson_high": a + 0.04} for k, a in enumerate(accuracies)]
+
+    # records in any order: each run's line goes by round
+    self_improve.plot(rounds("same-check-n50", "check", [0.3, 0.5])[::-1] + rounds("same-vote-n50", "vote", [0.3]),
+                      tmp_path / "self_improve.png")
+    assert [(label, xs, ys) for label, xs, ys, _ in drawn] == [
+        ("same-check-n50: N=50, check, same", [0, 1], [0.3, 0.5]), ("same-vote-n50: N=50, vote, same", [0], [0.3])]
+    assert drawn[0][3] == [[pytest.approx(0.05)] * 2, [pytest.approx(0.04)] * 2]
+    drawn.clear()
+    by_length = [{"name": f"self_improve/length-check/round-{k}", "digits": digits, "accuracy": a,
+                  "wilson_low": a - 0.1, "wilson_high": a + 0.02}
+                 for k, digits, a in ((1, 16, 0.6), (0, 12, 0.8), (1, 12, 0.9), (0, 16, 0.4))]
+    length.plot(by_length, tmp_path / "length.png")
+    assert [(label, xs, ys) for label, xs, ys, _ in drawn] == [
+        ("self_improve/length-check/round-1", [12, 16], [0.9, 0.6]),
+        ("self_improve/length-check/round-0", [12, 16], [0.8, 0.4])]
+    assert drawn[1][3] == [[pytest.approx(0.1)] * 2, [pytest.approx(0.02)] * 2]
+    assert (tmp_path / "self_improve.png").is_file() and (tmp_path / "length.png").is_file()
