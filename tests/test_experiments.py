@@ -868,8 +868,9 @@ def test_the_paper_plot_draws_each_runs_probe_loss_test_and_action_rates_from_it
     assert lines(loss_ax) == {"recchia-w: trace_exact": ([20], [0.9]), label: ([5, 50, 100], [0.5, 0.2, 0.05])}
     on_steps = lines(step_ax)
     assert on_steps["recchia-w: trace_exact"] == ([20], [0.02]) and on_steps[label] == ([50, 100], [0.1, 0.3])
-    assert on_steps["recchia-ln+, Intel Xeon 12-07 20:54: share right before the first error"] == ([50, 100], [0.4, 0.7])
-    star = "recchia-ln+, Intel Xeon 12-07 20:54: decoded, 500 interpolate problems"
+    run = "recchia-ln+, Intel Xeon 12-07 20:54"
+    assert on_steps[f"{run}: share right before the first error"] == ([50, 100], [0.4, 0.7])
+    star = f"{run}: decoded, 500 interpolate problems"
     assert on_steps[star] == ([100], [0.25]) and lines(token_ax)[star] == ([4.0], [0.25])
     assert lines(token_ax)["recchia-w: trace_exact"] == ([], [])  # no tokens counted, no point
     assert lines(token_ax)[label] == ([2.0, 4.0], [0.1, 0.3])
