@@ -20,8 +20,9 @@ $(BIN)/longdiv: pyproject.toml
 setup: $(BIN)/longdiv
 
 # tcmalloc where it is installed (Debian: libtcmalloc-minimal4): CPU training runs faster under it than under
-# glibc's malloc, with the same numbers (docs/speed.md); each run records the allocator it had.
-TCMALLOC ?= $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
+# glibc's malloc, with the same numbers (docs/speed.md); each run records the allocator it had. Found by the
+# dynamic loader's own search, as benchmarks/allocator.py and experiments/longrun.sh find it.
+TCMALLOC ?= $(shell $(PY) -c 'import ctypes.util; print(ctypes.util.find_library("tcmalloc_minimal") or "")')
 
 main: setup
 	$(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) $(BIN)/python -m experiments.main
