@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from experiments import runner
+from longdiv.stats import wilson_bars
 
 OUT = Path("reports/demos.json")
 PLOT = Path("reports/demos.png")
@@ -47,9 +48,7 @@ def plot(records: list[dict], best: str) -> None:
             stats = [r if key is None else r[key] for r in runs]
             xs = [r["num_demos"] * shift for r in runs]
             ys = [s["accuracy"] for s in stats]
-            low = [y - s["wilson_low"] for y, s in zip(ys, stats)]
-            high = [s["wilson_high"] - y for y, s in zip(ys, stats)]
-            ax.errorbar(xs, ys, yerr=[low, high], fmt=marker, color=color, alpha=1.0 if key is None else 0.55,
+            ax.errorbar(xs, ys, yerr=wilson_bars(stats), fmt=marker, color=color, alpha=1.0 if key is None else 0.55,
                         capsize=3, label=f"{fmt}, {test} (n={stats[0]['n_eval']})")
             if fmt == best:  # a line through the seed means
                 means = {}

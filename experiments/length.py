@@ -44,7 +44,7 @@ from experiments import runner
 from longdiv import runs
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, with_dividend_digits
-from longdiv.stats import accuracy
+from longdiv.stats import accuracy, wilson_bars
 
 RUNS = runs.root() / "length"
 OUT = Path("reports/length.json")
@@ -153,8 +153,7 @@ def plot(records: list[dict], path: Path) -> None:
     for name in dict.fromkeys(r["name"] for r in records):
         mine = sorted((r for r in records if r["name"] == name), key=lambda r: r["digits"])
         xs, ys = [r["digits"] for r in mine], [r["accuracy"] for r in mine]
-        err = [[y - r["wilson_low"] for y, r in zip(ys, mine)], [r["wilson_high"] - y for y, r in zip(ys, mine)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
+        ax.errorbar(xs, ys, yerr=wilson_bars(mine), marker="o", capsize=3, label=name)
     ax.axvline(8.5, color="gray", linestyle=":", label="longest dividend of the paper's problems (8)")
     ax.set_xlabel("dividend digits")
     ax.set_ylabel("remainder accuracy (95% Wilson)")

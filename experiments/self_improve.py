@@ -61,6 +61,7 @@ from experiments import length, runner
 from longdiv import errors, identity, runs
 from longdiv.data.formats import get_format
 from longdiv.data.problems import Problem, generate, read_file, with_dividend_digits
+from longdiv.stats import wilson_bars
 
 RUNS = runs.root() / "self_improve"
 OUT = Path("reports/self_improve.json")
@@ -327,8 +328,7 @@ def plot(records: list[dict], path: Path) -> None:
     for run_name in dict.fromkeys(r["run"] for r in records):
         mine = sorted((r for r in records if r["run"] == run_name), key=lambda r: r["round"])
         ys = [r["accuracy"] for r in mine]
-        err = [[y - r["wilson_low"] for y, r in zip(ys, mine)], [r["wilson_high"] - y for y, r in zip(ys, mine)]]
-        ax.errorbar([r["round"] for r in mine], ys, yerr=err, marker="o", capsize=3,
+        ax.errorbar([r["round"] for r in mine], ys, yerr=wilson_bars(mine), marker="o", capsize=3,
                     label=f"{run_name}: N={mine[0]['num_demos']}, {mine[0]['filter']}, {mine[0]['schedule']}")
     ax.set(xlabel="round (0: the base checkpoint)", ylabel="interpolate accuracy (95% Wilson)", ylim=(0, 1))
     ax.legend(fontsize=7)

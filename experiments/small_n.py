@@ -29,6 +29,7 @@ import matplotlib.pyplot as plt
 
 from experiments import runner
 from longdiv import runs
+from longdiv.stats import wilson_bars
 
 RUNS = runs.root() / "small_n"
 OUT = Path("reports/small_n.json")
@@ -117,7 +118,7 @@ def plot(records: list[dict], path: Path) -> None:
     records = sorted(records, key=lambda r: (r["num_demos"], r["idea"], r["seed"], r["n_eval"]))
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.35 * len(records)))
     for y, r in enumerate(records):
-        ax.errorbar([r["accuracy"]], [y], xerr=[[r["accuracy"] - r["wilson_low"]], [r["wilson_high"] - r["accuracy"]]],
+        ax.errorbar([r["accuracy"]], [y], xerr=wilson_bars([r]),
                     fmt="o", color="tab:blue" if r["idea"] != "baseline" else "tab:gray", capsize=3)
     ax.set_yticks(range(len(records)),
                   [f"{r['idea']} N={r['num_demos']} s{r['seed']} ({r['n_eval']})" for r in records], fontsize=7)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from longdiv import errors, runs
 from longdiv.data.verify import KINDS
-from longdiv.stats import wilson
+from longdiv.stats import error_bars, wilson, wilson_bars
 
 COLUMNS = ("model", "format", "test_set", "num_demos", "seed", "n", "correct", "accuracy", "wilson_low", "wilson_high",
            "parse_fail_rate", *(f"err_{kind}" for kind in KINDS), "run_dir", "trained")
@@ -234,13 +234,8 @@ def plot_curves(pooled: list[dict], out: Path, plt) -> None:
         for (model, fmt, test), points in _series(pooled).items():
             xs = [p["num_demos"] for p in points]
             ys = [p[key] for p in points]
-            if key == "accuracy":
-                bounds = [(p["wilson_low"], p["wilson_high"]) for p in points]
-            else:
-                bounds = [wilson(round(p[key] * p["n"]), p["n"]) for p in points]
-            # Clipped at 0: at a rate of 0 or 1 the interval's end can differ from it by a rounding error.
-            errors = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, bounds)],
-                      [max(0.0, hi - y) for y, (_, hi) in zip(ys, bounds)]]
+            errors = wilson_bars(points) if key == "accuracy" else error_bars(
+                ys, [wilson(round(p[key] * p["n"]), p["n"]) for p in points])
             line = ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3,
                                label=f"{model} / {fmt} / {test} ({_n_label(points)})")
             if key == "accuracy" and any(p["seeds"] > 1 for p in points):

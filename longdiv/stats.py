@@ -23,3 +23,15 @@ def accuracy(correct: int, n: int) -> dict:
     low, high = wilson(correct, n)
     return {"correct": correct, "n_eval": n, "accuracy": correct / n if n else 0.0, "wilson_low": low,
             "wilson_high": high}
+
+
+def error_bars(values: list[float], bounds: list[tuple[float, float]]) -> list[list[float]]:
+    """Matplotlib's asymmetric error-bar lengths (below, above) of each value from its interval (low, high); clipped
+    at 0, since at a rate of 0 or 1 an interval's end can miss the value by a rounding error either way."""
+    return [[max(0.0, v - low) for v, (low, _) in zip(values, bounds)],
+            [max(0.0, high - v) for v, (_, high) in zip(values, bounds)]]
+
+
+def wilson_bars(rows: list[dict]) -> list[list[float]]:
+    """`error_bars` of each record's accuracy and its Wilson interval, as `accuracy` writes them."""
+    return error_bars([r["accuracy"] for r in rows], [(r["wilson_low"], r["wilson_high"]) for r in rows])

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from longdiv.stats import accuracy, wilson
+from longdiv.stats import accuracy, error_bars, wilson, wilson_bars
 
 
 def score_bound(correct: int, n: int, upper: bool, z: float = 1.96) -> float:
@@ -45,3 +45,15 @@ def test_all_wrong_and_all_right_stay_inside_zero_and_one():
         assert 0.0 <= low < n // 3 / n + 1e-12 and n // 3 / n < high <= 1.0
     assert wilson(0, 0) == (0.0, 1.0) and accuracy(0, 0)["accuracy"] == 0.0
     assert math.isclose(accuracy(3, 4)["accuracy"], 0.75)
+
+
+def test_error_bars_are_the_distances_to_each_end_and_never_negative():
+    rows = [accuracy(3, 10), accuracy(0, 7), accuracy(5, 5)]
+    below, above = wilson_bars(rows)
+    for r, lo, hi in zip(rows, below, above):
+        assert lo == pytest.approx(r["accuracy"] - r["wilson_low"])
+        assert hi == pytest.approx(r["wilson_high"] - r["accuracy"])
+    assert below[1] == 0.0 and above[2] == 0.0 and min(below + above) >= 0.0
+    # an interval that misses its value by a rounding error gives a bar of 0, not a negative length matplotlib refuses
+    assert error_bars([0.5, 1.0], [(0.5 + 1e-12, 0.7), (0.9, 1.0 - 1e-12)]) == [[0.0, pytest.approx(0.1)],
+                                                                              [pytest.approx(0.2), 0.0]]
