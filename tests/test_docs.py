@@ -1,5 +1,5 @@
-"""The docs name only reports that exist: every `reports/...` path in README.md and docs/ is a committed file or
-folder, unless its line says the report is not made yet."""
+"""The docs name only what exists: every `reports/...` path in README.md and docs/ is a committed file or folder
+(unless its line says the report is not made yet), and every command, option and config they give is live."""
 
 import re
 from pathlib import Path
@@ -34,7 +34,7 @@ def test_every_test_the_guarantees_name_exists():
 def test_every_script_command_the_docs_give_names_a_live_module_and_its_options():
     """`python -m experiments.X --opt` or `benchmarks.X` in README.md and docs/: X is a module here, or one that
     usage.md lists as retired (and is gone), and each plain `--opt` on the line is an option its source defines
-    (dotted ones pass through to longdiv's CLI and are checked by the config tests)."""
+    (dotted ones pass through to longdiv's CLI: the next test checks them)."""
     usage = (ROOT / "docs" / "usage.md").read_text()
     retired_text = " ".join(usage.split("### Retired analyses", 1)[1].split("\n#", 1)[0].split())
     retired = set(re.findall(r"(?<!lives on in )`((?:experiments|benchmarks)\.\w+)`", retired_text))
@@ -57,3 +57,34 @@ def test_every_script_command_the_docs_give_names_a_live_module_and_its_options(
                     if not re.search(rf"""["']--{option}["']""", source):
                         problems.append(f"{doc.name}:{number}: {module} defines no --{option}")
     assert len(seen) > 15 and retired and problems == []
+
+
+# Switches since replaced (by --model.precision); the docs' older records name them, and usage.md says what replaced
+# them.
+FORMER = {"model.train_bf16", "model.decode_bf16"}
+
+
+def test_every_cli_option_and_config_the_docs_give_exists():
+    """Each `--data.X`, `--model.X` or `--trainer.X` in README.md and docs/ is a parameter of the data module, the
+    model or Lightning's Trainer (or a former switch usage.md explains), and each `configs/....yaml` is a file."""
+    import inspect
+
+    import lightning as L
+
+    from longdiv.data.datamodule import DivisionData
+    from longdiv.models.module import DivisionLM
+
+    params = {group: set(inspect.signature(cls.__init__).parameters)
+              for group, cls in (("data", DivisionData), ("model", DivisionLM), ("trainer", L.Trainer))}
+    problems, checked = [], 0
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(doc.read_text().splitlines(), start=1):
+            for group, name in re.findall(r"--(data|model|trainer)\.([a-z][a-z0-9_]*)", line):
+                checked += 1
+                if name not in params[group] and f"{group}.{name}" not in FORMER:
+                    problems.append(f"{doc.name}:{number}: no --{group}.{name}")
+            problems += [f"{doc.name}:{number}: no {path}" for path in
+                         re.findall(r"configs/[\w./+-]*\.yaml", line) if not (ROOT / path).is_file()]
+    usage = (ROOT / "docs" / "usage.md").read_text()
+    stale = [f for f in FORMER if f.split(".")[1] in params[f.split(".")[0]] or f"`--{f}`" not in usage]
+    assert checked > 50 and problems == [] and stale == []
