@@ -110,19 +110,25 @@ def test_the_first_wrong_step_is_marked(ckpt, capsys, monkeypatch):
 
 
 def test_a_run_folder_answers_as_its_checkpoint(ckpt, capsys):
-    ask.main(["--ckpt_path", str(ckpt.parent.parent), "123456", "789"])  # runs/<run>, not an export
+    assert ask.main(["--ckpt_path", str(ckpt.parent.parent), "123456", "789"]) == 0  # runs/<run>, not an export
     from_folder = capsys.readouterr().out
-    ask.main(["--ckpt_path", str(ckpt), "123456", "789"])
-    assert from_folder == capsys.readouterr().out and printed(from_folder)
+    assert ask.main(["--ckpt_path", str(ckpt), "123456", "789"]) == 0
+    assert from_folder == capsys.readouterr().out
+    (block,) = printed(from_folder)
+    assert block["question"] == QUESTION
+    check_against_the_verifier(block)
 
 
 def test_an_exported_folder_answers_as_its_checkpoint(ckpt, tmp_path, capsys):
     assert export_main(["--ckpt_path", str(ckpt), "--out", str(tmp_path / "hf")]) == 0
     capsys.readouterr()
-    ask.main(["--ckpt_path", str(tmp_path / "hf"), "123456", "789"])
+    assert ask.main(["--ckpt_path", str(tmp_path / "hf"), "123456", "789"]) == 0
     exported = capsys.readouterr().out
-    ask.main(["--ckpt_path", str(ckpt), "123456", "789"])
+    assert ask.main(["--ckpt_path", str(ckpt), "123456", "789"]) == 0
     assert exported == capsys.readouterr().out
+    (block,) = printed(exported)
+    assert block["question"] == QUESTION
+    check_against_the_verifier(block)
     (tmp_path / "hf" / "longdiv.json").unlink()
     with pytest.raises(UsageError, match="--format"):
         ask.main(["--ckpt_path", str(tmp_path / "hf"), "123456", "789"])

@@ -9,15 +9,16 @@ PATH = re.compile(r"reports/[A-Za-z0-9_./*-]*[A-Za-z0-9_*/]")
 
 
 def test_every_report_the_docs_name_exists():
-    missing = []
+    missing, checked = [], 0
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for number, line in enumerate(doc.read_text().splitlines(), start=1):
             if "not run yet" in line:
                 continue
             for path in PATH.findall(line):
+                checked += 1
                 if not list(ROOT.glob(path.rstrip("/"))):
                     missing.append(f"{doc.name}:{number}: {path}")
-    assert missing == []
+    assert checked > 100 and missing == []
 
 
 def test_every_test_the_guarantees_name_exists():

@@ -140,16 +140,25 @@ def test_evaluation_counts_whatever_the_model_writes(format_name, monkeypatch):
     n = len(HOSTILE_GENERATIONS)
     assert len(module.records) == n and sorted(r["index"] for r in module.records) == list(range(n))
     assert all(math.isfinite(v) for v in metrics.values())
+    # What each text claims, read by hand from the format's rule: only the text of several claims holds one that
+    # parses (sub: the first `=` line, digits least significant first; direct: the first `=` number; recchia-bare
+    # has no `{ final remainder is ... }`), and none of the others claims anything.
+    claim = {"sub": 43, "direct": 34, "recchia-bare": None}[format_name]
+    for text, r in zip(HOSTILE_GENERATIONS, module.records):  # the records in the order the texts were written
+        truth = r["dividend"] % r["divisor"]
+        assert text is None or r["generated"].strip() == text.strip()
+        expected = truth if text is None else claim if text.startswith("34\n35") else None
+        assert r["parsed"] == expected and r["correct"] == (expected == truth)
+        # nothing claimed is malformed; a wrong claim in a text of no steps is a wrong answer in `direct`, whose
+        # trace is the answer, and malformed where steps should come first
+        wrong_answer = (format_name, expected) == ("direct", 34)
+        assert r["error_kind"] == (None if expected == truth else "final_answer" if wrong_answer else "malformed")
     parse_failures = sum(r["parsed"] is None for r in module.records)
-    assert metrics["test/parse_fail_rate"] == pytest.approx(parse_failures / n) and parse_failures >= 3
+    assert parse_failures == (n - 1 if claim is None else n - 2)
+    assert metrics["test/parse_fail_rate"] == pytest.approx(parse_failures / n)
     correct = sum(r["correct"] for r in module.records)
     assert correct >= 1 and metrics["test/remainder_acc"] == pytest.approx(correct / n)
-    assert all(r["error_kind"] is None or isinstance(r["error_kind"], str) for r in module.records)
-    # each record is the format's own reading of what was written, and the truth is computed from the problem
     fmt = get_format(format_name)
-    for r in module.records:
-        assert r["parsed"] == fmt.parse(r["generated"])
-        assert r["correct"] == (r["parsed"] == r["dividend"] % r["divisor"])
     # only the rendered trace is right, and no hostile text parses to the right remainder by chance
     right = [r for r in module.records if r["correct"]]
     assert [r["generated"] for r in right] == [fmt.render(Problem(right[0]["dividend"], right[0]["divisor"],

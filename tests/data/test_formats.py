@@ -28,7 +28,7 @@ def test_every_format_declares_the_whole_protocol(name):
     assert fmt.verify(problem, fmt.render(problem)[1]) == Verdict()
     assert fmt.verify(problem, "") == Verdict("malformed", 0 if fmt.char_layout else None)
     assert fmt.alphabet is None or fmt.lexicon is None  # one way to restrict the output layer at most
-    assert fmt.strike is None or isinstance(fmt.strike, str)
+    assert fmt.strike == ("!" if name == "subfix" else None)  # only subfix's traces strike out their slips
     completion = fmt.render(problem)[1]
     assert all(0 <= start < end <= len(completion) for start, end in fmt.untrained(problem))
     assert (fmt.untrained(Problem.from_numbers(9876543, 12)) != []) == (name == "subfix")
@@ -79,8 +79,7 @@ def test_parse_never_raises_on_arbitrary_text(name, text):
     ids=["empty", "newline", "bare-equals", "equals-space", "empty-claim", "10k-digits", "equals-10k", "direct-10k"],
 )
 def test_parse_survives_degenerate_text(name, text):
-    result = get_format(name).parse(text)
-    assert result is None or (isinstance(result, int) and result >= 0)
+    assert get_format(name).parse(text) is None  # none of them claims a remainder
 
 
 def _claim(name: str, digits: str) -> str:

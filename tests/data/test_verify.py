@@ -260,7 +260,11 @@ def _valid(verdict: Verdict, text: str) -> bool:
 @settings(max_examples=100, deadline=None)
 @given(problem=PROBLEMS, text=st.text())
 def test_verify_never_raises_on_arbitrary_text(name, problem, text):
-    assert _valid(get_format(name).verify(problem, text), text)
+    fmt = get_format(name)
+    verdict = fmt.verify(problem, text)
+    assert _valid(verdict, text)
+    assume(fmt.parse(text) != problem.remainder)
+    assert not verdict.ok  # a text that does not even claim the right remainder is never a right trace
 
 
 @SUBS

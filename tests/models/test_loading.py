@@ -6,15 +6,33 @@ from longdiv import smollm2
 from longdiv.models import loading
 from longdiv.names import ARCHS
 from longdiv.tokenizers import load_tokenizer, pretrained_path
+from tests.models.test_gemma3 import needs_gemma
 
 KNOWN = "gpt-neo-125m, gpt-neo-1.3b, gpt-neo-2.7b, tiny, smollm2-135m, gemma3-270m"
 
 
-def test_every_scratch_architecture_has_a_config_and_a_tokenizer():
-    for arch in ARCHS.values():
-        assert arch.tokenizer and (arch.config is None) != (arch.offline is None)
-    tiny = loading.random_config("gpt-neo-125m", {"hidden_size": 32, "num_heads": 2})
-    assert (type(tiny).__name__, tiny.num_layers, tiny.hidden_size) == ("GPTNeoConfig", 12, 32)
+# The published shapes (width, layers, heads, vocabulary) of each architecture `scratch:<name>` builds.
+PUBLISHED = {
+    "gpt-neo-125m": ("gpt_neo", 768, 12, 12, 50257),
+    "gpt-neo-1.3b": ("gpt_neo", 2048, 24, 16, 50257),
+    "gpt-neo-2.7b": ("gpt_neo", 2560, 32, 20, 50257),
+    "tiny": ("gpt_neo", 32, 2, 2, 50257),
+    "smollm2-135m": ("llama", 576, 30, 9, 49152),
+    "gemma3-270m": ("gemma3_text", 640, 18, 4, 262144),
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_gemma) if n.startswith("gemma") else n for n in ARCHS])
+def test_every_scratch_architecture_has_its_published_config_and_a_tokenizer(name):
+    arch = ARCHS[name]
+    assert (arch.config is None) != (arch.offline is None)  # given here, or read from the offline model
+    assert arch.tokenizer == (arch.offline or ("char" if name == "tiny" else "EleutherAI/gpt-neo-125m"))
+    config = loading.random_config(name)
+    layers = getattr(config, "num_layers", None) or config.num_hidden_layers
+    heads = getattr(config, "num_heads", None) or config.num_attention_heads
+    assert (config.model_type, config.hidden_size, layers, heads, config.vocab_size) == PUBLISHED[name]
+    tiny = loading.random_config(name, {"hidden_size": 32})  # overrides change the named field only
+    assert (tiny.hidden_size, tiny.model_type, tiny.vocab_size) == (32, config.model_type, config.vocab_size)
 
 
 @pytest.mark.parametrize("name", ["tiny", "char", "scratch:tiny"])

@@ -334,6 +334,7 @@ def test_after_bf16_training_decoding_reuses_the_training_copy_and_equals_a_fres
     assert used and all(m is trained for m in used) and trained.training  # decoded on it, then back to training
     fresh = copy.deepcopy(module.model).to(torch.bfloat16).eval()
     tests = data.eval_examples["test"]
+    assert sorted(r["index"] for r in module.records) == list(range(len(tests)))  # every problem, once
     for record in module.records:
         example = tests[record["index"]]
         ids = torch.tensor([example.prompt_ids])
