@@ -100,10 +100,11 @@ def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int
 
 def curve_point(variant: str, epochs: int, num_test: int, extra: list[str]) -> int:
     """experiments.paper for `recchia-{variant}` in the GPU recipe (its own probe and test, decoding in one batch);
-    L+ and LN+ are not tested (their decoding alone outlasts a call): their curve is the forced probe's."""
-    num_test = num_test if variant == "w" else 0
+    L+ and LN+ are not tested (their decoding alone outlasts a call): their curve is the forced probe's, which takes
+    the paper's 100 validation problems in one batch of the GPU recipe's."""
+    decoded = [f"--data.eval_batch_size={num_test}"] if variant == "w" else []
     return _call(["-m", "experiments.paper", "--variant", variant, "--max_epochs", str(epochs), "--num_test",
-                  str(num_test), "--", *GPU_RECIPE, f"--data.eval_batch_size={num_test}", *extra])
+                  str(num_test if decoded else 0), "--", *GPU_RECIPE, *decoded, *extra])
 
 
 def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:

@@ -277,7 +277,8 @@ def test_gpu_curve_step_runs_the_paper_experiment_and_collect_adds_its_record(tm
     # LN+ is trained and probed but not decoded: its traces are 3.4 times W's
     monkeypatch.setattr(gpu, "_call", lambda args: calls.append(args) or 0)
     gpu.curve_point("ln+", 3, 10, [])
-    assert calls[-1][:8] == ["-m", "experiments.paper", "--variant", "ln+", "--max_epochs", "3", "--num_test", "0"]
+    assert calls[-1] == ["-m", "experiments.paper", "--variant", "ln+", "--max_epochs", "3", "--num_test", "0", "--",
+                         *gpu.GPU_RECIPE]  # its probe in the GPU recipe's evaluation batch, not one of 0
 
 
 def test_gpu_steps_parse_to_their_kind(tmp_path):

@@ -255,6 +255,8 @@ class DivisionData(L.LightningDataModule):
             problems.append(f"num_demos is {num_demos}; it must be at least 1")
         if context is not None and context < 3:
             problems.append(f"context is {context}; it must hold a prompt and two tokens after it")
+        problems += [f"{name} is {value}; it must be at least 1" for name, value in
+                     (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)) if value < 1]
         if not 0 <= long_demos <= num_demos:
             problems.append(f"long_demos is {long_demos}; it must be between 0 and num_demos ({num_demos})")
         if demo_choice not in CHOICES:

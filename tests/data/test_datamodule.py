@@ -104,6 +104,11 @@ def test_num_demos_larger_than_file():
         make(num_demos=300, train_file=PAPER_TRAIN)
 
 
+def test_an_empty_batch_is_refused_when_the_data_is_made_not_when_a_loader_is():
+    with pytest.raises(ValueError, match=r"^batch_size is 0; it must be at least 1; eval_batch_size is -1; it must"):
+        DivisionData(batch_size=0, eval_batch_size=-1)
+
+
 def test_missing_file_and_unknown_format_are_named():
     with pytest.raises(ValueError, match=r"test_file 'nope.txt' does not exist"):
         DivisionData(test_file="nope.txt")
