@@ -100,10 +100,7 @@ class LongDivCLI(LightningCLI):
 
     def before_instantiate_classes(self):
         cfg = self.config[self.subcommand]
-        ckpt = cfg.get("ckpt_path")
-        if ckpt == "last" and cfg.trainer.default_root_dir is None:
-            raise ValueError("ckpt_path 'last' needs the run to resume: pass --ckpt_path "
-                             "runs/<run>/checkpoints/last.ckpt, or add --trainer.default_root_dir runs/<run>")
+        ckpt = cfg.get("ckpt_path")  # `last` is a path by now (identity.from_checkpoint)
         if self.subcommand == "fit" and ckpt and Path(ckpt).parent.name == "checkpoints":
             # Resuming a fit continues its run folder, which holds the checkpoint, and no other run's.
             own, given = Path(ckpt).parent.parent, cfg.trainer.default_root_dir

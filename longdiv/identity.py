@@ -174,6 +174,19 @@ def from_checkpoint(sub: str, config: Namespace, parse: Callable[[Namespace], Na
                          "to fit without --ckpt_path (--ckpt_path alone resumes a fit or evaluates a checkpoint)")
     path = cfg.init_from or cfg.get("ckpt_path")
     option = "init_from" if cfg.init_from else "ckpt_path"
+    if path == "last" and option == "ckpt_path":
+        # The run folder's last checkpoint, read and checked as if its path had been given; with none saved yet
+        # the run starts from step 0, so one command both starts a run and resumes it (a preemptible machine's job).
+        root = cfg.trainer.default_root_dir
+        if root is None:
+            raise ValueError("ckpt_path 'last' needs the run to resume: pass --ckpt_path "
+                             "runs/<run>/checkpoints/last.ckpt, or add --trainer.default_root_dir runs/<run>")
+        path = str(Path(root) / "checkpoints" / "last.ckpt")
+        if not Path(path).is_file():
+            rank_zero_warn(f"ckpt_path 'last': no checkpoint at {path} yet; the run starts from step 0")
+            cfg.ckpt_path = None
+            return config, None, []
+        cfg.ckpt_path = path
     if path and Path(path).is_dir():
         inside = Path(path) / "checkpoints" / "last.ckpt"
         fix = (f"pass its checkpoint, {inside}" if inside.is_file() else "pass a checkpoint file "
@@ -196,6 +209,8 @@ def from_checkpoint(sub: str, config: Namespace, parse: Callable[[Namespace], Na
             under[f"{sub}.{group}.{key}"] = value
     config = parse(under)
     cfg = config[sub]
+    if option == "ckpt_path":
+        cfg.ckpt_path = path  # the file read here, not `last` again
     check_shapes(path, plain(cfg.model), ckpt["shapes"])
     if sub != "fit" and not cfg.init_from and "train_keys" in identity:
         # Evaluated weights were trained on the checkpoint's demonstrations, whatever a config here draws. Their

@@ -112,6 +112,23 @@ def test_resuming_refuses_another_experiment(fitted, tmp_path):
     assert ckpt.read_bytes() == before and not (tmp_path / "runs").exists()
 
 
+def test_ckpt_path_last_is_the_run_folders_checkpoint_checked_as_if_named_or_a_fresh_start(tmp_path):
+    """`--ckpt_path last --trainer.default_root_dir RUN`: one command that starts a run and later resumes it."""
+    run = tmp_path / "run"
+    args = ["fit", *FIT, "--ckpt_path", "last", f"--trainer.default_root_dir={run}", "--model.schedule=constant"]
+    with pytest.warns(UserWarning, match=f"no checkpoint at {run / 'checkpoints' / 'last.ckpt'} yet; the run starts"):
+        assert main(args) == run
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 2 and "checkpoint" not in record_of(run)
+    # another experiment is refused as it is when the checkpoint is named
+    with pytest.raises(ValueError, match=rf"fit --ckpt_path {ckpt} resumes its run, but model.lr is 0.001 here"):
+        main([*args, "--model.lr=1e-3"])
+    resumed = main([*args, "--trainer.max_epochs=2"])  # a constant schedule: the run may go on for longer
+    record = record_of(resumed)
+    assert resumed == run and record["checkpoint"]["path"] == str(ckpt) and record["checkpoint"]["use"] == "resumed"
+    assert [(seg["from_step"], seg["to_step"]) for seg in record["segments"]] == [(0, 2), (2, 4)]
+
+
 def test_resuming_refuses_data_that_changed_under_the_same_settings(tmp_path):
     """The settings match but the training file's problems differ: the data hash saved in the checkpoint catches it."""
     train = tmp_path / "train.txt"
