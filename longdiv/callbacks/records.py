@@ -205,10 +205,12 @@ class RunRecord(L.Callback):
             self._partial.close()  # what it decoded stays: the same test run again into this folder goes on from it
             if stopped and trainer.is_global_zero:
                 folder = self._folder(trainer)
+                # a fit's own test goes on when the fit is resumed (it has nothing left to train, then tests)
+                again = (f"fit --config {folder / 'config.yaml'} --ckpt_path {folder / 'checkpoints' / 'last.ckpt'}"
+                         if self._segment is not None else f"test --config {folder / 'config.yaml'}")
                 print(f"test interrupted after {len(pl_module.records)} of "
                       f"{len(trainer.datamodule.eval_examples['test'])} "
-                      f"problems; continue it with: python -m longdiv test --config {folder / 'config.yaml'}",
-                      file=sys.stderr, flush=True)
+                      f"problems; continue it with: python -m longdiv {again}", file=sys.stderr, flush=True)
         if not stopped or trainer.state.fn != "fit" or self._segment is None:
             return
         self._update_segment()
