@@ -4,7 +4,9 @@ run sized to the device's time budget.
     python -m experiments.gpu --out DIR --budget 400 [--steps ...] [--speed]   # on the GPU machine; DIR comes back
     python -m experiments.gpu --collect DIR                                    # here: unpack, write the reports
 
-Steps run in the order given while the budget lasts (none starts after `--budget` seconds):
+Steps run in the order given while the budget lasts: none starts after `--budget` seconds, and one still running
+at `--limit` seconds (under the device's limit on a command) is stopped (SIGTERM to its process group, which records
+a fit as interrupted), so that what the steps finished is packed and comes back:
 - `FORMAT:N:SEED`, a point of the ablation's grid (configs/sweeps/demos.yaml) through `python -m longdiv sweep`
   into runs/gpu/, in the GPU recipe (configs/overlays/gpu.yaml: bf16-mixed; the recipe's optimizer steps of 8
   demonstrations taken as one batch of 8 rather than 8 accumulated micro-batches of 1, the CPU's memory choice; the
@@ -20,7 +22,9 @@ Steps run in the order given while the budget lasts (none starts after `--budget
   interpolate problems and then on the paper's 100, into runs/gpu_recipes/ (named like experiments.runner's
   folders, with recipe.json naming the overlay); `--collect` writes their records to reports/recipe_gpu.json.
 - `curve:VARIANT[:EPOCHS]`, experiments.paper for the paper's `recchia-VARIANT` in the GPU recipe: trained at the
-  2,048 window until its forced probe on the paper's 100 validation problems is flat or EPOCHS (12) are done, then
+  2,048 window until its forced probe on the paper's 100 validation problems (after every epoch) is flat or EPOCHS
+  (12) are done, saving checkpoints at epoch ends only (none comes back, and saving 1.6 GB every few steps would
+  cost more than the steps), then
   (W only: L+ and LN+ decode too slowly for a call) tested on the first `--formats_test` interpolate problems;
   `--collect` adds its record to reports/paper.json.
 - `improve:SCHEDULE:FILTER`, experiments.self_improve in the GPU recipe (issue 42), from its base, fitted first:
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -47,6 +52,7 @@ from pathlib import Path
 
 from experiments import runner, small_n
 from longdiv import runs
+from longdiv.data.formats.recchia import VARIANTS
 
 SWEEP = "configs/sweeps/demos.yaml"
 RUNS = runs.root() / "gpu"
@@ -82,7 +88,22 @@ def _call(args: list[str]) -> int:
     # The GPU machine has longdiv only as this folder, not installed.
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     print("+", " ".join(args), flush=True)
-    return subprocess.run([sys.executable, *args], check=False, env=env).returncode
+    proc = subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)  # its own process group
+    timeout = None if _deadline is None else max(1.0, _deadline - time.monotonic())
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"+ stopped at the time limit: {' '.join(args)}", flush=True)
+        os.killpg(proc.pid, signal.SIGTERM)  # the fit or test it started too, which record themselves
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return 124
+
+
+_deadline: float | None = None  # time.monotonic() at which a running step is stopped (on_gpu's `limit`)
 
 
 def grid_point(fmt: str, num_demos: int, seed: int, extra: list[str]) -> int:
@@ -92,8 +113,12 @@ def grid_point(fmt: str, num_demos: int, seed: int, extra: list[str]) -> int:
 
 def formats_point(fmt: str, paper: bool, num_test: int, extra: list[str]) -> int:
     """The main recipe's N=200 point of `fmt` in the GPU recipe: fit and test, or (`paper`) the paper's test."""
-    fit, test = runner.commands(runner.folder(fmt, 200, 0), fmt, 200, 0,
-                                recipe=[*GPU_RECIPE, f"--data.eval_batch_size={num_test}"])
+    folder = runner.folder(fmt, 200, 0)
+    fit, test = runner.commands(folder, fmt, 200, 0, recipe=[*GPU_RECIPE, f"--data.eval_batch_size={num_test}"])
+    if paper and not (folder / "checkpoints" / "last.ckpt").is_file():
+        print(f"step {fmt}:paper: no checkpoint at {folder / 'checkpoints' / 'last.ckpt'}; run the step {fmt} "
+              "before it on this machine", file=sys.stderr, flush=True)
+        return 2
     return _call(["-m", "longdiv", *test, *extra] if paper else
                  ["-m", "longdiv", *fit, f"--data.num_test={num_test}", *extra])
 
@@ -104,7 +129,8 @@ def curve_point(variant: str, epochs: int, num_test: int, extra: list[str]) -> i
     the paper's 100 validation problems in one batch of the GPU recipe's."""
     decoded = [f"--data.eval_batch_size={num_test}"] if variant == "w" else []
     return _call(["-m", "experiments.paper", "--variant", variant, "--max_epochs", str(epochs), "--num_test",
-                  str(num_test if decoded else 0), "--", *GPU_RECIPE, *decoded, *extra])
+                  str(num_test if decoded else 0), "--probe_every", "1", "--checkpoint_every", "100000", "--",
+                  *GPU_RECIPE, *decoded, *extra])
 
 
 def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:
@@ -172,7 +198,11 @@ def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
                              f"{', '.join(self_improve.SCHEDULES)} and FILTER one of {', '.join(self_improve.FILTERS)}")
         return "improve", rest[0], rest[1], 50 if rest[0] == "same" else 200, 0
     if fmt == "curve":
-        return "curve", f"recchia-{rest[0]}", None, (int(rest[1]) if len(rest) > 1 else 12), 0
+        epochs = int(rest[1]) if len(rest) == 2 and rest[1].isdigit() else 12 if len(rest) == 1 else 0
+        if not rest or rest[0] not in VARIANTS or epochs < 1:
+            raise ValueError(f"step {step!r}: expected curve:VARIANT[:EPOCHS], VARIANT one of {', '.join(VARIANTS)} "
+                             "and EPOCHS at least 1")
+        return "curve", f"recchia-{rest[0]}", None, epochs, 0
     if "@" in fmt:
         fmt, recipe = fmt.split("@")
         recipe_overlay(recipe)  # fails now rather than after the steps before it
@@ -184,8 +214,11 @@ def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
     return ("paper" if rest else "formats"), fmt, None, 200, 0
 
 
-def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test: int, extra: list[str]) -> None:
+def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test: int, extra: list[str],
+           limit: float | None = None) -> None:
+    global _deadline
     start = time.perf_counter()
+    _deadline = None if limit is None else time.monotonic() + limit
     out.mkdir(parents=True, exist_ok=True)
     sent = {name: runner.read_report(Path("reports", name)).get("records", []) for names in REPORTS.values()
             for name in names}
@@ -193,7 +226,7 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
     first_grid_point = True
     for step, (kind, fmt, recipe, num_demos, seed) in zip(steps, [parse_step(step) for step in steps]):
         if time.perf_counter() - start > budget:
-            log["skipped_for_budget"] = steps[steps.index(step):]
+            log["skipped_for_budget"] = steps[len(log["steps"]):]
             break
         began = time.perf_counter()
         if kind == "recipe":
@@ -214,13 +247,14 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
             made = [r for r in runner.read_report(Path("reports", name)).get("records", []) if r not in sent[name]]
             runner.write_report(out / name, {"records": made})
         pack(out)
-        if kind == "grid" and first_grid_point and run_speed:
+        if kind == "grid" and first_grid_point and run_speed and time.perf_counter() - start <= budget:
             point = {"model.model": "smollm2", "data.format": fmt, "data.num_demos": num_demos, "seed_everything": seed}
             began = time.perf_counter()
             log["speed_returncode"] = speed(out, fmt, RUNS / runs.point_name(point) / "checkpoints" / "last.ckpt")
             log["speed_seconds"] = round(time.perf_counter() - began, 1)
         first_grid_point &= kind != "grid"
         (out / "log.json").write_text(json.dumps(log, indent=2))
+    (out / "log.json").write_text(json.dumps(log, indent=2))  # with the steps the budget skipped
 
 
 def collect(folder: Path) -> None:
@@ -265,12 +299,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="on the GPU machine: the folder that comes back")
     parser.add_argument("--budget", type=float, default=420, help="seconds after which no new step starts")
+    parser.add_argument("--limit", type=float, default=540,
+                        help="seconds after which a running step is stopped, so that what is done comes back")
     parser.add_argument("--steps", nargs="+", default=STEPS, help="FORMAT:N:SEED, FORMAT or FORMAT:paper (above)")
     parser.add_argument("--speed", action="store_true", help="run benchmarks.speed after the first grid point")
     parser.add_argument("--formats_test", type=int, default=100, help="interpolate problems for FORMAT steps")
     parser.add_argument("--collect", type=Path, help="here: the folder that came back")
     args, extra = parser.parse_known_args()
+    if args.formats_test < 1:
+        parser.error(f"--formats_test is {args.formats_test}; it must be at least 1 (problems decoded in one batch)")
     if args.collect:
         collect(args.collect)
     else:
-        on_gpu(args.out, args.steps, args.budget, args.speed, args.formats_test, extra)
+        on_gpu(args.out, args.steps, args.budget, args.speed, args.formats_test, extra, args.limit)

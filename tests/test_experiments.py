@@ -265,8 +265,10 @@ def test_gpu_curve_step_runs_the_paper_experiment_and_collect_adds_its_record(tm
     assert gpu.parse_step("curve:ln+")[3] == 12
     gpu.on_gpu(tmp_path / "out", ["curve:w:8"], budget=100, run_speed=False, num_test=10, extra=["--x=1"])
     (args,) = calls
-    assert args[:8] == ["-m", "experiments.paper", "--variant", "w", "--max_epochs", "8", "--num_test", "10"]
-    assert args[8] == "--" and configs(args) == ["configs/overlays/gpu.yaml"] and args[-2:] == [
+    # probed after every epoch (each chunk of experiments.paper ends with its probe), saved at epoch ends only
+    assert args[:12] == ["-m", "experiments.paper", "--variant", "w", "--max_epochs", "8", "--num_test", "10",
+                         "--probe_every", "1", "--checkpoint_every", "100000"]
+    assert args[12] == "--" and configs(args) == ["configs/overlays/gpu.yaml"] and args[-2:] == [
         "--data.eval_batch_size=10", "--x=1"]
     shutil.rmtree("runs")
     earlier = {**record, "context": 8192, "run_dir": "runs/paper/recchia-w-n200-s0-c8192"}
@@ -277,7 +279,8 @@ def test_gpu_curve_step_runs_the_paper_experiment_and_collect_adds_its_record(tm
     # LN+ is trained and probed but not decoded: its traces are 3.4 times W's
     monkeypatch.setattr(gpu, "_call", lambda args: calls.append(args) or 0)
     gpu.curve_point("ln+", 3, 10, [])
-    assert calls[-1] == ["-m", "experiments.paper", "--variant", "ln+", "--max_epochs", "3", "--num_test", "0", "--",
+    assert calls[-1] == ["-m", "experiments.paper", "--variant", "ln+", "--max_epochs", "3", "--num_test", "0",
+                         "--probe_every", "1", "--checkpoint_every", "100000", "--",
                          *gpu.GPU_RECIPE]  # its probe in the GPU recipe's evaluation batch, not one of 0
 
 
@@ -294,6 +297,38 @@ def test_gpu_steps_parse_to_their_kind(tmp_path):
     assert gpu.parse_step("direct") == ("formats", "direct", None, 200, 0)
     with pytest.raises(ValueError, match="expected FORMAT"):
         gpu.on_gpu(tmp_path, ["subrow", "subrow:oops"], budget=0, run_speed=False, num_test=1, extra=[])
+    for bad in ("curve", "curve:xyz", "curve:w:0", "curve:w:-1", "curve:w:2:3"):
+        with pytest.raises(ValueError, match=r"expected curve:VARIANT\[:EPOCHS\], VARIANT one of .* EPOCHS at least"):
+            gpu.parse_step(bad)
+
+
+def test_a_gpu_step_past_the_time_limit_is_stopped_with_its_children_and_the_next_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # a step whose process starts a child that would outlive it (as experiments.paper starts a fit)
+    child = ("import pathlib, subprocess; p = subprocess.Popen(['sleep', '60']); "
+             "pathlib.Path('child').write_text(str(p.pid)); p.wait()")
+    monkeypatch.setattr(gpu, "curve_point", lambda *args: gpu._call(["-c", child]))
+    monkeypatch.setattr(gpu, "pack", lambda out: (out / "packed").write_text("yes"))
+    began = time.monotonic()
+    gpu.on_gpu(tmp_path / "out", ["curve:w:1", "curve:ln+:1"], budget=1, run_speed=False, num_test=1, extra=[],
+               limit=3)
+    log = json.loads((tmp_path / "out" / "log.json").read_text())
+    assert time.monotonic() - began < 30 and (tmp_path / "out" / "packed").read_text() == "yes"
+    assert [s["returncode"] for s in log["steps"]] == [124] and log["skipped_for_budget"] == ["curve:ln+:1"]
+    sleeper = Path(f"/proc/{Path('child').read_text()}/stat")
+    for _ in range(100):  # killed with its group, then reaped by whoever adopted it
+        if not sleeper.exists() or sleeper.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the stopped step's child still runs")
+
+
+def test_a_paper_test_step_without_its_formats_checkpoint_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gpu, "_call", lambda args: pytest.fail(f"ran {args}"))
+    assert gpu.formats_point("recchia-w", True, 10, []) == 2
+    assert "step recchia-w:paper: no checkpoint at runs/formats/" in capsys.readouterr().err
 
 
 def test_demos_keeps_committed_points_and_fits_only_missing_ones(tmp_path, monkeypatch):
