@@ -50,6 +50,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import yaml
+
 from experiments import runner, small_n
 from longdiv import runs
 from longdiv.data.formats.recchia import VARIANTS
@@ -224,7 +226,14 @@ def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test
             for name in names}
     log = {"steps": []}
     first_grid_point = True
-    for step, (kind, fmt, recipe, num_demos, seed) in zip(steps, [parse_step(step) for step in steps]):
+    parsed = [parse_step(step) for step in steps]
+    for step, (kind, _, recipe, _, _) in zip(steps, parsed):
+        overlay = recipe_overlay(recipe) if kind == "recipe" else None
+        config = yaml.safe_load((runner.ROOT / "configs" / f"{overlay}.yaml").read_text()) if overlay else None
+        if "precision" in ((config or {}).get("model") or {}) and "--trainer.precision=32-true" not in extra:
+            raise ValueError(f"step {step!r}: its recipe sets model.precision, which needs the fp32 trainer that the "
+                             "GPU recipe's bf16-mixed replaces; add --trainer.precision=32-true")
+    for step, (kind, fmt, recipe, num_demos, seed) in zip(steps, parsed):
         if time.perf_counter() - start > budget:
             log["skipped_for_budget"] = steps[len(log["steps"]):]
             break

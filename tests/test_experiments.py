@@ -284,7 +284,7 @@ def test_gpu_curve_step_runs_the_paper_experiment_and_collect_adds_its_record(tm
                          *gpu.GPU_RECIPE]  # its probe in the GPU recipe's evaluation batch, not one of 0
 
 
-def test_gpu_steps_parse_to_their_kind(tmp_path):
+def test_gpu_steps_parse_to_their_kind(tmp_path, monkeypatch):
     assert gpu.parse_step("subrow@train-bf16") == ("recipe", "subrow", "train-bf16", 200, 0)
     assert gpu.parse_step("subadd@main:50:1") == ("recipe", "subadd", "main", 50, 1)
     assert gpu.parse_step("subrow@fixed-steps:100:0") == ("recipe", "subrow", "fixed-steps", 100, 0)
@@ -297,6 +297,12 @@ def test_gpu_steps_parse_to_their_kind(tmp_path):
     assert gpu.parse_step("direct") == ("formats", "direct", None, 200, 0)
     with pytest.raises(ValueError, match="expected FORMAT"):
         gpu.on_gpu(tmp_path, ["subrow", "subrow:oops"], budget=0, run_speed=False, num_test=1, extra=[])
+    # the GPU recipe's bf16-mixed trainer would override a recipe's model precision (or refuse it, after loading)
+    monkeypatch.setattr(gpu, "recipe_point", lambda *args: pytest.fail("a step ran"))
+    for name in ("train-bf16", "fp32"):
+        with pytest.raises(ValueError, match=f"step 'subrow@{name}': its recipe sets model.precision, .* add "
+                                             r"--trainer.precision=32-true"):
+            gpu.on_gpu(tmp_path, ["subrow@main", f"subrow@{name}"], budget=0, run_speed=False, num_test=1, extra=[])
     for bad in ("curve", "curve:xyz", "curve:w:0", "curve:w:-1", "curve:w:2:3"):
         with pytest.raises(ValueError, match=r"expected curve:VARIANT\[:EPOCHS\], VARIANT one of .* EPOCHS at least"):
             gpu.parse_step(bad)
