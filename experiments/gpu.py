@@ -63,7 +63,7 @@ GPU_RECIPE = ["--config", runner.configs("overlays")["gpu"]]
 PAPER_RUNS = runs.root() / "paper"
 IMPROVE_RUNS = runs.root() / "self_improve"
 # What each step leaves in reports/ that --collect merges into the committed reports.
-REPORTS = {"curve": ["paper.json"], "improve": ["self_improve.json", "length.json"]}
+REPORTS = {"curve": ["paper.json"], "improve": ["small_n.json", "self_improve.json", "length.json"]}
 # Most wanted first: the paper's LN+ (4.9x W's tokens an epoch, 1.8 hours of the Xeon; its narration writes out the
 # comparisons where 77% of W's decoded traces first go wrong), then self-improvement's rounds (many fits), then W in
 # the GPU recipe (its CPU curve is flat at 0.8%), then second seeds.
@@ -76,7 +76,7 @@ def pack(out: Path) -> None:
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
         for record in sorted([*RUNS.glob("*/run.json"), *runner.RUNS.rglob("run.json"),
                              *RECIPE_RUNS.rglob("run.json"), *PAPER_RUNS.rglob("run.json"),
-                             *IMPROVE_RUNS.rglob("run.json")]):
+                             *IMPROVE_RUNS.rglob("run.json"), *small_n.RUNS.rglob("run.json")]):
             for name in ("run.json", "predictions.jsonl", "config.yaml", "recipe.json", "history.json"):
                 if (record.parent / name).is_file():
                     tar.add(record.parent / name)
@@ -288,6 +288,8 @@ def collect(folder: Path) -> None:
         from experiments import paper
 
         paper.save(json.loads((folder / "paper.json").read_text())["records"])
+    if (folder / "small_n.json").is_file():  # an improve step's base, fitted there
+        small_n.save(runner.read_report(folder / "small_n.json")["records"])
     if (folder / "self_improve.json").is_file():
         from experiments import self_improve
 

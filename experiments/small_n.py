@@ -130,6 +130,14 @@ def plot(records: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def save(records: list[dict]) -> None:
+    """`records` into reports/small_n.json (one per idea, N, seed and test size: a screen run again replaces its
+    own), and the plot of them all."""
+    done = runner.update_report(OUT, records, lambda r: (r["idea"], r["num_demos"], r["seed"], r["num_test"]),
+                                question="which ideas make fewer demonstrations teach more")
+    plot(done, OUT.with_suffix(".png"))
+
+
 def main(argv: list[str] | None = None) -> None:
     own, extra = runner.split_extra(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -141,9 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     for idea in args.ideas:
         for seed in args.seeds:
             record = screen(idea, args.num_demos, seed, args.num_test, extra)
-            done = runner.update_report(OUT, [record], lambda r: (r["idea"], r["num_demos"], r["seed"], r["num_test"]),
-                                        question="which ideas make fewer demonstrations teach more")
-            plot(done, OUT.with_suffix(".png"))
+            save([record])
             print(f"{idea} N={args.num_demos} seed {seed}: {record['accuracy']:.1%} "
                   f"[{record['wilson_low']:.1%}, {record['wilson_high']:.1%}] of {record['n_eval']}", flush=True)
 

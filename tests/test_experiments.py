@@ -935,8 +935,16 @@ def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(
     Path("reports").mkdir()
     Path("reports/self_improve.json").write_text(json.dumps({"records": [sent]}))
 
+    base_record = {"idea": "coverage", "num_demos": 50, "seed": 0, "num_test": 10, "accuracy": 0.3,
+                   "wilson_low": 0.1, "wilson_high": 0.6, "n_eval": 10}
+
     def fake_call(args):  # what the experiments leave: a round's records, merged into the reports
         calls.append(args)
+        if args[1] == "experiments.small_n":  # the base, fitted on the GPU
+            folder = Path("runs/small_n/coverage-n50-s0-t10")
+            folder.mkdir(parents=True)
+            (folder / "run.json").write_text("{}")
+            Path("reports/small_n.json").write_text(json.dumps({"records": [base_record]}))
         if args[1] == "experiments.self_improve":
             folder = Path("runs/self_improve/gpu-same-vote/round-1/fit")
             folder.mkdir(parents=True)
@@ -966,8 +974,10 @@ def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(
     assert rounds[rounds.index("--filter") + 1] == "vote" and "--benchmark" not in rounds
     assert configs(rounds) == ["configs/overlays/gpu.yaml"] and rounds[-2:] == ["--data.eval_batch_size=10", "--x=1"]
     with tarfile.open(tmp_path / "out" / "runs.tgz") as tar:
-        assert "runs/self_improve/gpu-same-vote/round-1/round.json" in tar.getnames()
+        assert {"runs/self_improve/gpu-same-vote/round-1/round.json",
+                "runs/small_n/coverage-n50-s0-t10/run.json"} <= set(tar.getnames())
     assert json.loads((tmp_path / "out" / "self_improve.json").read_text())["records"] == [round_record]
+    assert json.loads((tmp_path / "out" / "small_n.json").read_text())["records"] == [base_record]
     shutil.rmtree("runs")
     earlier = {**sent, "accuracy": 0.35}  # updated here while the GPU ran: collecting keeps it
     Path("reports/self_improve.json").write_text(json.dumps({"records": [earlier]}))
@@ -977,6 +987,8 @@ def test_gpu_improve_step_fits_its_base_runs_the_rounds_and_collect_merges_them(
     assert Path("reports/self_improve.png").is_file()
     assert json.loads(Path("reports/length.json").read_text())["records"] == [row]
     assert Path("runs/self_improve/gpu-same-vote/round-1/round.json").is_file()
+    assert json.loads(Path("reports/small_n.json").read_text())["records"] == [base_record]  # the base's screen
+    assert Path("reports/small_n.png").is_file() and Path("runs/small_n/coverage-n50-s0-t10/run.json").is_file()
 
 
 def test_the_paper_curve_keeps_its_best_checkpoint_and_tests_it_on_both_sets(tmp_path, monkeypatch):
