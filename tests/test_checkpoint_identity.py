@@ -127,6 +127,26 @@ def test_ckpt_path_last_is_the_run_folders_checkpoint_checked_as_if_named_or_a_f
     record = record_of(resumed)
     assert resumed == run and record["checkpoint"]["path"] == str(ckpt) and record["checkpoint"]["use"] == "resumed"
     assert [(seg["from_step"], seg["to_step"]) for seg in record["segments"]] == [(0, 2), (2, 4)]
+    # an evaluation by `last` would write into the fit's folder (or test untrained weights): it names its checkpoint
+    with pytest.raises(ValueError, match=r"ckpt_path 'last' resumes a fit; pass the checkpoint to test by its path"):
+        main(["test", *EVAL, "--ckpt_path", "last", f"--trainer.default_root_dir={run}"])
+
+
+def test_a_run_begun_with_init_from_resumes_by_the_command_its_interruption_prints(fitted, tmp_path):
+    from longdiv.callbacks.records import RunRecord
+
+    args = ["fit", *FIT, "--init_from", str(fitted), "--model.schedule=constant", f"--runs_dir={tmp_path}"]
+    run = main(args)
+    config, ckpt = run / "config.yaml", run / "checkpoints" / "last.ckpt"
+    # its config.yaml names the checkpoint it began from, which --ckpt_path may not be given with
+    with pytest.raises(ValueError, match="init_from .* it starts a new fit from a checkpoint's weights"):
+        main(["fit", "--config", str(config), "--ckpt_path", str(ckpt)])
+    suffix = RunRecord(config=record_of(run)["config"])._no_init()  # what the Ctrl-C and test hints add
+    assert suffix == " --init_from null" and RunRecord(config={"init_from": None})._no_init() == ""
+    resumed = main(["fit", "--config", str(config), "--ckpt_path", str(ckpt), *suffix.split(),
+                    "--trainer.max_epochs=2"])
+    segments = record_of(resumed)["segments"]
+    assert resumed == run and [(s["from_step"], s["to_step"]) for s in segments] == [(0, 2), (2, 4)]
 
 
 def test_resuming_refuses_data_that_changed_under_the_same_settings(tmp_path):

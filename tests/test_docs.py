@@ -42,7 +42,14 @@ def test_every_script_command_the_docs_give_names_a_live_module_and_its_options(
     command = re.compile(r"python -m ((?:experiments|benchmarks)\.\w+)([^`#]*)")
     problems, seen = [], set()
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        # a command continued on the next line (a trailing backslash) is read whole, at its first line's number
+        lines: list[tuple[int, str]] = []
         for number, line in enumerate(doc.read_text().splitlines(), start=1):
+            if lines and lines[-1][1].endswith("\\"):
+                lines[-1] = (lines[-1][0], lines[-1][1][:-1] + " " + line.strip())
+            else:
+                lines.append((number, line))
+        for number, line in lines:
             for module, rest in command.findall(line):
                 seen.add(module)
                 path = ROOT / (module.replace(".", "/") + ".py")

@@ -283,6 +283,14 @@ def test_gpu_curve_step_runs_the_paper_experiment_and_collect_adds_its_record(tm
     assert calls[-1] == ["-m", "experiments.paper", "--variant", "ln+", "--max_epochs", "3", "--num_test", "0",
                          "--probe_every", "1", "--checkpoint_every", "100000", "--",
                          *gpu.GPU_RECIPE]  # its probe in the GPU recipe's evaluation batch, not one of 0
+    # stopped at the time limit: the report of the epochs it finished, written without the limit
+    limited = []
+    monkeypatch.setattr(gpu, "_call", lambda args, limited_=True, **kw: limited.append((args, kw)) or 124)
+    assert gpu.curve_point("ln+", 3, 10, []) == 124
+    assert limited[1] == (["-m", "experiments.paper", "--variant", "ln+", "--max_epochs", "3", "--num_test", "0",
+                           "--probe_every", "1", "--report_only"], {"limited": False})
+    assert gpu.trainer_precision(["--x", "--trainer.precision", "32", "--trainer.precision=32-true"]) == "32-true"
+    assert gpu.trainer_precision(["--trainer.precision", "32"]) == "32" and gpu.trainer_precision([]) is None
 
 
 def test_gpu_steps_parse_to_their_kind(tmp_path, monkeypatch):
@@ -312,10 +320,14 @@ def test_gpu_steps_parse_to_their_kind(tmp_path, monkeypatch):
 def test_a_gpu_step_past_the_time_limit_is_stopped_with_its_children_and_the_next_is_skipped(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # a step whose process starts a child that would outlive it (as experiments.paper starts a fit)
-    child = ("import pathlib, subprocess; p = subprocess.Popen(['sleep', '60']); "
-             "pathlib.Path('child').write_text(str(p.pid)); p.wait()")
+    # its child, like a fit, takes a moment after SIGTERM to record itself; the step's own process dies at once
+    fit = ("import pathlib, signal, sys, time\n"
+           "def stop(*_):\n    time.sleep(1); pathlib.Path('recorded').write_text('yes'); sys.exit(143)\n"
+           "signal.signal(signal.SIGTERM, stop)\npathlib.Path('child').write_text(str(__import__('os').getpid()))\n"
+           "time.sleep(60)\n")
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {fit!r}])"
     monkeypatch.setattr(gpu, "curve_point", lambda *args: gpu._call(["-c", child]))
-    monkeypatch.setattr(gpu, "pack", lambda out: (out / "packed").write_text("yes"))
+    monkeypatch.setattr(gpu, "pack", lambda out: (out / "packed").write_text(Path("recorded").read_text()))
     began = time.monotonic()
     gpu.on_gpu(tmp_path / "out", ["curve:w:1", "curve:ln+:1"], budget=1, run_speed=False, num_test=1, extra=[],
                limit=3)

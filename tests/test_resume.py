@@ -290,28 +290,33 @@ def test_an_interrupted_test_goes_on_from_its_last_batch_and_gives_what_a_whole_
 
 def test_a_fits_own_test_cut_by_ctrl_c_goes_on_by_the_command_it_prints(tmp_path, monkeypatch, capsys, one_thread):
     score = longdiv.models.module.DivisionLM._score_batch
-    decoded = []
+    decoded, cut_at = [], [1, 2]  # Ctrl-C in the fit's test at its second batch, then again in the resumed one's
 
     def crashing(self, batch):
         if self.trainer.testing:
-            if len(decoded) == 1:
-                raise KeyboardInterrupt  # Ctrl-C in the test after the fit, in its second batch
+            if cut_at and len(decoded) == cut_at[0]:
+                cut_at.pop(0)
+                raise KeyboardInterrupt
             decoded.append(batch["index"].tolist())
         return score(self, batch)
+
+    def hint(done: int) -> list[str]:
+        (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith(f"test interrupted after {done}")]
+        return line.split("continue it with: python -m longdiv ")[1].split()
 
     monkeypatch.setattr(longdiv.models.module.DivisionLM, "_score_batch", crashing)
     with pytest.raises(SystemExit):
         main([*RUN, "--trainer.max_epochs=1", "--data.eval_batch_size=2", f"--runs_dir={tmp_path}"])
     (run,) = tmp_path.iterdir()
-    (hint,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test interrupted after 2 of")]
-    command = hint.split("continue it with: python -m longdiv ")[1].split()
+    command = hint(2)
     ckpt = run / "checkpoints" / "last.ckpt"
     assert command == ["fit", "--config", str(run / "config.yaml"), "--ckpt_path", str(ckpt)]
-    monkeypatch.setattr(longdiv.models.module.DivisionLM, "_score_batch",
-                        lambda self, batch: decoded.append(batch["index"].tolist()) or score(self, batch))
-    main(command)  # nothing left to train: the same weights' test goes on from its second batch
+    with pytest.raises(SystemExit):
+        main(command)  # nothing left to train: the test goes on from its second batch, and is cut again
+    assert hint(4) == command  # still the fit's own test, though this process trained nothing
+    main(command)
     record = json.loads((run / "run.json").read_text())
-    assert record["stage"] == "test" and record["n_eval"] == 6 and record["test_resumed"] == 2
+    assert record["stage"] == "test" and record["n_eval"] == 6 and record["test_resumed"] == 4
     assert sorted(i for b in decoded for i in b) == list(range(6)) and not list(run.glob("predictions.partial-*"))
 
 

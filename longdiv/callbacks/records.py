@@ -82,6 +82,7 @@ class RunRecord(L.Callback):
         self._loss = [0.0, 0]  # this epoch's training loss: sum over micro-batches, count
         self._tokens = 0  # training tokens (prompt and completion, no padding) this process's rank has trained on
         self._partial = None  # this process's file of the test's records so far, open while it tests
+        self._fitted = False  # this process ran a fit (its test, if any, is the fit's own)
 
     def _folder(self, trainer) -> Path:
         folder = Path(trainer.default_root_dir)
@@ -150,8 +151,14 @@ class RunRecord(L.Callback):
     def _peak(self) -> float:
         return max(self._peak_before, peak_rss_gb())
 
+    def _no_init(self) -> str:
+        """What a resume command adds for a run begun with --init_from (its config.yaml names that checkpoint, and
+        --ckpt_path resumes the run's own)."""
+        return " --init_from null" if self.config.get("init_from") else ""
+
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = time.perf_counter()
+        self._fitted = True
 
     def on_train_start(self, trainer, pl_module):
         # Here the checkpoint is restored: global_step is where this process starts.
@@ -207,7 +214,7 @@ class RunRecord(L.Callback):
                 folder = self._folder(trainer)
                 # a fit's own test goes on when the fit is resumed (it has nothing left to train, then tests)
                 again = (f"fit --config {folder / 'config.yaml'} --ckpt_path {folder / 'checkpoints' / 'last.ckpt'}"
-                         if self._segment is not None else f"test --config {folder / 'config.yaml'}")
+                         f"{self._no_init()}" if self._fitted else f"test --config {folder / 'config.yaml'}")
                 print(f"test interrupted after {len(pl_module.records)} of "
                       f"{len(trainer.datamodule.eval_examples['test'])} "
                       f"problems; continue it with: python -m longdiv {again}", file=sys.stderr, flush=True)
@@ -221,7 +228,7 @@ class RunRecord(L.Callback):
             folder = self._folder(trainer)
             print(f"interrupted at optimizer step {trainer.global_step}; resume from its last checkpoint with: "
                   f"python -m longdiv fit --config {folder / 'config.yaml'} --ckpt_path "
-                  f"{folder / 'checkpoints' / 'last.ckpt'}", file=sys.stderr, flush=True)
+                  f"{folder / 'checkpoints' / 'last.ckpt'}{self._no_init()}", file=sys.stderr, flush=True)
 
     def on_test_start(self, trainer, pl_module):
         """Reads back what an interrupted test of the same weights, problems and settings in this folder decoded
