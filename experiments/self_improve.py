@@ -25,7 +25,8 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
    `vote`: at least `--agree` of the k traces (by default all k) claim the same remainder, and the first trace that
    claims it is kept; it uses no arithmetic outside the model. `check`: the quotient q and remainder r the trace
    claims satisfy q * d + r = n and 0 <= r < d, an outcome check a user can compute (the format's `quotient` reads q;
-   formats that write no quotient refuse it). `verify`: the format's own step checker finds no wrong step.
+   formats that write no quotient refuse it). `verify`: the format's own step checker finds no wrong step. No
+   filter keeps a trace that goes on after its answer (decoding's budget ran out before the end of text).
 4. `fit/`: the current checkpoint's weights fine-tuned (`--init_from`, a new optimizer, `--steps` optimizer steps)
    on the N demonstrations it was trained on and every kept trace (`--data.self_traces`), then tested on the first
    `--num_test` interpolate problems; its checkpoint is the next round's. Fine-tuning the current model, not a fit
@@ -78,11 +79,23 @@ IDENTITY = ("base", "num_demos", "format", "filter", "votes", "agree", "temperat
 
 
 # Filters ------------------------------------------------------------------------------------------------------
+def ends_at_its_answer(fmt, text: str) -> bool:
+    """Whether `text` stops with the claim it makes: without its last word (or line) it no longer claims the same
+    remainder. A trace that ran on past its answer (decoding hit its budget before the end of text) would teach the
+    model not to stop, however right its claim, so no filter keeps one. Format-free: it asks only `parse`."""
+    claim = fmt.parse(text)
+    body = text.rstrip()
+    return claim is not None and fmt.parse(body[: max(body.rfind(" "), body.rfind("\n")) + 1]) != claim
+
+
 def keeps(name: str, fmt, record: dict, agree: int = 0) -> bool:
     """Whether filter `name` keeps the trace of a test record (`predictions.jsonl`: question, dividend, divisor, the
     `generated` trace, its `parsed` remainder and, with votes, every sample's `votes`). `vote` keeps a claimed
-    remainder that at least `agree` of the samples claim (all of them with 0)."""
+    remainder that at least `agree` of the samples claim (all of them with 0). No filter keeps a trace that goes on
+    after its answer (`ends_at_its_answer`)."""
     problem = Problem(record["dividend"], record["divisor"], record["question"])
+    if name in FILTERS and not ends_at_its_answer(fmt, record["generated"]):
+        return False
     if name == "vote":
         votes = record.get("votes")
         if votes is None:

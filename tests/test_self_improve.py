@@ -70,6 +70,30 @@ def test_each_filter_keeps_or_drops_hand_made_traces():
     assert self_improve.keeps("vote", SUBROW, split, agree=2) and not self_improve.keeps("vote", SUBROW, split, agree=3)
 
 
+@pytest.mark.parametrize("name", ["subrow", "sub", "subcopy", "direct", "recchia-w", "recchia-ln+"])
+def test_no_filter_keeps_a_right_trace_that_runs_on_past_its_answer(name):
+    fmt = get_format(name)
+    right = fmt.render(PROBLEM)[1]
+    r = PROBLEM.remainder
+    after = {"another answer": right + right.rstrip("\n").split("\n")[-1] + "\n", "the trace again": right + right,
+             "a line of junk": right + "a9\n-00.00.00.\n"}
+    kept_whole = [f for f in self_improve.FILTERS if self_improve.keeps(f, fmt, record(PROBLEM, right, [r, r], fmt))]
+    assert kept_whole == [f for f in self_improve.FILTERS if f != "check" or name != "direct"]  # direct has no q
+    for case, text in after.items():
+        assert fmt.parse(text) == r, case  # each claims the right remainder first
+        kept = {f: self_improve.keeps(f, fmt, record(PROBLEM, text, [r, r], fmt)) for f in self_improve.FILTERS}
+        assert kept == dict.fromkeys(self_improve.FILTERS, False), (case, kept)
+
+
+def test_every_formats_right_traces_end_at_their_answer():
+    from longdiv.data.formats import format_names
+
+    problems = [*generate("train", 20, 3), Problem.from_numbers(10**19 + 7, 13), Problem.from_numbers(5, 7)]
+    for name in format_names():
+        fmt = get_format(name)
+        assert all(self_improve.ends_at_its_answer(fmt, fmt.render(p)[1]) for p in problems), name
+
+
 def test_vote_refuses_a_record_of_one_trace_and_an_unknown_filter_is_named():
     with pytest.raises(ValueError, match="decode with --votes 2 or more"):
         self_improve.keeps("vote", SUBROW, record(PROBLEM, right_trace()))
