@@ -76,6 +76,9 @@ DRAW = ("num_demos", "data_seed", "train_file", "train_split", "demo_choice", "l
 # What makes a run: a run folder made with other values is another run.
 IDENTITY = ("base", "num_demos", "format", "filter", "votes", "agree", "temperature", "schedule", "per_round",
             "start_digits", "step", "max_digits", "seed", "steps", "num_test", "config")
+# A round's fit may be one epoch or less once the kept traces outnumber its steps' examples: a checkpoint every this
+# many optimizer steps, not only at epoch ends, so that a stopped fit loses at most these.
+FIT_CHECKPOINT_EVERY = 25
 
 
 # Filters ------------------------------------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def label_noise(fmt, kept: list[dict]) -> dict:
 # Schedule -----------------------------------------------------------------------------------------------------
 def round_digits(plan: dict, k: int) -> list[int]:
     """The dividend lengths of round `k` of a `length` schedule: `step` lengths from `start_digits + (k-1) * step`,
-    none past `max_digits` (the last round's lengths repeat once it is reached)."""
+    none past `max_digits` (once the rounds reach it, `max_digits` alone)."""
     first = min(plan["start_digits"] + (k - 1) * plan["step"], plan["max_digits"])
     return list(range(first, min(first + plan["step"], plan["max_digits"] + 1)))
 
@@ -283,7 +286,7 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
                     *data_args(base),
                     f"--data.num_test={plan['num_test']}", f"--data.self_traces={traces}",
                     f"--trainer.max_steps={plan['steps']}", "--trainer.max_epochs=-1",
-                    f"--seed_everything={plan['seed']}",
+                    f"--seed_everything={plan['seed']}", f"--checkpoint_every_n_steps={FIT_CHECKPOINT_EVERY}",
                     f"--trainer.default_root_dir={fit}", start, *extra])
     decode = runs.tested(decoded)
     record = {"run": plan["name"], "round": k, "filter": plan["filter"], "schedule": plan["schedule"],

@@ -285,6 +285,7 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
     assert "--init_from=base/checkpoints/last.ckpt" in fit and "--data.num_demos=4" in fit
     assert "--data.train_file=null" in fit  # the base's demonstrations, not the paper's file of a recipe
     assert "--data.self_traces=runs/self_improve/tiny/round-1/traces.jsonl" in fit and "--trainer.max_steps=1" in fit
+    assert "--checkpoint_every_n_steps=25" in fit  # a fit of less than an epoch still saves as it goes
 
     round_1 = Path("runs/self_improve/tiny/round-1/fit/checkpoints/last.ckpt")
     assert round_1.is_file()
