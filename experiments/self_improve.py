@@ -42,15 +42,17 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
 `round.json` exists is skipped, and each step of an unfinished round resumes where it stopped (a fit from its last
 checkpoint), so a killed run continues when run again. `manifest.json` holds what makes the run (base, N, format,
 filter, schedule, seed, budgets): a run folder or round folder made with other settings is refused. `--rounds` may
-grow between invocations. `--benchmark` also tests every round's checkpoint (and the base's) on the length
-benchmark, into reports/length.json with N, filter and rounds. `--keep_checkpoints last` deletes a round's
-checkpoint (1.6 GB for SmolLM2) once the next round is done and benchmarked, so a run holds two at most; its rounds
-cannot then be tested again. Writes reports/self_improve.json: one record per
-(run, round), each naming N, the traces kept and the filter, so that no figure reads as "N demonstrations" alone.
+grow between invocations. `--benchmark` also tests every round's checkpoint (and the base's, once for every run
+from that base: `runs/length/self_improve/bases/`) on the length benchmark, into reports/length.json with N, filter
+and rounds. `--keep_checkpoints last` deletes a round's checkpoint (1.6 GB for SmolLM2) once the next round is done
+and benchmarked, so a run holds two at most; its rounds cannot then be tested again. Writes reports/self_improve.json:
+one record per (run, round), each naming N, the traces kept and the filter, so that no figure reads as "N
+demonstrations" alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -324,12 +326,22 @@ def run(plan: dict, extra: list[str]) -> list[dict]:
         done = runner.update_report(OUT, records[-1:], lambda r: (r["run"], r["round"]), question=QUESTION)
         plot(done, OUT.with_suffix(".png"))
         if plan["benchmark"]:
-            length.benchmark(record["checkpoint"], f"self_improve/{plan['name']}/round-{k}",
-                             plan["filter"] if k else None, k, extra)
+            length.benchmark(record["checkpoint"], benchmark_name(plan, k, extra), plan["filter"] if k else None, k,
+                             extra)
         if k > 1 and plan["keep_checkpoints"] == "last":  # the round before lives on in this one's weights
             for ckpt in (RUNS / plan["name"] / f"round-{k - 1}" / "fit" / "checkpoints").glob("*.ckpt"):
                 ckpt.unlink()
     return records
+
+
+def benchmark_name(plan: dict, k: int, extra: list[str]) -> str:
+    """Where round `k`'s length benchmark goes (`runs/length/<name>/`, and its rows' name): the base's, round 0, is
+    shared by every run from the same base checkpoint and test settings (`extra`), so a second run reads the first's
+    rather than decoding the benchmark's 800 long problems again."""
+    if k:
+        return f"self_improve/{plan['name']}/round-{k}"
+    settings = f"-{hashlib.sha256(' '.join(extra).encode()).hexdigest()[:8]}" if extra else ""
+    return f"self_improve/bases/{Path(plan['base']).resolve().parent.parent.name}{settings}"
 
 
 def plot(records: list[dict], path: Path) -> None:

@@ -362,6 +362,19 @@ def test_a_unanimous_vote_draws_its_other_samples_only_where_the_first_two_agree
     assert not self_improve.staged({"filter": "vote", "agree": 0, "votes": 3})  # one more sample would be greedy
 
 
+def test_runs_from_one_base_share_its_length_benchmark_and_each_round_has_its_own():
+    check = {"name": "length-check", "base": "runs/formats/smollm2-subrow-n200-s0-epochs12/checkpoints/last.ckpt"}
+    vote = {**check, "name": "length-vote"}
+    assert self_improve.benchmark_name(check, 0, []) == self_improve.benchmark_name(vote, 0, []) == (
+        "self_improve/bases/smollm2-subrow-n200-s0-epochs12")
+    assert self_improve.benchmark_name(check, 1, []) == "self_improve/length-check/round-1"
+    assert self_improve.benchmark_name(vote, 1, []) == "self_improve/length-vote/round-1"
+    # other test settings, another benchmark of the base
+    other = self_improve.benchmark_name(check, 0, ["--model.precision=fp32"])
+    assert other.startswith("self_improve/bases/smollm2-subrow-n200-s0-epochs12-") and other != (
+        self_improve.benchmark_name(check, 0, ["--model.precision=bf16"]))
+
+
 def test_the_plots_draw_each_run_by_round_and_each_round_by_length_with_its_interval(tmp_path, monkeypatch):
     import matplotlib.axes
 
