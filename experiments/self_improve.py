@@ -38,7 +38,8 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
    the filter never sees: kept traces whose remainder is wrong (the truth from the problem), with the first wrong
    step the format's verifier finds in each, and kept traces whose remainder is right but a step is wrong.
 
-`round-0/` holds the base checkpoint's own test on the same interpolate problems, the baseline. A round whose
+Round 0, the baseline, is the base checkpoint's test on the same interpolate problems, in `bases/` (one for all the
+runs from that base with the same `--num_test`). A round whose
 `round.json` exists is skipped, and each step of an unfinished round resumes where it stopped (a fit from its last
 checkpoint), so a killed run continues when run again. `manifest.json` holds what makes the run (base, N, format,
 filter, schedule, seed, budgets): a run folder or round folder made with other settings is refused. `--rounds` may
@@ -52,7 +53,6 @@ demonstrations" alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -158,6 +158,8 @@ def check_window(plan: dict, base: dict, held: set[tuple[int, int]]) -> int:
 
     last = plan["rounds"] if plan["schedule"] == "length" else None
     problems = [p for k in ([last] if last else range(1, plan["rounds"] + 1)) for p in draw(plan, k, held)]
+    if not problems:  # no round: the baseline alone
+        return 0
     model = base["config"]["model"]
     data = DivisionData(format=plan["format"], tokenizer_name=identity.tokenizer_name(model["model"],
                                                                                      model.get("tokenizer")))
@@ -210,9 +212,19 @@ def data_args(base: dict) -> list[str]:
             for key, value in ((key, data.get(key)) for key in DRAW)]
 
 
+def base_key(plan: dict) -> str:
+    """What the tests of the base that runs share are named by: the base checkpoint's run folder. Like a run's own
+    rounds, they are not told apart by the extra arguments after `--` (a run's test settings are its recipe's)."""
+    return Path(plan["base"]).resolve().parent.parent.name
+
+
 def baseline(plan: dict, base: dict, extra: list[str]) -> dict:
-    """Round 0: the base checkpoint tested on the rounds' interpolate problems."""
+    """Round 0: the base checkpoint tested on the rounds' interpolate problems, in `runs/self_improve/bases/`, shared
+    by every run from that base with the same `--num_test` (a run that tested it in its own `round-0/` before keeps
+    that)."""
     path = RUNS / plan["name"] / "round-0"
+    if runs.tested(path) is None:
+        path = RUNS / "bases" / f"{base_key(plan)}-t{plan['num_test']}"
     if runs.tested(path) is None:
         runner.cli(["test", f"--ckpt_path={plan['base']}", f"--data.num_test={plan['num_test']}",
                     f"--data.data_seed={base['config']['data']['data_seed']}", f"--trainer.default_root_dir={path}",
@@ -326,22 +338,18 @@ def run(plan: dict, extra: list[str]) -> list[dict]:
         done = runner.update_report(OUT, records[-1:], lambda r: (r["run"], r["round"]), question=QUESTION)
         plot(done, OUT.with_suffix(".png"))
         if plan["benchmark"]:
-            length.benchmark(record["checkpoint"], benchmark_name(plan, k, extra), plan["filter"] if k else None, k,
-                             extra)
+            length.benchmark(record["checkpoint"], benchmark_name(plan, k), plan["filter"] if k else None, k, extra)
         if k > 1 and plan["keep_checkpoints"] == "last":  # the round before lives on in this one's weights
             for ckpt in (RUNS / plan["name"] / f"round-{k - 1}" / "fit" / "checkpoints").glob("*.ckpt"):
                 ckpt.unlink()
     return records
 
 
-def benchmark_name(plan: dict, k: int, extra: list[str]) -> str:
+def benchmark_name(plan: dict, k: int) -> str:
     """Where round `k`'s length benchmark goes (`runs/length/<name>/`, and its rows' name): the base's, round 0, is
-    shared by every run from the same base checkpoint and test settings (`extra`), so a second run reads the first's
-    rather than decoding the benchmark's 800 long problems again."""
-    if k:
-        return f"self_improve/{plan['name']}/round-{k}"
-    settings = f"-{hashlib.sha256(' '.join(extra).encode()).hexdigest()[:8]}" if extra else ""
-    return f"self_improve/bases/{Path(plan['base']).resolve().parent.parent.name}{settings}"
+    shared by every run from the same base checkpoint, so a second run reads the first's rather than decoding the
+    benchmark's 800 long problems again."""
+    return f"self_improve/{plan['name']}/round-{k}" if k else f"self_improve/bases/{base_key(plan)}"
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -396,7 +404,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.filter == "vote" and (votes < 2 or not 0 <= args.agree <= votes):
         parser.error(f"--filter vote with --votes {votes} and --agree {args.agree}: need 2 or more votes and an "
                      "agreement between 1 and the votes (0: all)")
-    plan["rounds"] = args.rounds or (rounds_to_reach(plan) if args.schedule == "length" else 3)
+    plan["rounds"] = args.rounds if args.rounds is not None else (
+        rounds_to_reach(plan) if args.schedule == "length" else 3)  # 0: the baseline alone
     if args.schedule == "same":
         plan |= {"start_digits": None, "step": None, "max_digits": None}
     records = run(plan, extra)

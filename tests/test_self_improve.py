@@ -269,7 +269,7 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
         # Fixed figures for the base and each round's test (a tiny model's are ~0): round 1 falls below the base's
         # interval, round 2 does not.
         figures = {"round-0": (0.9, 0.5, 0.98), "round-1": (0.25, 0.1, 0.5), "round-2": (0.75, 0.4, 0.9)}
-        name = root.name if root.name == "round-0" else root.parent.name if root.name == "fit" else None
+        name = "round-0" if root.parent.name == "bases" else root.parent.name if root.name == "fit" else None
         if name in figures:
             test = json.loads((root / "run.json").read_text())
             test |= dict(zip(("accuracy", "wilson_low", "wilson_high"), figures[name]))
@@ -279,8 +279,9 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
     argv = ["--base", "base/checkpoints/last.ckpt", "--name", "tiny", "--filter", "check", "--per_round", "4",
             "--steps", "1", "--num_test", "2", "--config", TINY]
     self_improve.main([*argv, "--rounds", "1", "--", *QUIET])
-    assert [(c[0], Path(runner_dir(c)).relative_to("runs/self_improve/tiny").as_posix()) for c in calls] == [
-        ("test", "round-0"), ("test", "round-1/decode"), ("fit", "round-1/fit")]
+    base_test = "bases/base-t2"  # the base's test, shared by the runs from it
+    assert [(c[0], Path(runner_dir(c)).relative_to("runs/self_improve").as_posix()) for c in calls] == [
+        ("test", base_test), ("test", "tiny/round-1/decode"), ("fit", "tiny/round-1/fit")]
     fit = calls[2]
     assert "--init_from=base/checkpoints/last.ckpt" in fit and "--data.num_demos=4" in fit
     assert "--data.train_file=null" in fit  # the base's demonstrations, not the paper's file of a recipe
@@ -320,6 +321,10 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
     with pytest.raises(ValueError, match=r"round-2: made by another run \(.*seed 1 there, 0 here"):
         self_improve.main([*argv, "--rounds", "2"])
     assert calls == []
+    done.write_text(json.dumps(made))
+    # another run from the same base reads the base's test rather than running it again
+    other = self_improve.main([*argv, "--name", "tiny-verify", "--filter", "verify", "--rounds", "0", "--", *QUIET])
+    assert calls == [] and other[0]["accuracy"] == 0.9 and other[0]["run_dir"] == f"runs/self_improve/{base_test}"
 
 
 def runner_dir(args: list[str]) -> str:
@@ -365,14 +370,10 @@ def test_a_unanimous_vote_draws_its_other_samples_only_where_the_first_two_agree
 def test_runs_from_one_base_share_its_length_benchmark_and_each_round_has_its_own():
     check = {"name": "length-check", "base": "runs/formats/smollm2-subrow-n200-s0-epochs12/checkpoints/last.ckpt"}
     vote = {**check, "name": "length-vote"}
-    assert self_improve.benchmark_name(check, 0, []) == self_improve.benchmark_name(vote, 0, []) == (
+    assert self_improve.benchmark_name(check, 0) == self_improve.benchmark_name(vote, 0) == (
         "self_improve/bases/smollm2-subrow-n200-s0-epochs12")
-    assert self_improve.benchmark_name(check, 1, []) == "self_improve/length-check/round-1"
-    assert self_improve.benchmark_name(vote, 1, []) == "self_improve/length-vote/round-1"
-    # other test settings, another benchmark of the base
-    other = self_improve.benchmark_name(check, 0, ["--model.precision=fp32"])
-    assert other.startswith("self_improve/bases/smollm2-subrow-n200-s0-epochs12-") and other != (
-        self_improve.benchmark_name(check, 0, ["--model.precision=bf16"]))
+    assert self_improve.benchmark_name(check, 1) == "self_improve/length-check/round-1"
+    assert self_improve.benchmark_name(vote, 1) == "self_improve/length-vote/round-1"
 
 
 def test_the_plots_draw_each_run_by_round_and_each_round_by_length_with_its_interval(tmp_path, monkeypatch):
