@@ -15,7 +15,8 @@ Round k (from 1) of the run NAME lives in `runs/self_improve/NAME/round-<k>/`:
    longer each round, from `--start_digits` (the paper's training dividends have at most 8) up to `--max_digits`
    and staying there, each with a divisor of the interpolate split (`longdiv.data.problems.with_dividend_digits`).
    Each round draws from a seed of its own, and no problem of the length benchmark (experiments.length) is drawn.
-2. `decode/`: the current checkpoint tested on them (`python -m longdiv test`): one greedy trace each, or with
+2. `decode/`: the current checkpoint tested on them (`python -m longdiv test`; round 1's, the base's, in `bases/`,
+   shared by the runs from that base that decode the same problems alike): one greedy trace each, or with
    `vote` `--votes` traces sampled at `--temperature`. A vote that must be unanimous (the default) among 4 or more
    samples is drawn in two stages: 2 samples of every problem in `decode/`, then the other votes only for the
    problems whose 2 agree (`agreed.txt`, decoded into `decode-more/` with other sampling seeds); a problem whose
@@ -53,6 +54,7 @@ demonstrations" alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -278,8 +280,14 @@ def one_round(plan: dict, base: dict, k: int, fmt, held: set[tuple[int, int]], e
     problems = path / "problems.txt"
     if not problems.is_file():
         length.write_problems(draw(plan, k, held), problems)
-    decoded = path / "decode"
     first = FIRST_VOTES if staged(plan) else plan["votes"]
+    decoded = path / "decode"
+    if k == 1 and runs.tested(decoded) is None:
+        # the base on these problems with these settings: the same decode for every run from that base (check and
+        # verify, greedy, decode alike), so a second run reads the first's
+        made_of = [problems.read_text(), str(first), str(plan["temperature"]), *extra]
+        digest = hashlib.sha256("\n".join(made_of).encode()).hexdigest()[:12]
+        decoded = RUNS / "bases" / f"{base_key(plan)}-r1-{digest}" / "decode"
     if runs.tested(decoded) is None:
         runner.cli(["test", f"--ckpt_path={current}", f"--data.test_file={problems}", f"--model.votes={first}",
                     f"--model.temperature={plan['temperature']}", f"--trainer.default_root_dir={decoded}", *extra])

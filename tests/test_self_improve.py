@@ -2,6 +2,7 @@
 one-line errors, and the length benchmark's fixed sets."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -280,8 +281,10 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
             "--steps", "1", "--num_test", "2", "--config", TINY]
     self_improve.main([*argv, "--rounds", "1", "--", *QUIET])
     base_test = "bases/base-t2"  # the base's test, shared by the runs from it
-    assert [(c[0], Path(runner_dir(c)).relative_to("runs/self_improve").as_posix()) for c in calls] == [
-        ("test", base_test), ("test", "tiny/round-1/decode"), ("fit", "tiny/round-1/fit")]
+    made = [(c[0], Path(runner_dir(c)).relative_to("runs/self_improve").as_posix()) for c in calls]
+    # the base's test and its decode of round 1's problems are shared by the runs from it; the fit is the run's own
+    assert made[0] == ("test", base_test) and made[2] == ("fit", "tiny/round-1/fit") and len(made) == 3
+    assert re.fullmatch(r"bases/base-r1-[0-9a-f]{12}/decode", made[1][1]) and made[1][0] == "test"
     fit = calls[2]
     assert "--init_from=base/checkpoints/last.ckpt" in fit and "--data.num_demos=4" in fit
     assert "--data.train_file=null" in fit  # the base's demonstrations, not the paper's file of a recipe
@@ -322,9 +325,12 @@ def test_two_rounds_end_to_end_resume_and_refuse_another_runs_folders(tmp_path, 
         self_improve.main([*argv, "--rounds", "2"])
     assert calls == []
     done.write_text(json.dumps(made))
-    # another run from the same base reads the base's test rather than running it again
-    other = self_improve.main([*argv, "--name", "tiny-verify", "--filter", "verify", "--rounds", "0", "--", *QUIET])
-    assert calls == [] and other[0]["accuracy"] == 0.9 and other[0]["run_dir"] == f"runs/self_improve/{base_test}"
+    # another run from the same base reads the base's test and its round-1 decode rather than making them again
+    other = self_improve.main([*argv, "--name", "tiny-verify", "--filter", "verify", "--rounds", "1", "--", *QUIET])
+    assert [(c[0], Path(runner_dir(c)).relative_to("runs/self_improve").as_posix()) for c in calls] == [
+        ("fit", "tiny-verify/round-1/fit")]
+    assert other[0]["accuracy"] == 0.9 and other[0]["run_dir"] == f"runs/self_improve/{base_test}"
+    assert other[1]["kept"] == 1  # verify keeps the right trace of the two the shared decode holds; check kept both
 
 
 def runner_dir(args: list[str]) -> str:
