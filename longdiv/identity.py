@@ -189,7 +189,6 @@ def from_checkpoint(sub: str, config: Namespace, parse: Callable[[Namespace], Na
             rank_zero_warn(f"ckpt_path 'last': no checkpoint at {path} yet; the run starts from step 0")
             cfg.ckpt_path = None
             return config, None, []
-        cfg.ckpt_path = path
     if path and Path(path).is_dir():
         inside = Path(path) / "checkpoints" / "last.ckpt"
         fix = (f"pass its checkpoint, {inside}" if inside.is_file() else "pass a checkpoint file "

@@ -141,10 +141,10 @@ def test_a_run_begun_with_init_from_resumes_by_the_command_its_interruption_prin
     # its config.yaml names the checkpoint it began from, which --ckpt_path may not be given with
     with pytest.raises(ValueError, match="init_from .* it starts a new fit from a checkpoint's weights"):
         main(["fit", "--config", str(config), "--ckpt_path", str(ckpt)])
-    suffix = RunRecord(config=record_of(run)["config"])._no_init()  # what the Ctrl-C and test hints add
-    assert suffix == " --init_from null" and RunRecord(config={"init_from": None})._no_init() == ""
-    resumed = main(["fit", "--config", str(config), "--ckpt_path", str(ckpt), *suffix.split(),
-                    "--trainer.max_epochs=2"])
+    command = RunRecord(config=record_of(run)["config"])._resume(run).split()  # what Ctrl-C and the test hint say
+    assert command[:3] == ["python", "-m", "longdiv"] and command[-2:] == ["--init_from", "null"]
+    assert RunRecord(config={"init_from": None})._resume(run).endswith(str(ckpt))
+    resumed = main([*command[3:], "--trainer.max_epochs=2"])
     segments = record_of(resumed)["segments"]
     assert resumed == run and [(s["from_step"], s["to_step"]) for s in segments] == [(0, 2), (2, 4)]
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = re.compile(r"reports/[A-Za-z0-9_./*-]*[A-Za-z0-9_*/]")
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def test_every_report_the_docs_name_exists():
     missing, checked = [], 0
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in DOCS:
         for number, line in enumerate(doc.read_text().splitlines(), start=1):
             if "not run yet" in line:
                 continue
@@ -41,7 +42,7 @@ def test_every_script_command_the_docs_give_names_a_live_module_and_its_options(
     retired = set(re.findall(r"(?<!lives on in )`((?:experiments|benchmarks)\.\w+)`", retired_text))
     command = re.compile(r"python -m ((?:experiments|benchmarks)\.\w+)([^`#]*)")
     problems, seen = [], set()
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in DOCS:
         # a command continued on the next line (a trailing backslash) is read whole, at its first line's number
         lines: list[tuple[int, str]] = []
         for number, line in enumerate(doc.read_text().splitlines(), start=1):
@@ -85,7 +86,7 @@ def test_every_cli_option_and_config_the_docs_give_exists():
     params = {group: set(inspect.signature(cls.__init__).parameters)
               for group, cls in (("data", DivisionData), ("model", DivisionLM), ("trainer", L.Trainer))}
     problems, checked = [], 0
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in DOCS:
         for number, line in enumerate(doc.read_text().splitlines(), start=1):
             for group, name in re.findall(r"--(data|model|trainer)\.([a-z][a-z0-9_]*)", line):
                 checked += 1

@@ -151,10 +151,11 @@ class RunRecord(L.Callback):
     def _peak(self) -> float:
         return max(self._peak_before, peak_rss_gb())
 
-    def _no_init(self) -> str:
-        """What a resume command adds for a run begun with --init_from (its config.yaml names that checkpoint, and
-        --ckpt_path resumes the run's own)."""
-        return " --init_from null" if self.config.get("init_from") else ""
+    def _resume(self, folder: Path) -> str:
+        """The command that resumes the fit in `folder` from its last checkpoint; a run begun with --init_from adds
+        `--init_from null` (its config.yaml names that checkpoint, and --ckpt_path resumes the run's own)."""
+        return (f"python -m longdiv fit --config {folder / 'config.yaml'} --ckpt_path "
+                f"{folder / 'checkpoints' / 'last.ckpt'}{' --init_from null' if self.config.get('init_from') else ''}")
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = time.perf_counter()
@@ -213,11 +214,11 @@ class RunRecord(L.Callback):
             if stopped and trainer.is_global_zero:
                 folder = self._folder(trainer)
                 # a fit's own test goes on when the fit is resumed (it has nothing left to train, then tests)
-                again = (f"fit --config {folder / 'config.yaml'} --ckpt_path {folder / 'checkpoints' / 'last.ckpt'}"
-                         f"{self._no_init()}" if self._fitted else f"test --config {folder / 'config.yaml'}")
+                again = (self._resume(folder) if self._fitted
+                         else f"python -m longdiv test --config {folder / 'config.yaml'}")
                 print(f"test interrupted after {len(pl_module.records)} of "
                       f"{len(trainer.datamodule.eval_examples['test'])} "
-                      f"problems; continue it with: python -m longdiv {again}", file=sys.stderr, flush=True)
+                      f"problems; continue it with: {again}", file=sys.stderr, flush=True)
         if not stopped or trainer.state.fn != "fit" or self._segment is None:
             return
         self._update_segment()
@@ -227,8 +228,7 @@ class RunRecord(L.Callback):
         if trainer.is_global_zero:
             folder = self._folder(trainer)
             print(f"interrupted at optimizer step {trainer.global_step}; resume from its last checkpoint with: "
-                  f"python -m longdiv fit --config {folder / 'config.yaml'} --ckpt_path "
-                  f"{folder / 'checkpoints' / 'last.ckpt'}{self._no_init()}", file=sys.stderr, flush=True)
+                  f"{self._resume(folder)}", file=sys.stderr, flush=True)
 
     def on_test_start(self, trainer, pl_module):
         """Reads back what an interrupted test of the same weights, problems and settings in this folder decoded
